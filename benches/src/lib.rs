@@ -1,0 +1,1 @@
+//! Packet builders and an allocation counter shared by the FlowLens benchmarks.

@@ -1,0 +1,1 @@
+//! The FlowLens web UI (Leptos, CSR, wasm32). It grows with the single-node issue's API.

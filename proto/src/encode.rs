@@ -72,11 +72,17 @@ impl Writer {
 
 /// Builds a NetFlow v5 datagram. `records` are written as given (no sampling division); times
 /// are converted back to uptime against `sys_uptime` and `export_ms`.
-pub fn netflow_v5(export_ms: u64, sys_uptime: u32, sequence: u32, records: &[FlowRecord]) -> Vec<u8> {
+pub fn netflow_v5(
+    export_ms: u64,
+    sys_uptime: u32,
+    sequence: u32,
+    records: &[FlowRecord],
+) -> Vec<u8> {
     let mut w = Writer::new();
     let to_uptime = |t: u64| sys_uptime.wrapping_sub(export_ms.saturating_sub(t) as u32);
     w.u16(5).u16(records.len() as u16).u32(sys_uptime);
-    w.u32((export_ms / 1000) as u32).u32(((export_ms % 1000) * 1_000_000) as u32);
+    w.u32((export_ms / 1000) as u32)
+        .u32(((export_ms % 1000) * 1_000_000) as u32);
     w.u32(sequence).u8(0).u8(0).u16(0);
     for r in records {
         let v4 = |a: IpAddr| match a {
@@ -88,8 +94,17 @@ pub fn netflow_v5(export_ms: u64, sys_uptime: u32, sequence: u32, records: &[Flo
         w.u16(r.in_if as u16).u16(r.out_if as u16);
         w.u32(r.packets as u32).u32(r.bytes as u32);
         w.u32(to_uptime(r.first_ms)).u32(to_uptime(r.last_ms));
-        w.u16(r.src_port).u16(r.dst_port).u8(0).u8(r.tcp_flags).u8(r.protocol).u8(r.tos);
-        w.u16(r.src_as as u16).u16(r.dst_as as u16).u8(0).u8(0).u16(0);
+        w.u16(r.src_port)
+            .u16(r.dst_port)
+            .u8(0)
+            .u8(r.tcp_flags)
+            .u8(r.protocol)
+            .u8(r.tos);
+        w.u16(r.src_as as u16)
+            .u16(r.dst_as as u16)
+            .u8(0)
+            .u8(0)
+            .u16(0);
     }
     w.into_bytes()
 }
@@ -97,16 +112,44 @@ pub fn netflow_v5(export_ms: u64, sys_uptime: u32, sequence: u32, records: &[Flo
 /// The template `flowlens simulate` and the benches export for IPv4 flows: the fields of a
 /// NetFlow v5 record, with absolute millisecond times (IE 152/153).
 pub fn standard_ipv4_template() -> Vec<FieldSpec> {
-    [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (5, 1), (1, 8), (2, 8), (10, 4), (14, 4), (16, 4), (17, 4), (15, 4), (152, 8), (153, 8)]
-        .iter()
-        .map(|&(id, len)| FieldSpec { id, enterprise: 0, len })
-        .collect()
+    [
+        (8, 4),
+        (12, 4),
+        (7, 2),
+        (11, 2),
+        (4, 1),
+        (6, 1),
+        (5, 1),
+        (1, 8),
+        (2, 8),
+        (10, 4),
+        (14, 4),
+        (16, 4),
+        (17, 4),
+        (15, 4),
+        (152, 8),
+        (153, 8),
+    ]
+    .iter()
+    .map(|&(id, len)| FieldSpec {
+        id,
+        enterprise: 0,
+        len,
+    })
+    .collect()
 }
 
 /// Writes one record in [`standard_ipv4_template`] layout.
 pub fn standard_ipv4_record(w: &mut Writer, r: &FlowRecord) {
-    w.ip(r.src_addr).ip(r.dst_addr).u16(r.src_port).u16(r.dst_port);
-    w.u8(r.protocol).u8(r.tcp_flags).u8(r.tos).u64(r.bytes).u64(r.packets);
+    w.ip(r.src_addr)
+        .ip(r.dst_addr)
+        .u16(r.src_port)
+        .u16(r.dst_port);
+    w.u8(r.protocol)
+        .u8(r.tcp_flags)
+        .u8(r.tos)
+        .u64(r.bytes)
+        .u64(r.packets);
     w.u32(r.in_if).u32(r.out_if).u32(r.src_as).u32(r.dst_as);
     match r.next_hop {
         Some(IpAddr::V4(a)) => w.bytes(&a.octets()),
@@ -181,7 +224,12 @@ impl V9Packet {
     /// Starts a packet; `count` is written as given (exporters get it wrong, so can tests).
     pub fn new(count: u16, sys_uptime: u32, unix_secs: u32, sequence: u32, source_id: u32) -> Self {
         let mut w = Writer::new();
-        w.u16(9).u16(count).u32(sys_uptime).u32(unix_secs).u32(sequence).u32(source_id);
+        w.u16(9)
+            .u16(count)
+            .u32(sys_uptime)
+            .u32(unix_secs)
+            .u32(sequence)
+            .u32(source_id);
         V9Packet { w, set_start: None }
     }
     /// Opens a flowset with the given id (closing any open one).
@@ -206,8 +254,16 @@ impl V9Packet {
         self
     }
     /// Appends an options template record to an open options flowset (id 1).
-    pub fn options_template(&mut self, id: u16, scope: &[(u16, u16)], options: &[(u16, u16)]) -> &mut Self {
-        self.w.u16(id).u16((scope.len() * 4) as u16).u16((options.len() * 4) as u16);
+    pub fn options_template(
+        &mut self,
+        id: u16,
+        scope: &[(u16, u16)],
+        options: &[(u16, u16)],
+    ) -> &mut Self {
+        self.w
+            .u16(id)
+            .u16((scope.len() * 4) as u16)
+            .u16((options.len() * 4) as u16);
         for (t, l) in scope.iter().chain(options) {
             self.w.u16(*t).u16(*l);
         }
@@ -225,20 +281,45 @@ impl V9Packet {
 }
 
 /// Builds an sFlow v5 datagram header for `n_samples` samples from an IPv4 or IPv6 agent.
-pub fn sflow_header(w: &mut Writer, agent: IpAddr, sub_agent: u32, sequence: u32, uptime: u32, n_samples: u32) {
+pub fn sflow_header(
+    w: &mut Writer,
+    agent: IpAddr,
+    sub_agent: u32,
+    sequence: u32,
+    uptime: u32,
+    n_samples: u32,
+) {
     w.u32(5).u32(if agent.is_ipv4() { 1 } else { 2 }).ip(agent);
     w.u32(sub_agent).u32(sequence).u32(uptime).u32(n_samples);
 }
 
 /// Appends an sFlow compact flow sample holding one raw Ethernet header record.
-pub fn sflow_raw_header_sample(w: &mut Writer, rate: u32, in_if: u32, out_if: u32, frame_len: u32, header: &[u8]) {
+pub fn sflow_raw_header_sample(
+    w: &mut Writer,
+    rate: u32,
+    in_if: u32,
+    out_if: u32,
+    frame_len: u32,
+    header: &[u8],
+) {
     let pad = (4 - header.len() % 4) % 4;
     let record_len = 16 + header.len() + pad;
     let sample_len = 32 + 8 + record_len;
     w.u32(1).u32(sample_len as u32);
-    w.u32(1).u32(in_if).u32(rate).u32(0).u32(0).u32(in_if).u32(out_if).u32(1);
+    w.u32(1)
+        .u32(in_if)
+        .u32(rate)
+        .u32(0)
+        .u32(0)
+        .u32(in_if)
+        .u32(out_if)
+        .u32(1);
     w.u32(1).u32(record_len as u32);
-    w.u32(1).u32(frame_len).u32(4).u32(header.len() as u32).bytes(header);
+    w.u32(1)
+        .u32(frame_len)
+        .u32(4)
+        .u32(header.len() as u32)
+        .bytes(header);
     for _ in 0..pad {
         w.u8(0);
     }

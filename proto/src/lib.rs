@@ -1,6 +1,11 @@
 //! FlowLens wire formats: flow decoders, the unified [`FlowRecord`], and (later) change events
 //! and API types. Pure and I/O-free: no sockets, no clocks, no globals.
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod decode;
 pub mod encode;

@@ -188,7 +188,10 @@ mod tests {
 
     #[test]
     fn dscp_is_the_upper_six_bits_of_tos() {
-        let r = FlowRecord { tos: 0xb8, ..FlowRecord::default() };
+        let r = FlowRecord {
+            tos: 0xb8,
+            ..FlowRecord::default()
+        };
         assert_eq!(r.dscp(), 46);
     }
 }

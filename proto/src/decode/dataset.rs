@@ -18,7 +18,11 @@ pub(crate) struct SetOrigin<'c> {
 }
 
 /// Reads one record's fields through `template` into `fields`.
-fn read_record(r: &mut Reader<'_>, template: &Template, fields: &mut RecordFields) -> Result<(), DecodeError> {
+fn read_record(
+    r: &mut Reader<'_>,
+    template: &Template,
+    fields: &mut RecordFields,
+) -> Result<(), DecodeError> {
     for (spec, kind) in template.compiled() {
         let len = if spec.len == VARIABLE_LENGTH {
             match r.u8("variable length")? {
@@ -55,14 +59,21 @@ pub(crate) fn decode_data_set<S: FlowSink>(
     let scope = &origin.scope;
     let mut facts = OptionsFacts::default();
     {
-        let Some(state) = cache.scope(scope) else { return false };
-        let Some(template) = state.templates.get(&template_id) else { return false };
+        let Some(state) = cache.scope(scope) else {
+            return false;
+        };
+        let Some(template) = state.templates.get(&template_id) else {
+            return false;
+        };
         let min = template.min_record_len();
         if min == 0 {
             report.skipped.add(SkipReason::MalformedTemplate);
             return true;
         }
-        let base = TimeBase { system_init_ms: state.system_init_ms, ..origin.base };
+        let base = TimeBase {
+            system_init_ms: state.system_init_ms,
+            ..origin.base
+        };
         while body.remaining() >= min {
             let mut fields = RecordFields::default();
             if read_record(&mut body, template, &mut fields).is_err() {
@@ -198,9 +209,19 @@ pub(crate) fn release_pending<S: FlowSink>(
     report: &mut PacketReport,
 ) {
     for set in cache.take_pending(&origin.scope, template_id) {
-        let base =
-            TimeBase { export_ms: set.export_ms, sys_uptime: set.sys_uptime, system_init_ms: None };
+        let base = TimeBase {
+            export_ms: set.export_ms,
+            sys_uptime: set.sys_uptime,
+            system_init_ms: None,
+        };
         let origin = SetOrigin { base, ..*origin };
-        decode_data_set(cache, &origin, template_id, Reader::new(&set.data), sink, report);
+        decode_data_set(
+            cache,
+            &origin,
+            template_id,
+            Reader::new(&set.data),
+            sink,
+            report,
+        );
     }
 }

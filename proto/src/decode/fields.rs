@@ -334,8 +334,12 @@ pub struct RecordFields {
 
 fn addr(bytes: &[u8]) -> Option<IpAddr> {
     match bytes.len() {
-        4 => <[u8; 4]>::try_from(bytes).ok().map(|a| IpAddr::V4(Ipv4Addr::from(a))),
-        16 => <[u8; 16]>::try_from(bytes).ok().map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+        4 => <[u8; 4]>::try_from(bytes)
+            .ok()
+            .map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        16 => <[u8; 16]>::try_from(bytes)
+            .ok()
+            .map(|a| IpAddr::V6(Ipv6Addr::from(a))),
         _ => None,
     }
 }
@@ -404,7 +408,11 @@ impl RecordFields {
             OutIf => f.out_if = be_uint(v) as u32,
             SrcAs => f.src_as = be_uint(v) as u32,
             DstAs => f.dst_as = be_uint(v) as u32,
-            Vlan => f.vlan = Some(be_uint(v) as u16 & 0x0fff).filter(|v| *v != 0).or(f.vlan),
+            Vlan => {
+                f.vlan = Some(be_uint(v) as u16 & 0x0fff)
+                    .filter(|v| *v != 0)
+                    .or(f.vlan)
+            }
             StartUptime => self.start = raw_time(TimeForm::Uptime, v),
             EndUptime => self.end = raw_time(TimeForm::Uptime, v),
             StartSecs => self.start = raw_time(TimeForm::Secs, v),
@@ -454,7 +462,10 @@ impl RecordFields {
     /// Resolves first/last times against the clock, filling a missing end from the start plus
     /// duration (and vice versa); with no times at all the export time stands for both.
     pub fn resolve_times(&self, base: &TimeBase) -> (u64, u64) {
-        let base = TimeBase { system_init_ms: self.system_init_ms.or(base.system_init_ms), ..*base };
+        let base = TimeBase {
+            system_init_ms: self.system_init_ms.or(base.system_init_ms),
+            ..*base
+        };
         let start = base.resolve(self.start);
         let end = base.resolve(self.end);
         let dur = self.duration_ms;
@@ -468,7 +479,10 @@ impl RecordFields {
 
     /// Resolves the reverse direction's times, defaulting to the forward ones.
     pub fn resolve_reverse_times(&self, base: &TimeBase, forward: (u64, u64)) -> (u64, u64) {
-        let base = TimeBase { system_init_ms: self.system_init_ms.or(base.system_init_ms), ..*base };
+        let base = TimeBase {
+            system_init_ms: self.system_init_ms.or(base.system_init_ms),
+            ..*base
+        };
         let start = base.resolve(self.rev_start).unwrap_or(forward.0);
         let end = base.resolve(self.rev_end).unwrap_or(forward.1);
         (start, end)
@@ -491,21 +505,44 @@ mod tests {
 
     #[test]
     fn addresses_of_the_wrong_length_are_ignored() {
-        let spec = FieldSpec { id: 8, enterprise: 0, len: 16 };
+        let spec = FieldSpec {
+            id: 8,
+            enterprise: 0,
+            len: 16,
+        };
         assert_eq!(classify(spec), FieldKind::Ignored);
-        let spec = FieldSpec { id: 27, enterprise: 0, len: 16 };
+        let spec = FieldSpec {
+            id: 27,
+            enterprise: 0,
+            len: 16,
+        };
         assert_eq!(classify(spec), FieldKind::SrcAddr);
-        let spec = FieldSpec { id: 1, enterprise: 0, len: 9 };
+        let spec = FieldSpec {
+            id: 1,
+            enterprise: 0,
+            len: 9,
+        };
         assert_eq!(classify(spec), FieldKind::Ignored);
     }
 
     #[test]
     fn sampling_rate_from_interval_space_and_population() {
-        let mut f = RecordFields { sampling_interval: Some(1), sampling_space: Some(99), ..Default::default() };
+        let mut f = RecordFields {
+            sampling_interval: Some(1),
+            sampling_space: Some(99),
+            ..Default::default()
+        };
         assert_eq!(f.sampling_rate(), Some(100));
-        f = RecordFields { sampling_interval: Some(2), sampling_population: Some(2000), ..Default::default() };
+        f = RecordFields {
+            sampling_interval: Some(2),
+            sampling_population: Some(2000),
+            ..Default::default()
+        };
         assert_eq!(f.sampling_rate(), Some(1000));
-        f = RecordFields { sampling_interval: Some(0), ..Default::default() };
+        f = RecordFields {
+            sampling_interval: Some(0),
+            ..Default::default()
+        };
         assert_eq!(f.sampling_rate(), None);
     }
 }

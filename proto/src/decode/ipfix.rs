@@ -30,11 +30,16 @@ pub fn decode<S: FlowSink>(
     let mut head = Reader::new(packet);
     let version = head.u16("version")?;
     if version != 10 {
-        return Err(DecodeError::UnsupportedVersion { version: u32::from(version) });
+        return Err(DecodeError::UnsupportedVersion {
+            version: u32::from(version),
+        });
     }
     let length = usize::from(head.u16("message length")?);
     if length < HEADER_LEN || length > packet.len() {
-        return Err(DecodeError::BadHeader { field: "message length", value: length as u64 });
+        return Err(DecodeError::BadHeader {
+            field: "message length",
+            value: length as u64,
+        });
     }
     let export_secs = head.u32("export time")?;
     let sequence = head.u32("sequence number")?;
@@ -49,8 +54,16 @@ pub fn decode<S: FlowSink>(
         ..PacketReport::default()
     };
     let origin = SetOrigin {
-        scope: TemplateScope { exporter: ctx.exporter, domain, source: FlowSource::Ipfix },
-        base: TimeBase { export_ms, sys_uptime: None, system_init_ms: None },
+        scope: TemplateScope {
+            exporter: ctx.exporter,
+            domain,
+            source: FlowSource::Ipfix,
+        },
+        base: TimeBase {
+            export_ms,
+            sys_uptime: None,
+            system_init_ms: None,
+        },
         ctx,
     };
     while r.remaining() >= 4 {
@@ -88,7 +101,11 @@ fn template_record(body: &mut Reader<'_>, options: bool) -> Result<TemplateRecor
     if count == 0 {
         return Ok(TemplateRecord::Withdraw(id));
     }
-    let scope_n = if options { body.u16("scope field count")? } else { 0 };
+    let scope_n = if options {
+        body.u16("scope field count")?
+    } else {
+        0
+    };
     // Each specifier takes at least 4 bytes: a count the set cannot hold is rejected before
     // anything is allocated for it.
     if count * 4 > body.remaining() {
@@ -102,13 +119,25 @@ fn template_record(body: &mut Reader<'_>, options: bool) -> Result<TemplateRecor
     for _ in 0..count {
         let raw_id = body.u16("information element id")?;
         let len = body.u16("field length")?;
-        let enterprise = if raw_id & 0x8000 != 0 { body.u32("enterprise number")? } else { 0 };
-        fields.push(FieldSpec { id: raw_id & 0x7fff, enterprise, len });
+        let enterprise = if raw_id & 0x8000 != 0 {
+            body.u32("enterprise number")?
+        } else {
+            0
+        };
+        fields.push(FieldSpec {
+            id: raw_id & 0x7fff,
+            enterprise,
+            len,
+        });
     }
     let template = Template::new(fields, scope_n, options);
     let scope_ok = !options || (scope_n >= 1 && usize::from(scope_n) <= count);
     let valid = id >= MIN_DATA_SET && scope_ok && template.min_record_len() > 0;
-    Ok(if valid { TemplateRecord::Define(id, template) } else { TemplateRecord::Invalid })
+    Ok(if valid {
+        TemplateRecord::Define(id, template)
+    } else {
+        TemplateRecord::Invalid
+    })
 }
 
 /// Learns, refreshes or withdraws every template record in a set, then decodes data that was
@@ -121,7 +150,11 @@ fn template_set<S: FlowSink>(
     sink: &mut S,
     report: &mut PacketReport,
 ) {
-    let set_id = if options { OPTIONS_TEMPLATE_SET } else { TEMPLATE_SET };
+    let set_id = if options {
+        OPTIONS_TEMPLATE_SET
+    } else {
+        TEMPLATE_SET
+    };
     while body.remaining() >= 4 {
         match template_record(&mut body, options) {
             Ok(TemplateRecord::Define(id, t)) => {

@@ -154,7 +154,10 @@ impl SkipCounts {
     }
     /// Non-zero counts with their reasons.
     pub fn iter(&self) -> impl Iterator<Item = (SkipReason, u32)> + '_ {
-        SkipReason::ALL.iter().map(|r| (*r, self.get(*r))).filter(|(_, n)| *n > 0)
+        SkipReason::ALL
+            .iter()
+            .map(|r| (*r, self.get(*r)))
+            .filter(|(_, n)| *n > 0)
     }
 }
 
@@ -242,6 +245,8 @@ pub fn decode_datagram<S: FlowSink>(
                 Err(DecodeError::UnsupportedVersion { version })
             }
         }
-        other => Err(DecodeError::UnsupportedVersion { version: u32::from(other) }),
+        other => Err(DecodeError::UnsupportedVersion {
+            version: u32::from(other),
+        }),
     }
 }

@@ -32,7 +32,9 @@ pub fn decode<S: FlowSink>(
     let mut r = Reader::new(packet);
     let version = r.u16("version")?;
     if version != 5 {
-        return Err(DecodeError::UnsupportedVersion { version: u32::from(version) });
+        return Err(DecodeError::UnsupportedVersion {
+            version: u32::from(version),
+        });
     }
     let count = r.u16("count")?;
     let sys_uptime = r.u32("sys_uptime")?;

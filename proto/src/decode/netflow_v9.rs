@@ -28,7 +28,9 @@ pub fn decode<S: FlowSink>(
     let mut r = Reader::new(packet);
     let version = r.u16("version")?;
     if version != 9 {
-        return Err(DecodeError::UnsupportedVersion { version: u32::from(version) });
+        return Err(DecodeError::UnsupportedVersion {
+            version: u32::from(version),
+        });
     }
     let count = r.u16("count")?;
     let sys_uptime = r.u32("sys_uptime")?;
@@ -45,8 +47,16 @@ pub fn decode<S: FlowSink>(
         ..PacketReport::default()
     };
     let origin = SetOrigin {
-        scope: TemplateScope { exporter: ctx.exporter, domain: source_id, source: FlowSource::NetflowV9 },
-        base: TimeBase { export_ms, sys_uptime: Some(sys_uptime), system_init_ms: None },
+        scope: TemplateScope {
+            exporter: ctx.exporter,
+            domain: source_id,
+            source: FlowSource::NetflowV9,
+        },
+        base: TimeBase {
+            export_ms,
+            sys_uptime: Some(sys_uptime),
+            system_init_ms: None,
+        },
         ctx,
     };
     while r.remaining() >= 4 {
@@ -69,11 +79,19 @@ pub fn decode<S: FlowSink>(
 }
 
 /// Reads `n` (type, length) field specifiers.
-fn field_specs(body: &mut Reader<'_>, n: usize, out: &mut Vec<FieldSpec>) -> Result<(), DecodeError> {
+fn field_specs(
+    body: &mut Reader<'_>,
+    n: usize,
+    out: &mut Vec<FieldSpec>,
+) -> Result<(), DecodeError> {
     for _ in 0..n {
         let id = body.u16("field type")?;
         let len = body.u16("field length")?;
-        out.push(FieldSpec { id, enterprise: 0, len });
+        out.push(FieldSpec {
+            id,
+            enterprise: 0,
+            len,
+        });
     }
     Ok(())
 }
@@ -97,7 +115,10 @@ fn template_record(body: &mut Reader<'_>, options: bool) -> Result<TemplateRecor
         let scope_len = usize::from(body.u16("option scope length")?);
         let option_len = usize::from(body.u16("option length")?);
         if scope_len % 4 != 0 || option_len % 4 != 0 {
-            return Err(DecodeError::BadHeader { field: "options template lengths", value: (scope_len | option_len) as u64 });
+            return Err(DecodeError::BadHeader {
+                field: "options template lengths",
+                value: (scope_len | option_len) as u64,
+            });
         }
         (scope_len / 4, option_len / 4)
     } else {
@@ -105,10 +126,18 @@ fn template_record(body: &mut Reader<'_>, options: bool) -> Result<TemplateRecor
     };
     let total = scope_n + option_n;
     if total * 4 > body.remaining() {
-        return Err(DecodeError::Truncated { offset: body.offset(), needed: total * 4 - body.remaining(), what: "template fields" });
+        return Err(DecodeError::Truncated {
+            offset: body.offset(),
+            needed: total * 4 - body.remaining(),
+            what: "template fields",
+        });
     }
     if total == 0 {
-        return Ok(if id == 0 { TemplateRecord::Padding } else { TemplateRecord::Withdraw(id) });
+        return Ok(if id == 0 {
+            TemplateRecord::Padding
+        } else {
+            TemplateRecord::Withdraw(id)
+        });
     }
     let mut fields = Vec::with_capacity(total);
     field_specs(body, total, &mut fields)?;
@@ -116,7 +145,11 @@ fn template_record(body: &mut Reader<'_>, options: bool) -> Result<TemplateRecor
     let valid = id >= MIN_DATA_SET
         && template.min_record_len() > 0
         && template.fields().iter().all(|f| f.len != VARIABLE_LENGTH);
-    Ok(if valid { TemplateRecord::Define(id, template) } else { TemplateRecord::Invalid })
+    Ok(if valid {
+        TemplateRecord::Define(id, template)
+    } else {
+        TemplateRecord::Invalid
+    })
 }
 
 /// Learns every template in a template or options template flowset, then decodes any data that

@@ -17,7 +17,11 @@ pub struct Reader<'a> {
 impl<'a> Reader<'a> {
     /// A reader over a whole packet.
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0, base: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            base: 0,
+        }
     }
 
     /// Absolute offset of the next byte in the packet.
@@ -41,7 +45,11 @@ impl<'a> Reader<'a> {
     }
 
     fn short(&self, n: usize, what: &'static str) -> DecodeError {
-        DecodeError::Truncated { offset: self.offset(), needed: n.saturating_sub(self.remaining()), what }
+        DecodeError::Truncated {
+            offset: self.offset(),
+            needed: n.saturating_sub(self.remaining()),
+            what,
+        }
     }
 
     /// Takes the next `n` bytes.
@@ -124,7 +132,10 @@ impl<'a> Reader<'a> {
 /// slices keep their last 8 bytes, an empty slice is 0.
 pub fn be_uint(bytes: &[u8]) -> u64 {
     let tail = bytes.len().saturating_sub(8);
-    bytes.iter().skip(tail).fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    bytes
+        .iter()
+        .skip(tail)
+        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
 #[cfg(test)]
@@ -140,7 +151,11 @@ mod tests {
         assert_eq!(sub.u16("x"), Ok(0x0203));
         assert_eq!(
             sub.u16("y"),
-            Err(DecodeError::Truncated { offset: 4, needed: 1, what: "y" })
+            Err(DecodeError::Truncated {
+                offset: 4,
+                needed: 1,
+                what: "y"
+            })
         );
     }
 

@@ -65,7 +65,11 @@ pub fn decode<S: FlowSink>(
         header_count: n_samples,
         ..PacketReport::default()
     };
-    let origin = Origin { agent, sub_agent, received_ms: ctx.received_ms };
+    let origin = Origin {
+        agent,
+        sub_agent,
+        received_ms: ctx.received_ms,
+    };
     // The claimed count is only an upper bound: each sample takes at least 8 bytes, so the loop
     // ends with the datagram however large the count.
     for _ in 0..n_samples {
@@ -110,7 +114,10 @@ fn address(r: &mut Reader<'_>, what: &'static str) -> Result<IpAddr, DecodeError
     match r.u32(what)? {
         1 => Ok(IpAddr::V4(r.ipv4(what)?)),
         2 => Ok(IpAddr::V6(r.ipv6(what)?)),
-        other => Err(DecodeError::BadHeader { field: what, value: u64::from(other) }),
+        other => Err(DecodeError::BadHeader {
+            field: what,
+            value: u64::from(other),
+        }),
     }
 }
 
@@ -158,7 +165,11 @@ fn flow_sample<S: FlowSink>(
     let mut non_ip = false;
     for _ in 0..n_records {
         if r.remaining() < 8 {
-            return Err(DecodeError::Truncated { offset: r.offset(), needed: 8, what: "flow record" });
+            return Err(DecodeError::Truncated {
+                offset: r.offset(),
+                needed: 8,
+                what: "flow record",
+            });
         }
         let format = r.u32("flow record format")?;
         let len = r.u32("flow record length")? as usize;
@@ -316,7 +327,11 @@ fn counter_sample<S: FlowSink>(
     let n_records = r.u32("number of counter records")?;
     for _ in 0..n_records {
         if r.remaining() < 8 {
-            return Err(DecodeError::Truncated { offset: r.offset(), needed: 8, what: "counter record" });
+            return Err(DecodeError::Truncated {
+                offset: r.offset(),
+                needed: 8,
+                what: "counter record",
+            });
         }
         let format = r.u32("counter record format")?;
         let len = r.u32("counter record length")? as usize;

@@ -52,7 +52,11 @@ impl From<TemplateDef> for Template {
 
 impl From<Template> for TemplateDef {
     fn from(t: Template) -> Self {
-        TemplateDef { fields: t.fields, scope_fields: t.scope_fields, is_options: t.is_options }
+        TemplateDef {
+            fields: t.fields,
+            scope_fields: t.scope_fields,
+            is_options: t.is_options,
+        }
     }
 }
 
@@ -166,7 +170,12 @@ impl SamplingState {
     /// The rate for a record naming `sampler` (or none).
     pub fn rate_for(&self, sampler: Option<u64>) -> Option<u32> {
         sampler
-            .and_then(|id| self.by_sampler.iter().find(|(s, _)| *s == id).map(|(_, r)| *r))
+            .and_then(|id| {
+                self.by_sampler
+                    .iter()
+                    .find(|(s, _)| *s == id)
+                    .map(|(_, r)| *r)
+            })
             .or(self.default_rate)
     }
 }
@@ -222,7 +231,10 @@ impl From<CacheDef> for TemplateCache {
 
 impl From<TemplateCache> for CacheDef {
     fn from(c: TemplateCache) -> Self {
-        CacheDef { limits: c.limits, scopes: c.scopes.into_iter().collect() }
+        CacheDef {
+            limits: c.limits,
+            scopes: c.scopes.into_iter().collect(),
+        }
     }
 }
 
@@ -243,7 +255,10 @@ impl TemplateCache {
 
     /// An empty cache with the given limits.
     pub fn with_limits(limits: CacheLimits) -> Self {
-        TemplateCache { limits, ..Self::default() }
+        TemplateCache {
+            limits,
+            ..Self::default()
+        }
     }
 
     /// Number of scopes known.
@@ -281,7 +296,9 @@ impl TemplateCache {
     /// Stores (or refreshes) a template.
     pub fn learn(&mut self, scope: TemplateScope, id: u16, template: Template) -> Learned {
         let max = self.limits.max_templates_per_scope;
-        let Some(state) = self.scope_mut(scope) else { return Learned::LimitReached };
+        let Some(state) = self.scope_mut(scope) else {
+            return Learned::LimitReached;
+        };
         if !state.templates.contains_key(&id) && state.templates.len() >= max {
             return Learned::LimitReached;
         }
@@ -291,12 +308,16 @@ impl TemplateCache {
 
     /// Withdraws one template; returns whether it existed.
     pub fn withdraw(&mut self, scope: &TemplateScope, id: u16) -> bool {
-        self.scopes.get_mut(scope).is_some_and(|s| s.templates.remove(&id).is_some())
+        self.scopes
+            .get_mut(scope)
+            .is_some_and(|s| s.templates.remove(&id).is_some())
     }
 
     /// Withdraws every data template (or every options template) of a scope; returns how many.
     pub fn withdraw_all(&mut self, scope: &TemplateScope, options: bool) -> usize {
-        let Some(s) = self.scopes.get_mut(scope) else { return 0 };
+        let Some(s) = self.scopes.get_mut(scope) else {
+            return 0;
+        };
         let before = s.templates.len();
         s.templates.retain(|_, t| t.is_options() != options);
         before - s.templates.len()

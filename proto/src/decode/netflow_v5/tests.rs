@@ -8,7 +8,10 @@ const EXPORTER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 const EXPORT_MS: u64 = 1_793_527_200_250; // 2026-11-01T10:00:00.250Z
 
 fn ctx() -> DecodeContext {
-    DecodeContext { exporter: EXPORTER, received_ms: EXPORT_MS + 5 }
+    DecodeContext {
+        exporter: EXPORTER,
+        received_ms: EXPORT_MS + 5,
+    }
 }
 
 fn flow(src: [u8; 4], dst: [u8; 4], first_ms: u64, last_ms: u64) -> FlowRecord {
@@ -36,8 +39,18 @@ fn flow(src: [u8; 4], dst: [u8; 4], first_ms: u64, last_ms: u64) -> FlowRecord {
 #[test]
 fn decodes_v5_records_with_absolute_times() {
     let input = [
-        flow([10, 0, 0, 1], [10, 0, 1, 1], EXPORT_MS - 60_000, EXPORT_MS - 1_000),
-        flow([10, 0, 0, 2], [8, 8, 8, 8], EXPORT_MS - 5_000, EXPORT_MS - 10),
+        flow(
+            [10, 0, 0, 1],
+            [10, 0, 1, 1],
+            EXPORT_MS - 60_000,
+            EXPORT_MS - 1_000,
+        ),
+        flow(
+            [10, 0, 0, 2],
+            [8, 8, 8, 8],
+            EXPORT_MS - 5_000,
+            EXPORT_MS - 10,
+        ),
     ];
     let pkt = encode::netflow_v5(EXPORT_MS, 3_600_000, 42, &input);
     let mut out = Vec::new();
@@ -47,14 +60,23 @@ fn decodes_v5_records_with_absolute_times() {
     assert_eq!(report.export_ms, EXPORT_MS);
     assert_eq!(out.len(), 2);
     for (got, want) in out.iter().zip(&input) {
-        let want = FlowRecord { exporter: EXPORTER, source: FlowSource::NetflowV5, ..*want };
+        let want = FlowRecord {
+            exporter: EXPORTER,
+            source: FlowSource::NetflowV5,
+            ..*want
+        };
         assert_eq!(*got, want);
     }
 }
 
 #[test]
 fn v5_header_sampling_interval_scales_counts() {
-    let input = [flow([10, 0, 0, 1], [10, 0, 1, 1], EXPORT_MS - 1000, EXPORT_MS)];
+    let input = [flow(
+        [10, 0, 0, 1],
+        [10, 0, 1, 1],
+        EXPORT_MS - 1000,
+        EXPORT_MS,
+    )];
     let mut pkt = encode::netflow_v5(EXPORT_MS, 100_000, 1, &input);
     // Mode 01 (deterministic), interval 100.
     pkt[22..24].copy_from_slice(&(0x4000u16 | 100).to_be_bytes());
@@ -68,7 +90,12 @@ fn v5_header_sampling_interval_scales_counts() {
 #[test]
 fn v5_first_after_header_uptime_is_not_a_huge_time() {
     // pmacct stamps First/Last slightly after the header's SysUptime.
-    let mut pkt = encode::netflow_v5(EXPORT_MS, 10_000, 1, &[flow([1, 1, 1, 1], [2, 2, 2, 2], 0, 0)]);
+    let mut pkt = encode::netflow_v5(
+        EXPORT_MS,
+        10_000,
+        1,
+        &[flow([1, 1, 1, 1], [2, 2, 2, 2], 0, 0)],
+    );
     let rec = HEADER_LEN;
     pkt[rec + 24..rec + 28].copy_from_slice(&10_500u32.to_be_bytes());
     pkt[rec + 28..rec + 32].copy_from_slice(&10_700u32.to_be_bytes());
@@ -80,7 +107,12 @@ fn v5_first_after_header_uptime_is_not_a_huge_time() {
 
 #[test]
 fn v5_uptime_wraparound_keeps_times_in_the_past() {
-    let mut pkt = encode::netflow_v5(EXPORT_MS, 1_000, 1, &[flow([1, 1, 1, 1], [2, 2, 2, 2], 0, 0)]);
+    let mut pkt = encode::netflow_v5(
+        EXPORT_MS,
+        1_000,
+        1,
+        &[flow([1, 1, 1, 1], [2, 2, 2, 2], 0, 0)],
+    );
     let rec = HEADER_LEN;
     // First was 3 s before the uptime counter wrapped past zero.
     pkt[rec + 24..rec + 28].copy_from_slice(&(u32::MAX - 1_999).to_be_bytes());
@@ -118,5 +150,15 @@ fn v5_truncated_header_is_a_typed_error() {
     let pkt = encode::netflow_v5(EXPORT_MS, 1, 1, &[]);
     let mut out = Vec::new();
     let err = decode(&pkt[..20], &ctx(), &mut out).unwrap_err();
-    assert!(matches!(err, DecodeError::Truncated { offset: 20, what: "engine_type", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DecodeError::Truncated {
+                offset: 20,
+                what: "engine_type",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

@@ -2,7 +2,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::*;
 use crate::decode::template::CacheLimits;
-use crate::encode::{Writer, V9Packet};
+use crate::encode::{V9Packet, Writer};
 use crate::record::FlowRecord;
 
 const EXPORTER: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
@@ -10,14 +10,35 @@ const UNIX_SECS: u32 = 1_793_527_200;
 const UPTIME: u32 = 7_200_000;
 
 fn ctx() -> DecodeContext {
-    DecodeContext { exporter: EXPORTER, received_ms: u64::from(UNIX_SECS) * 1000 }
+    DecodeContext {
+        exporter: EXPORTER,
+        received_ms: u64::from(UNIX_SECS) * 1000,
+    }
 }
 
 /// src, dst, sport, dport, proto, bytes, packets, first, last (uptime).
-const FIELDS: [(u16, u16); 9] = [(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (1, 4), (2, 4), (22, 4), (21, 4)];
+const FIELDS: [(u16, u16); 9] = [
+    (8, 4),
+    (12, 4),
+    (7, 2),
+    (11, 2),
+    (4, 1),
+    (1, 4),
+    (2, 4),
+    (22, 4),
+    (21, 4),
+];
 
 fn record(w: &mut Writer, src: [u8; 4], dst: [u8; 4], bytes: u32, first: u32, last: u32) {
-    w.bytes(&src).bytes(&dst).u16(40000).u16(5432).u8(6).u32(bytes).u32(3).u32(first).u32(last);
+    w.bytes(&src)
+        .bytes(&dst)
+        .u16(40000)
+        .u16(5432)
+        .u8(6)
+        .u32(bytes)
+        .u32(3)
+        .u32(first)
+        .u32(last);
 }
 
 fn template_packet(seq: u32) -> V9Packet {
@@ -28,7 +49,10 @@ fn template_packet(seq: u32) -> V9Packet {
 
 fn decode_all(pkts: &[Vec<u8>], cache: &mut TemplateCache) -> (Vec<FlowRecord>, Vec<PacketReport>) {
     let mut out = Vec::new();
-    let reports = pkts.iter().map(|p| decode(p, &ctx(), cache, &mut out).unwrap()).collect();
+    let reports = pkts
+        .iter()
+        .map(|p| decode(p, &ctx(), cache, &mut out).unwrap())
+        .collect();
     (out, reports)
 }
 
@@ -36,8 +60,22 @@ fn decode_all(pkts: &[Vec<u8>], cache: &mut TemplateCache) -> (Vec<FlowRecord>, 
 fn decodes_v9_template_and_data_in_one_packet() {
     let mut p = template_packet(1);
     p.set(300);
-    record(p.writer(), [10, 1, 0, 1], [10, 2, 0, 1], 900, UPTIME - 30_000, UPTIME - 2_000);
-    record(p.writer(), [10, 1, 0, 2], [10, 2, 0, 1], 100, UPTIME - 1_000, UPTIME);
+    record(
+        p.writer(),
+        [10, 1, 0, 1],
+        [10, 2, 0, 1],
+        900,
+        UPTIME - 30_000,
+        UPTIME - 2_000,
+    );
+    record(
+        p.writer(),
+        [10, 1, 0, 2],
+        [10, 2, 0, 1],
+        100,
+        UPTIME - 1_000,
+        UPTIME,
+    );
     let mut cache = TemplateCache::new();
     let (out, reports) = decode_all(&[p.finish()], &mut cache);
     assert_eq!(reports[0].templates, 1);
@@ -58,7 +96,14 @@ fn decodes_v9_template_and_data_in_one_packet() {
 fn decodes_v9_data_that_arrives_before_its_template() {
     let mut data = V9Packet::new(1, UPTIME, UNIX_SECS, 1, 7);
     data.set(300);
-    record(data.writer(), [10, 1, 0, 1], [10, 2, 0, 1], 900, UPTIME - 30_000, UPTIME - 2_000);
+    record(
+        data.writer(),
+        [10, 1, 0, 1],
+        [10, 2, 0, 1],
+        900,
+        UPTIME - 30_000,
+        UPTIME - 2_000,
+    );
     // The template arrives 10 s later, under a later header clock.
     let later = V9Packet::new(1, UPTIME + 10_000, UNIX_SECS + 10, 2, 7);
     let mut later = later;
@@ -76,7 +121,10 @@ fn decodes_v9_data_that_arrives_before_its_template() {
 
 #[test]
 fn v9_pending_buffer_is_bounded() {
-    let limits = CacheLimits { max_pending_sets: 4, ..CacheLimits::default() };
+    let limits = CacheLimits {
+        max_pending_sets: 4,
+        ..CacheLimits::default()
+    };
     let mut cache = TemplateCache::with_limits(limits);
     let mut reports = Vec::new();
     for i in 0..10u32 {
@@ -86,21 +134,36 @@ fn v9_pending_buffer_is_bounded() {
         reports.push(decode(&p.finish(), &ctx(), &mut cache, &mut Vec::new()).unwrap());
     }
     assert_eq!(cache.pending_sets(), 4);
-    let dropped: u32 = reports.iter().map(|r| r.skipped.get(SkipReason::PendingOverflow)).sum();
+    let dropped: u32 = reports
+        .iter()
+        .map(|r| r.skipped.get(SkipReason::PendingOverflow))
+        .sum();
     assert_eq!(dropped, 6);
 }
 
 #[test]
 fn v9_template_refresh_changes_the_layout() {
     let mut cache = TemplateCache::new();
-    decode(&template_packet(1).finish(), &ctx(), &mut cache, &mut Vec::new()).unwrap();
+    decode(
+        &template_packet(1).finish(),
+        &ctx(),
+        &mut cache,
+        &mut Vec::new(),
+    )
+    .unwrap();
     // Same id, now IPv6 addresses first.
     let mut p = V9Packet::new(1, UPTIME, UNIX_SECS, 2, 7);
-    p.set(0).template(300, &[(27, 16), (28, 16), (4, 1), (1, 4), (2, 4)]);
+    p.set(0)
+        .template(300, &[(27, 16), (28, 16), (4, 1), (1, 4), (2, 4)]);
     p.set(300);
     let src = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
     let dst = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-    p.writer().bytes(&src.octets()).bytes(&dst.octets()).u8(17).u32(64).u32(1);
+    p.writer()
+        .bytes(&src.octets())
+        .bytes(&dst.octets())
+        .u8(17)
+        .u32(64)
+        .u32(1);
     let mut out = Vec::new();
     decode(&p.finish(), &ctx(), &mut cache, &mut out).unwrap();
     assert_eq!(out.len(), 1);
@@ -113,7 +176,13 @@ fn v9_template_refresh_changes_the_layout() {
 #[test]
 fn v9_withdrawn_template_stops_decoding_its_data() {
     let mut cache = TemplateCache::new();
-    decode(&template_packet(1).finish(), &ctx(), &mut cache, &mut Vec::new()).unwrap();
+    decode(
+        &template_packet(1).finish(),
+        &ctx(),
+        &mut cache,
+        &mut Vec::new(),
+    )
+    .unwrap();
     let mut p = V9Packet::new(1, UPTIME, UNIX_SECS, 2, 7);
     p.set(0).template(300, &[]);
     p.set(300);
@@ -130,12 +199,20 @@ fn v9_options_data_sets_the_sampling_rate() {
     let mut cache = TemplateCache::new();
     let mut p = V9Packet::new(3, UPTIME, UNIX_SECS, 1, 7);
     // Scope: system (type 1, length 4); options: SAMPLING_INTERVAL (34), SAMPLING_ALGORITHM (35).
-    p.set(1).options_template(257, &[(1, 4)], &[(34, 4), (35, 1)]);
+    p.set(1)
+        .options_template(257, &[(1, 4)], &[(34, 4), (35, 1)]);
     p.set(257);
     p.writer().u32(0).u32(100).u8(2).bytes(&[0, 0, 0]);
     p.set(0).template(300, &FIELDS);
     p.set(300);
-    record(p.writer(), [10, 0, 0, 1], [10, 0, 0, 2], 1500, UPTIME, UPTIME);
+    record(
+        p.writer(),
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        1500,
+        UPTIME,
+        UPTIME,
+    );
     let mut out = Vec::new();
     decode(&p.finish(), &ctx(), &mut cache, &mut out).unwrap();
     assert_eq!(out[0].sampling_rate, 100);
@@ -148,7 +225,8 @@ fn v9_sampler_ids_pick_their_own_rate() {
     let mut cache = TemplateCache::new();
     let mut p = V9Packet::new(4, UPTIME, UNIX_SECS, 1, 7);
     // Scope: FLOW_SAMPLER_ID as the option; FLOW_SAMPLER_RANDOM_INTERVAL (50).
-    p.set(1).options_template(258, &[(1, 4)], &[(48, 1), (50, 4)]);
+    p.set(1)
+        .options_template(258, &[(1, 4)], &[(48, 1), (50, 4)]);
     p.set(258);
     p.writer().u32(0).u8(1).u32(10).u32(0).u8(2).u32(1000);
     let mut fields = FIELDS.to_vec();
@@ -161,13 +239,22 @@ fn v9_sampler_ids_pick_their_own_rate() {
     p.writer().u8(1);
     let mut out = Vec::new();
     decode(&p.finish(), &ctx(), &mut cache, &mut out).unwrap();
-    assert_eq!(out.iter().map(|r| r.sampling_rate).collect::<Vec<_>>(), vec![1000, 10]);
+    assert_eq!(
+        out.iter().map(|r| r.sampling_rate).collect::<Vec<_>>(),
+        vec![1000, 10]
+    );
 }
 
 #[test]
 fn v9_templates_are_scoped_by_exporter_and_source_id() {
     let mut cache = TemplateCache::new();
-    decode(&template_packet(1).finish(), &ctx(), &mut cache, &mut Vec::new()).unwrap();
+    decode(
+        &template_packet(1).finish(),
+        &ctx(),
+        &mut cache,
+        &mut Vec::new(),
+    )
+    .unwrap();
     // Same template id from another source id of the same exporter: unknown there.
     let mut p = V9Packet::new(1, UPTIME, UNIX_SECS, 1, 8);
     p.set(300);
@@ -176,7 +263,10 @@ fn v9_templates_are_scoped_by_exporter_and_source_id() {
     let report = decode(&pkt, &ctx(), &mut cache, &mut Vec::new()).unwrap();
     assert_eq!(report.buffered, 1);
     // And from another exporter address with the same source id.
-    let other = DecodeContext { exporter: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)), ..ctx() };
+    let other = DecodeContext {
+        exporter: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 10)),
+        ..ctx()
+    };
     let mut p = V9Packet::new(1, UPTIME, UNIX_SECS, 1, 7);
     p.set(300);
     record(p.writer(), [10, 0, 0, 1], [10, 0, 0, 2], 1, 0, 0);
@@ -187,7 +277,13 @@ fn v9_templates_are_scoped_by_exporter_and_source_id() {
 #[test]
 fn v9_template_cache_survives_serialisation() {
     let mut cache = TemplateCache::new();
-    decode(&template_packet(1).finish(), &ctx(), &mut cache, &mut Vec::new()).unwrap();
+    decode(
+        &template_packet(1).finish(),
+        &ctx(),
+        &mut cache,
+        &mut Vec::new(),
+    )
+    .unwrap();
     let json = serde_json::to_string(&cache).unwrap();
     let mut restored: TemplateCache = serde_json::from_str(&json).unwrap();
     assert_eq!(restored.template_count(), 1);

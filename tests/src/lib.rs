@@ -1,1 +1,177 @@
-//! Helpers shared by the end-to-end tests: reading pcap captures and their tshark truth.
+//! Helpers shared by the end-to-end tests: reading pcap captures of real exporters and the
+//! truth tshark decoded from them (`tests/data/*.truth.json`, made by `tests/data/generate.sh`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use serde::Deserialize;
+
+/// The directory holding committed captures and their truth.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+/// One UDP datagram from a capture.
+#[derive(Clone, Debug)]
+pub struct Datagram {
+    /// Capture timestamp, Unix ms.
+    pub ts_ms: u64,
+    /// UDP source.
+    pub src: SocketAddr,
+    /// UDP destination.
+    pub dst: SocketAddr,
+    /// UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Why a capture could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PcapError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The capture's path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not a classic pcap capture this reader understands.
+    #[error("{path}: {what}")]
+    Format {
+        /// The capture's path.
+        path: PathBuf,
+        /// What was wrong.
+        what: String,
+    },
+}
+
+/// Reads every UDP datagram (IPv4 or IPv6) from a classic pcap file, in capture order.
+/// Understands both byte orders, µs and ns timestamps, and link types Ethernet (1), raw IP
+/// (101), Linux cooked (113) and BSD loopback (0).
+pub fn read_pcap(path: &Path) -> Result<Vec<Datagram>, PcapError> {
+    let bad = |what: &str| PcapError::Format { path: path.to_owned(), what: what.to_owned() };
+    let data = std::fs::read(path).map_err(|source| PcapError::Io { path: path.to_owned(), source })?;
+    let header = data.get(..24).ok_or_else(|| bad("shorter than a pcap header"))?;
+    let magic = [header[0], header[1], header[2], header[3]];
+    let (big_endian, nanos) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
+        _ => return Err(bad("not a classic pcap file (pcapng is not supported)")),
+    };
+    let u32_at = |b: &[u8], at: usize| -> Option<u32> {
+        let v: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        Some(if big_endian { u32::from_be_bytes(v) } else { u32::from_le_bytes(v) })
+    };
+    let linktype = u32_at(header, 20).ok_or_else(|| bad("no link type"))?;
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at < data.len() {
+        let rec = data.get(at..at + 16).ok_or_else(|| bad("truncated record header"))?;
+        let secs = u64::from(u32_at(rec, 0).unwrap_or(0));
+        let frac = u64::from(u32_at(rec, 4).unwrap_or(0));
+        let caplen = u32_at(rec, 8).unwrap_or(0) as usize;
+        let frame = data.get(at + 16..at + 16 + caplen).ok_or_else(|| bad("truncated record"))?;
+        at += 16 + caplen;
+        let ts_ms = secs * 1000 + if nanos { frac / 1_000_000 } else { frac / 1000 };
+        let sliced = match linktype {
+            1 => SlicedPacket::from_ethernet(frame).ok(),
+            101 => SlicedPacket::from_ip(frame).ok(),
+            113 => frame.get(16..).and_then(|ip| SlicedPacket::from_ip(ip).ok()),
+            0 => frame.get(4..).and_then(|ip| SlicedPacket::from_ip(ip).ok()),
+            other => return Err(bad(&format!("unsupported link type {other}"))),
+        };
+        let Some(p) = sliced else { continue };
+        let (src_ip, dst_ip): (IpAddr, IpAddr) = match &p.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                (ip.header().source_addr().into(), ip.header().destination_addr().into())
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                (ip.header().source_addr().into(), ip.header().destination_addr().into())
+            }
+            _ => continue,
+        };
+        if let Some(TransportSlice::Udp(udp)) = &p.transport {
+            out.push(Datagram {
+                ts_ms,
+                src: SocketAddr::new(src_ip, udp.source_port()),
+                dst: SocketAddr::new(dst_ip, udp.destination_port()),
+                payload: udp.payload().to_vec(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// What tshark decoded from one capture (`<capture>.truth.json`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Truth {
+    /// The capture file name.
+    pub capture: String,
+    /// The exporter and its command line.
+    pub exporter: String,
+    /// `netflow_v5`, `netflow_v9`, `ipfix` or `sflow`.
+    pub protocol: String,
+    /// UDP datagrams in the capture.
+    pub packets: usize,
+    /// Flow records, in packet order then record order.
+    pub records: Vec<TruthRecord>,
+    /// sFlow interface counters, if any.
+    #[serde(default)]
+    pub counters: Vec<TruthCounters>,
+}
+
+/// One flow record as tshark showed it, times made absolute.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct TruthRecord {
+    /// Index of the UDP datagram that carried it.
+    pub packet: usize,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Octets (scaled by the sampling rate for sFlow).
+    pub bytes: u64,
+    /// Packets (scaled by the sampling rate for sFlow).
+    pub packets: u64,
+    /// First packet, Unix ms.
+    pub first_ms: u64,
+    /// Last packet, Unix ms.
+    pub last_ms: u64,
+    /// `forward`, `reverse` or `none`.
+    pub direction: String,
+    /// Sampling rate.
+    pub sampling_rate: u32,
+}
+
+/// sFlow generic interface counters as tshark showed them.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct TruthCounters {
+    /// Index of the UDP datagram that carried them.
+    pub packet: usize,
+    /// Interface index.
+    pub if_index: u32,
+    /// Octets in.
+    pub in_octets: u64,
+    /// Octets out.
+    pub out_octets: u64,
+    /// Unicast packets in.
+    pub in_ucast: u32,
+    /// Unicast packets out.
+    pub out_ucast: u32,
+}
+
+/// Loads `<name>.truth.json` from the data directory.
+pub fn load_truth(name: &str) -> Result<Truth, String> {
+    let path = data_dir().join(format!("{name}.truth.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}

@@ -50,9 +50,17 @@ pub enum PcapError {
 /// Understands both byte orders, µs and ns timestamps, and link types Ethernet (1), raw IP
 /// (101), Linux cooked (113) and BSD loopback (0).
 pub fn read_pcap(path: &Path) -> Result<Vec<Datagram>, PcapError> {
-    let bad = |what: &str| PcapError::Format { path: path.to_owned(), what: what.to_owned() };
-    let data = std::fs::read(path).map_err(|source| PcapError::Io { path: path.to_owned(), source })?;
-    let header = data.get(..24).ok_or_else(|| bad("shorter than a pcap header"))?;
+    let bad = |what: &str| PcapError::Format {
+        path: path.to_owned(),
+        what: what.to_owned(),
+    };
+    let data = std::fs::read(path).map_err(|source| PcapError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let header = data
+        .get(..24)
+        .ok_or_else(|| bad("shorter than a pcap header"))?;
     let magic = [header[0], header[1], header[2], header[3]];
     let (big_endian, nanos) = match magic {
         [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
@@ -63,34 +71,46 @@ pub fn read_pcap(path: &Path) -> Result<Vec<Datagram>, PcapError> {
     };
     let u32_at = |b: &[u8], at: usize| -> Option<u32> {
         let v: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
-        Some(if big_endian { u32::from_be_bytes(v) } else { u32::from_le_bytes(v) })
+        Some(if big_endian {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        })
     };
     let linktype = u32_at(header, 20).ok_or_else(|| bad("no link type"))?;
     let mut out = Vec::new();
     let mut at = 24;
     while at < data.len() {
-        let rec = data.get(at..at + 16).ok_or_else(|| bad("truncated record header"))?;
+        let rec = data
+            .get(at..at + 16)
+            .ok_or_else(|| bad("truncated record header"))?;
         let secs = u64::from(u32_at(rec, 0).unwrap_or(0));
         let frac = u64::from(u32_at(rec, 4).unwrap_or(0));
         let caplen = u32_at(rec, 8).unwrap_or(0) as usize;
-        let frame = data.get(at + 16..at + 16 + caplen).ok_or_else(|| bad("truncated record"))?;
+        let frame = data
+            .get(at + 16..at + 16 + caplen)
+            .ok_or_else(|| bad("truncated record"))?;
         at += 16 + caplen;
         let ts_ms = secs * 1000 + if nanos { frac / 1_000_000 } else { frac / 1000 };
         let sliced = match linktype {
             1 => SlicedPacket::from_ethernet(frame).ok(),
             101 => SlicedPacket::from_ip(frame).ok(),
-            113 => frame.get(16..).and_then(|ip| SlicedPacket::from_ip(ip).ok()),
+            113 => frame
+                .get(16..)
+                .and_then(|ip| SlicedPacket::from_ip(ip).ok()),
             0 => frame.get(4..).and_then(|ip| SlicedPacket::from_ip(ip).ok()),
             other => return Err(bad(&format!("unsupported link type {other}"))),
         };
         let Some(p) = sliced else { continue };
         let (src_ip, dst_ip): (IpAddr, IpAddr) = match &p.net {
-            Some(NetSlice::Ipv4(ip)) => {
-                (ip.header().source_addr().into(), ip.header().destination_addr().into())
-            }
-            Some(NetSlice::Ipv6(ip)) => {
-                (ip.header().source_addr().into(), ip.header().destination_addr().into())
-            }
+            Some(NetSlice::Ipv4(ip)) => (
+                ip.header().source_addr().into(),
+                ip.header().destination_addr().into(),
+            ),
+            Some(NetSlice::Ipv6(ip)) => (
+                ip.header().source_addr().into(),
+                ip.header().destination_addr().into(),
+            ),
             _ => continue,
         };
         if let Some(TransportSlice::Udp(udp)) = &p.transport {

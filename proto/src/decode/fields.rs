@@ -453,7 +453,8 @@ impl RecordFields {
         let interval = self.sampling_interval.filter(|i| *i > 0)?;
         let rate = match (self.sampling_population, self.sampling_space) {
             (Some(pop), _) if pop >= interval => pop / interval,
-            (_, Some(space)) => (interval + space) / interval,
+            // (interval + space) / interval, without overflowing on 8-byte fields.
+            (_, Some(space)) => space / interval + 1,
             _ => interval,
         };
         u32::try_from(rate.max(1)).ok()

@@ -41,8 +41,8 @@ fn direction_name(d: BiflowDirection) -> &'static str {
     }
 }
 
-/// A decoded flow seen through the truth's eyes (times compared separately, within 1 s).
-fn as_truth(packet: usize, f: &FlowRecord, like: &TruthRecord) -> TruthRecord {
+/// A decoded flow seen through the truth's eyes; times must agree to the millisecond.
+fn as_truth(packet: usize, f: &FlowRecord) -> TruthRecord {
     TruthRecord {
         packet,
         src: f.src_addr,
@@ -52,8 +52,8 @@ fn as_truth(packet: usize, f: &FlowRecord, like: &TruthRecord) -> TruthRecord {
         proto: f.protocol,
         bytes: f.bytes,
         packets: f.packets,
-        first_ms: like.first_ms,
-        last_ms: like.last_ms,
+        first_ms: f.first_ms,
+        last_ms: f.last_ms,
         direction: direction_name(f.direction).to_owned(),
         sampling_rate: f.sampling_rate,
     }
@@ -73,18 +73,9 @@ fn assert_matches_truth(name: &str, source: FlowSource) {
     for (n, ((packet, f), t)) in flows.iter().zip(&truth.records).enumerate() {
         assert_eq!(f.source, source, "{name}: record {n}");
         assert_eq!(
-            as_truth(*packet, f, t),
+            as_truth(*packet, f),
             *t,
             "{name}: record {n} differs from tshark"
-        );
-        let close = |a: u64, b: u64| a.abs_diff(b) <= 1000;
-        assert!(
-            close(f.first_ms, t.first_ms) && close(f.last_ms, t.last_ms),
-            "{name}: record {n} times {}..{} vs tshark {}..{}",
-            f.first_ms,
-            f.last_ms,
-            t.first_ms,
-            t.last_ms
         );
     }
     for (n, t) in truth.counters.iter().enumerate() {
@@ -161,4 +152,19 @@ fn pmacct_ipfix_matches_tshark() {
 #[test]
 fn pmacct_sflow_matches_tshark() {
     assert_matches_truth("pmacct_sflow", FlowSource::Sflow);
+}
+
+#[test]
+fn pmacct_ipfix_millisecond_times_match_tshark() {
+    assert_matches_truth("pmacct_ipfix_msec", FlowSource::Ipfix);
+}
+
+#[test]
+fn nfreplay_netflow_v5_matches_tshark() {
+    assert_matches_truth("nfreplay_v5", FlowSource::NetflowV5);
+}
+
+#[test]
+fn nfreplay_netflow_v9_matches_tshark() {
+    assert_matches_truth("nfreplay_v9", FlowSource::NetflowV9);
 }

@@ -784,7 +784,7 @@ fn biflow_message(flows: &[FlowRecord], reverse_tos: impl Fn(u8) -> u8) -> Vec<u
         w.u8(r.protocol).u8(r.tcp_flags).u8(r.tos);
         w.u64(r.bytes).u64(r.packets).u64(r.first_ms).u64(r.last_ms);
         // Every other flow had no reverse traffic: it stays a single forward record.
-        let answered = r.src_port % 2 == 0;
+        let answered = r.src_port.is_multiple_of(2);
         w.u64(if answered { r.bytes * 3 } else { 0 });
         w.u64(if answered { r.packets + 1 } else { 0 });
         w.u8(reverse_tos(r.tos)).u8(r.tcp_flags ^ 0x10);

@@ -2,6 +2,7 @@
 //! turning them into flow records (two for an RFC 5103 biflow), learning sampling and clock
 //! facts from options records, and buffering sets whose template has not arrived yet.
 
+use super::fast::{FastSet, RecordBuf};
 use super::fields::{RecordFields, TimeBase, VARIABLE_LENGTH};
 use super::reader::Reader;
 use super::template::{PendingSet, ScopeState, Template, TemplateCache, TemplateScope};
@@ -74,11 +75,50 @@ pub(crate) fn decode_data_set<S: FlowSink>(
             system_init_ms: state.system_init_ms,
             ..origin.base
         };
-        while body.remaining() >= min {
+        if let Some(layout) = template.fast_layout() {
+            let set = FastSet {
+                base,
+                rate: state.sampling.rate_for(None).unwrap_or(1).max(1),
+                exporter: origin.ctx.exporter,
+                domain: scope.domain,
+                source: scope.source,
+            };
+            let records = body.rest().chunks_exact(min);
+            let n = u32::try_from(records.len()).unwrap_or(u32::MAX);
+            let mut buf = RecordBuf::new();
+            sink.flows(records.map(|rec| layout.record(rec, &mut buf, &set)));
+            report.data_records = report.data_records.saturating_add(n);
+            report.flows = report.flows.saturating_add(n);
+            return true;
+        }
+        // Fixed-length records are cut from the body up front; what is left over, shorter
+        // than a record, is padding (RFC 7011 §3.3.1). Variable-length ones are walked.
+        let mut fixed = template
+            .fixed_record_len()
+            .map(|len| body.rest().chunks_exact(len));
+        loop {
             let mut fields = RecordFields::default();
-            if read_record(&mut body, template, &mut fields).is_err() {
-                report.skipped.add(SkipReason::TruncatedRecord);
-                break;
+            if let Some(records) = fixed.as_mut() {
+                let Some(record) = records.next() else {
+                    break;
+                };
+                for op in template.ops() {
+                    if let Some(value) = op
+                        .offset
+                        .checked_add(op.len)
+                        .and_then(|end| record.get(op.offset..end))
+                    {
+                        fields.apply(op.kind, value);
+                    }
+                }
+            } else {
+                if body.remaining() < min {
+                    break;
+                }
+                if read_record(&mut body, template, &mut fields).is_err() {
+                    report.skipped.add(SkipReason::TruncatedRecord);
+                    break;
+                }
             }
             report.data_records += 1;
             if template.is_options() {

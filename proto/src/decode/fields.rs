@@ -237,6 +237,13 @@ pub fn ntp_to_unix_ms(bytes: &[u8]) -> Option<u64> {
         }
         _ => return None,
     };
+    ntp_secs_to_unix_ms(secs, frac_ms)
+}
+
+/// Converts NTP-era seconds plus milliseconds to Unix milliseconds. Seconds below the Unix
+/// epoch's NTP value are taken as already Unix (some exporters send Unix seconds here).
+#[inline]
+pub fn ntp_secs_to_unix_ms(secs: u64, frac_ms: u64) -> Option<u64> {
     let unix = secs.checked_sub(NTP_UNIX_OFFSET_SECS).unwrap_or(secs);
     unix.checked_mul(1000)?.checked_add(frac_ms)
 }
@@ -267,8 +274,27 @@ pub struct TimeBase {
 }
 
 impl TimeBase {
+    /// Resolves a record's start and end (and duration, if it has one) to absolute UTC ms: a
+    /// missing end is start + duration (or start), a missing start end − duration (or end),
+    /// and a record with neither is stamped with the export time.
+    #[inline]
+    pub fn resolve_span(
+        &self,
+        start: RawTime,
+        end: RawTime,
+        duration_ms: Option<u64>,
+    ) -> (u64, u64) {
+        match (self.resolve(start), self.resolve(end)) {
+            (Some(s), Some(e)) => (s, e),
+            (Some(s), None) => (s, duration_ms.map_or(s, |d| s.saturating_add(d))),
+            (None, Some(e)) => (duration_ms.map_or(e, |d| e.saturating_sub(d)), e),
+            (None, None) => (self.export_ms, self.export_ms),
+        }
+    }
+
     /// Resolves a raw time to Unix ms; None when the record did not carry it or the exporter's
     /// clock for it is unknown.
+    #[inline]
     pub fn resolve(&self, t: RawTime) -> Option<u64> {
         match t {
             RawTime::Absent => None,
@@ -467,15 +493,7 @@ impl RecordFields {
             system_init_ms: self.system_init_ms.or(base.system_init_ms),
             ..*base
         };
-        let start = base.resolve(self.start);
-        let end = base.resolve(self.end);
-        let dur = self.duration_ms;
-        match (start, end) {
-            (Some(s), Some(e)) => (s, e),
-            (Some(s), None) => (s, dur.map_or(s, |d| s.saturating_add(d))),
-            (None, Some(e)) => (dur.map_or(e, |d| e.saturating_sub(d)), e),
-            (None, None) => (base.export_ms, base.export_ms),
-        }
+        base.resolve_span(self.start, self.end, self.duration_ms)
     }
 
     /// Resolves the reverse direction's times, defaulting to the forward ones.

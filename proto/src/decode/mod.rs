@@ -7,6 +7,7 @@
 //! source id / observation domain) and can serialise to persist across restarts.
 
 pub mod dataset;
+pub mod fast;
 pub mod fields;
 pub mod ipfix;
 pub mod netflow_v5;
@@ -38,17 +39,35 @@ pub struct DecodeContext {
 pub trait FlowSink {
     /// Takes one decoded flow record.
     fn flow(&mut self, record: FlowRecord);
+    /// Takes a run of decoded flows (all the records of one fixed-layout set). The default
+    /// hands them to [`FlowSink::flow`] one at a time; sinks that store records in bulk
+    /// override it so the records are written in place.
+    #[inline]
+    fn flows<I: ExactSizeIterator<Item = FlowRecord>>(&mut self, flows: I)
+    where
+        Self: Sized,
+    {
+        for f in flows {
+            self.flow(f);
+        }
+    }
     /// Takes one sFlow interface counter record; ignored unless the sink wants counters.
     fn counters(&mut self, _counters: InterfaceCounters) {}
 }
 
 impl FlowSink for Vec<FlowRecord> {
+    #[inline]
     fn flow(&mut self, record: FlowRecord) {
         self.push(record);
+    }
+    #[inline]
+    fn flows<I: ExactSizeIterator<Item = FlowRecord>>(&mut self, flows: I) {
+        self.extend(flows);
     }
 }
 
 impl<F: FnMut(FlowRecord)> FlowSink for F {
+    #[inline]
     fn flow(&mut self, record: FlowRecord) {
         self(record)
     }
@@ -64,6 +83,7 @@ pub struct CollectingSink {
 }
 
 impl FlowSink for CollectingSink {
+    #[inline]
     fn flow(&mut self, record: FlowRecord) {
         self.flows.push(record);
     }

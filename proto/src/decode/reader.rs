@@ -16,6 +16,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader over a whole packet.
+    #[inline]
     pub fn new(buf: &'a [u8]) -> Self {
         Reader {
             buf,
@@ -25,25 +26,30 @@ impl<'a> Reader<'a> {
     }
 
     /// Absolute offset of the next byte in the packet.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.base + self.pos
     }
 
     /// Bytes not yet read.
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.buf.len().saturating_sub(self.pos)
     }
 
     /// True when everything has been read.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The unread bytes.
+    #[inline]
     pub fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or(&[])
     }
 
+    #[inline]
     fn short(&self, n: usize, what: &'static str) -> DecodeError {
         DecodeError::Truncated {
             offset: self.offset(),
@@ -53,6 +59,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` bytes.
+    #[inline]
     pub fn bytes(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], DecodeError> {
         let end = self.pos.checked_add(n).ok_or_else(|| self.short(n, what))?;
         match self.buf.get(self.pos..end) {
@@ -65,6 +72,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` bytes as a reader of their own (for a set, sample or record).
+    #[inline]
     pub fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, DecodeError> {
         let base = self.offset();
         let buf = self.bytes(n, what)?;
@@ -72,10 +80,12 @@ impl<'a> Reader<'a> {
     }
 
     /// Skips `n` bytes.
+    #[inline]
     pub fn skip(&mut self, n: usize, what: &'static str) -> Result<(), DecodeError> {
         self.bytes(n, what).map(|_| ())
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], DecodeError> {
         let s = self.bytes(N, what)?;
         let mut out = [0u8; N];
@@ -84,36 +94,43 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
         Ok(self.array::<1>(what)?[0])
     }
 
     /// Reads a big-endian u16.
+    #[inline]
     pub fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
 
     /// Reads a big-endian u32.
+    #[inline]
     pub fn u32(&mut self, what: &'static str) -> Result<u32, DecodeError> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
 
     /// Reads a big-endian u64.
+    #[inline]
     pub fn u64(&mut self, what: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
 
     /// Reads an IPv4 address.
+    #[inline]
     pub fn ipv4(&mut self, what: &'static str) -> Result<Ipv4Addr, DecodeError> {
         Ok(Ipv4Addr::from(self.array::<4>(what)?))
     }
 
     /// Reads an IPv6 address.
+    #[inline]
     pub fn ipv6(&mut self, what: &'static str) -> Result<Ipv6Addr, DecodeError> {
         Ok(Ipv6Addr::from(self.array::<16>(what)?))
     }
 
     /// Reads a u16 at `at` (relative to this reader) without moving.
+    #[inline]
     pub fn peek_u16(&self, at: usize, what: &'static str) -> Result<u16, DecodeError> {
         let mut r = *self;
         r.pos = at;
@@ -121,6 +138,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a u32 at `at` (relative to this reader) without moving.
+    #[inline]
     pub fn peek_u32(&self, at: usize, what: &'static str) -> Result<u32, DecodeError> {
         let mut r = *self;
         r.pos = at;
@@ -130,12 +148,21 @@ impl<'a> Reader<'a> {
 
 /// Reads a big-endian unsigned integer of 1 to 8 bytes (IPFIX reduced-size encoding); longer
 /// slices keep their last 8 bytes, an empty slice is 0.
+#[inline]
 pub fn be_uint(bytes: &[u8]) -> u64 {
-    let tail = bytes.len().saturating_sub(8);
-    bytes
-        .iter()
-        .skip(tail)
-        .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+    match *bytes {
+        [a] => u64::from(a),
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a, b, c, d] => u64::from(u32::from_be_bytes([a, b, c, d])),
+        [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+        _ => {
+            let tail = bytes.len().saturating_sub(8);
+            bytes
+                .iter()
+                .skip(tail)
+                .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::fast::FastLayout;
 use super::fields::{classify, FieldKind, FieldSpec, VARIABLE_LENGTH};
 use crate::record::FlowSource;
 
@@ -34,6 +35,21 @@ pub struct Template {
     is_options: bool,
     min_len: usize,
     fixed_len: Option<usize>,
+    ops: Vec<FieldOp>,
+    fast: Option<FastLayout>,
+}
+
+/// One field FlowLens reads from a fixed-length record: where its value sits and what it means.
+/// A fixed-length template compiles to a list of these (ignored fields left out), so reading a
+/// record is one bounds-checked slice per wanted field, with no per-field length parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldOp {
+    /// Offset of the value from the start of the record.
+    pub offset: usize,
+    /// Length of the value in bytes.
+    pub len: usize,
+    /// What the value means.
+    pub kind: FieldKind,
 }
 
 /// The serialised form of a [`Template`]: just what came off the wire.
@@ -64,17 +80,29 @@ impl Template {
     /// Compiles a template from its field specifiers. `scope_fields` is the number of leading
     /// scope fields of an options template (0 for a data template).
     pub fn new(fields: Vec<FieldSpec>, scope_fields: u16, is_options: bool) -> Self {
-        let kinds = fields.iter().map(|f| classify(*f)).collect();
+        let kinds: Vec<FieldKind> = fields.iter().map(|f| classify(*f)).collect();
         let mut min_len = 0usize;
         let mut variable = false;
-        for f in &fields {
+        let mut ops = Vec::new();
+        for (f, kind) in fields.iter().zip(&kinds) {
             if f.len == VARIABLE_LENGTH {
                 variable = true;
                 min_len += 1;
             } else {
+                if *kind != FieldKind::Ignored {
+                    ops.push(FieldOp {
+                        offset: min_len,
+                        len: usize::from(f.len),
+                        kind: *kind,
+                    });
+                }
                 min_len += usize::from(f.len);
             }
         }
+        if variable {
+            ops.clear();
+        }
+        let fast = FastLayout::compile(&fields, is_options);
         Template {
             fields,
             kinds,
@@ -82,6 +110,8 @@ impl Template {
             is_options,
             min_len,
             fixed_len: (!variable).then_some(min_len),
+            ops,
+            fast,
         }
     }
 
@@ -95,7 +125,18 @@ impl Template {
         self.fields.iter().copied().zip(self.kinds.iter().copied())
     }
 
-    /// Whether this is an options template.
+    /// The straight-line layout of a plain fixed-length data template, if it is one.
+    pub fn fast_layout(&self) -> Option<&FastLayout> {
+        self.fast.as_ref()
+    }
+
+    /// The wanted fields of a fixed-length template with their offsets; empty for templates
+    /// with variable-length fields (read those with [`Template::compiled`]).
+    pub fn ops(&self) -> &[FieldOp] {
+        &self.ops
+    }
+
+    /// Whether this is an options template (IPFIX set 3, NetFlow v9 flowset 1).
     pub fn is_options(&self) -> bool {
         self.is_options
     }

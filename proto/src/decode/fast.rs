@@ -1,0 +1,326 @@
+//! The fast path for the common case: fixed-length data templates made only of plain flow fields
+//! (addresses, ports, protocol, counters, interfaces, AS numbers, next hop, VLAN and one start
+//! and one end time). Such a template compiles, when learned, into a [`FastLayout`] of field
+//! offsets, and each record is read in straight-line code with no per-field dispatch.
+//!
+//! Everything else (options, biflows, sampling or duration fields, fallbacks, repeated fields,
+//! variable-length fields) takes the general path in `dataset`. Both paths must give identical
+//! records; `tests::fast_and_general_paths_agree` checks that on random templates.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::fields::{classify, FieldKind, FieldSpec, RawTime, TimeBase, TimeForm, VARIABLE_LENGTH};
+use crate::record::{BiflowDirection, FlowRecord, FlowSource};
+
+/// The longest record the fast path takes; longer ones (rare) take the general path.
+pub const MAX_FAST_RECORD: usize = 256;
+
+/// A record copied into a fixed buffer, so that reads at offsets below [`MAX_FAST_RECORD`] need
+/// no bounds check (the offsets are `u8`s and the buffer has room for a 16-byte read at 255).
+pub struct RecordBuf([u8; MAX_FAST_RECORD + 16]);
+
+impl RecordBuf {
+    /// An empty (zeroed) buffer; reuse one for every record of a set.
+    pub fn new() -> RecordBuf {
+        RecordBuf([0; MAX_FAST_RECORD + 16])
+    }
+
+    /// Copies a record (at most [`MAX_FAST_RECORD`] bytes; longer ones are cut).
+    #[inline(always)]
+    fn load(&mut self, rec: &[u8]) {
+        let n = rec.len().min(MAX_FAST_RECORD);
+        if let (Some(dst), Some(src)) = (self.0.get_mut(..n), rec.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+    }
+
+    #[inline(always)]
+    fn window(&self, at: u8) -> u64 {
+        let at = usize::from(at);
+        self.0
+            .get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_be_bytes)
+    }
+
+    #[inline(always)]
+    fn bytes16(&self, at: u8) -> [u8; 16] {
+        let at = usize::from(at);
+        self.0
+            .get(at..at + 16)
+            .and_then(|w| <[u8; 16]>::try_from(w).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Default for RecordBuf {
+    fn default() -> Self {
+        RecordBuf::new()
+    }
+}
+
+/// Where one value sits in a record, precomputed so that reading it is branch-free: load the 8
+/// bytes at `at` (big-endian), shift right by `shift` bits and mask. A value of 1 to 8 bytes that
+/// ends at byte `end` is read from the 8-byte window ending at `max(end, 8)`; fast-path records
+/// are at least 8 bytes long (two addresses), so the window is always inside the record.
+/// `mask == 0` means the template lacks the value. 16-byte values (IPv6) are read whole.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Loc {
+    mask: u64,
+    at: u8,
+    shift: u8,
+    offset: u8,
+    len: u8,
+}
+
+impl Loc {
+    /// Where a value of `len` bytes at `offset` sits; `None` if the record would be too long.
+    fn new(offset: usize, len: usize) -> Option<Loc> {
+        let end = offset + len;
+        if end > MAX_FAST_RECORD {
+            return None;
+        }
+        let window_end = end.max(8);
+        let mask = match len {
+            1..=7 => (1u64 << (len * 8)) - 1,
+            8 => u64::MAX,
+            _ => 0,
+        };
+        Some(Loc {
+            mask,
+            at: u8::try_from(window_end - 8).ok()?,
+            shift: u8::try_from((window_end - end) * 8).ok()?,
+            offset: u8::try_from(offset).ok()?,
+            len: u8::try_from(len).ok()?,
+        })
+    }
+
+    fn present(self) -> bool {
+        self.len != 0
+    }
+
+    /// Reads the value as a big-endian unsigned integer (0 when absent).
+    #[inline(always)]
+    fn uint(self, rec: &RecordBuf) -> u64 {
+        (rec.window(self.at) >> self.shift) & self.mask
+    }
+
+    /// Reads the value as an IPv4 or IPv6 address (by its length).
+    #[inline(always)]
+    fn addr(self, rec: &RecordBuf) -> Option<IpAddr> {
+        if self.len == 16 {
+            Some(IpAddr::V6(Ipv6Addr::from(rec.bytes16(self.offset))))
+        } else if self.len == 4 {
+            Some(IpAddr::V4(Ipv4Addr::from(self.uint(rec) as u32)))
+        } else {
+            None
+        }
+    }
+}
+
+/// A time field's place and form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TimeLoc {
+    loc: Loc,
+    form: TimeForm,
+}
+
+impl TimeLoc {
+    #[inline(always)]
+    fn raw(self, rec: &RecordBuf) -> RawTime {
+        if !self.loc.present() {
+            return RawTime::Absent;
+        }
+        let v = self.loc.uint(rec);
+        match self.form {
+            TimeForm::Uptime => RawTime::Uptime(v as u32),
+            TimeForm::Secs => RawTime::Absolute(v.saturating_mul(1000)),
+            TimeForm::Millis => RawTime::Absolute(v),
+            TimeForm::DeltaMicros => RawTime::DeltaMicros(v),
+            // Only 8-byte NTP timestamps take the fast path (see `FastLayout::compile`).
+            TimeForm::Ntp => {
+                let frac_ms = ((v & 0xffff_ffff) * 1000) >> 32;
+                let secs = v >> 32;
+                super::fields::ntp_secs_to_unix_ms(secs, frac_ms)
+                    .map_or(RawTime::Absent, RawTime::Absolute)
+            }
+        }
+    }
+}
+
+/// A compiled fixed-length data template of plain flow fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FastLayout {
+    src: Loc,
+    dst: Loc,
+    next_hop: Loc,
+    src_port: Loc,
+    dst_port: Loc,
+    protocol: Loc,
+    tos: Loc,
+    tcp_flags: Loc,
+    bytes: Loc,
+    packets: Loc,
+    in_if: Loc,
+    out_if: Loc,
+    src_as: Loc,
+    dst_as: Loc,
+    vlan: Loc,
+    start: TimeLoc,
+    end: TimeLoc,
+}
+
+impl FastLayout {
+    /// Compiles `fields` if the template qualifies for the fast path: fixed length, not an
+    /// options template, source and destination address present, every wanted field of a
+    /// kind below and no kind twice.
+    pub fn compile(fields: &[FieldSpec], is_options: bool) -> Option<FastLayout> {
+        if is_options {
+            return None;
+        }
+        let absent = TimeLoc {
+            loc: Loc::default(),
+            form: TimeForm::Millis,
+        };
+        let mut l = FastLayout {
+            src: Loc::default(),
+            dst: Loc::default(),
+            next_hop: Loc::default(),
+            src_port: Loc::default(),
+            dst_port: Loc::default(),
+            protocol: Loc::default(),
+            tos: Loc::default(),
+            tcp_flags: Loc::default(),
+            bytes: Loc::default(),
+            packets: Loc::default(),
+            in_if: Loc::default(),
+            out_if: Loc::default(),
+            src_as: Loc::default(),
+            dst_as: Loc::default(),
+            vlan: Loc::default(),
+            start: absent,
+            end: absent,
+        };
+        let mut offset = 0usize;
+        for f in fields {
+            if f.len == VARIABLE_LENGTH {
+                return None;
+            }
+            let here = Loc::new(offset, usize::from(f.len))?;
+            offset += usize::from(f.len);
+            use FieldKind::*;
+            let (slot, form) = match classify(*f) {
+                Ignored => continue,
+                SrcAddr => (&mut l.src, None),
+                DstAddr => (&mut l.dst, None),
+                NextHop => (&mut l.next_hop, None),
+                SrcPort => (&mut l.src_port, None),
+                DstPort => (&mut l.dst_port, None),
+                Protocol => (&mut l.protocol, None),
+                Tos => (&mut l.tos, None),
+                TcpFlags => (&mut l.tcp_flags, None),
+                Bytes => (&mut l.bytes, None),
+                Packets => (&mut l.packets, None),
+                InIf => (&mut l.in_if, None),
+                OutIf => (&mut l.out_if, None),
+                SrcAs => (&mut l.src_as, None),
+                DstAs => (&mut l.dst_as, None),
+                Vlan => (&mut l.vlan, None),
+                StartUptime => (&mut l.start.loc, Some((true, TimeForm::Uptime))),
+                EndUptime => (&mut l.end.loc, Some((false, TimeForm::Uptime))),
+                StartSecs => (&mut l.start.loc, Some((true, TimeForm::Secs))),
+                EndSecs => (&mut l.end.loc, Some((false, TimeForm::Secs))),
+                StartMillis => (&mut l.start.loc, Some((true, TimeForm::Millis))),
+                EndMillis => (&mut l.end.loc, Some((false, TimeForm::Millis))),
+                StartDeltaMicros => (&mut l.start.loc, Some((true, TimeForm::DeltaMicros))),
+                EndDeltaMicros => (&mut l.end.loc, Some((false, TimeForm::DeltaMicros))),
+                StartNtp if f.len == 8 => (&mut l.start.loc, Some((true, TimeForm::Ntp))),
+                EndNtp if f.len == 8 => (&mut l.end.loc, Some((false, TimeForm::Ntp))),
+                _ => return None,
+            };
+            if slot.present() {
+                return None;
+            }
+            *slot = here;
+            match form {
+                Some((true, form)) => l.start.form = form,
+                Some((false, form)) => l.end.form = form,
+                None => {}
+            }
+        }
+        // Integers wider than 8 bytes keep their last 8 in the general path; not worth a window.
+        let ints = [
+            l.src_port,
+            l.dst_port,
+            l.protocol,
+            l.tos,
+            l.tcp_flags,
+            l.bytes,
+            l.packets,
+            l.in_if,
+            l.out_if,
+            l.src_as,
+            l.dst_as,
+            l.vlan,
+            l.start.loc,
+            l.end.loc,
+        ];
+        let ints_ok = ints.iter().all(|i| i.len <= 8);
+        (offset >= 8 && ints_ok && l.src.present() && l.dst.present()).then_some(l)
+    }
+
+    /// Decodes one record (exactly the template's length) into a flow record.
+    #[inline]
+    pub fn record(&self, rec: &[u8], buf: &mut RecordBuf, set: &FastSet) -> FlowRecord {
+        buf.load(rec);
+        let rec = &*buf;
+        let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let rate = u64::from(set.rate);
+        let (first_ms, last_ms) =
+            set.base
+                .resolve_span(self.start.raw(rec), self.end.raw(rec), None);
+        let vlan = self.vlan.uint(rec) as u16 & 0x0fff;
+        FlowRecord {
+            src_addr: self.src.addr(rec).unwrap_or(unspecified),
+            dst_addr: self.dst.addr(rec).unwrap_or(unspecified),
+            src_port: self.src_port.uint(rec) as u16,
+            dst_port: self.dst_port.uint(rec) as u16,
+            protocol: self.protocol.uint(rec) as u8,
+            tcp_flags: self.tcp_flags.uint(rec) as u8,
+            tos: self.tos.uint(rec) as u8,
+            bytes: self.bytes.uint(rec).saturating_mul(rate),
+            packets: self.packets.uint(rec).saturating_mul(rate),
+            in_if: self.in_if.uint(rec) as u32,
+            out_if: self.out_if.uint(rec) as u32,
+            src_as: self.src_as.uint(rec) as u32,
+            dst_as: self.dst_as.uint(rec) as u32,
+            next_hop: self.next_hop.addr(rec).filter(|a| !a.is_unspecified()),
+            vlan: (vlan != 0).then_some(vlan),
+            first_ms,
+            last_ms,
+            exporter: set.exporter,
+            observation_domain: set.domain,
+            sampling_rate: set.rate,
+            direction: BiflowDirection::Unidirectional,
+            source: set.source,
+        }
+    }
+}
+
+/// What every record of one data set shares on the fast path.
+#[derive(Clone, Copy, Debug)]
+pub struct FastSet {
+    /// The clock of the packet that carried the set, with the scope's system init time.
+    pub base: TimeBase,
+    /// The sampling rate in force for the scope (records carry no sampler of their own).
+    pub rate: u32,
+    /// The exporter's address.
+    pub exporter: IpAddr,
+    /// Observation domain / source id.
+    pub domain: u32,
+    /// The protocol that carried the set.
+    pub source: FlowSource,
+}
+
+#[cfg(test)]
+mod tests;

@@ -312,6 +312,16 @@ impl TemplateCache {
         self.scopes.values().map(|s| s.templates.len()).sum()
     }
 
+    /// Makes every template take the general path (tests compare the two paths).
+    #[cfg(test)]
+    pub(crate) fn disable_fast_paths(&mut self) {
+        for state in self.scopes.values_mut() {
+            for t in state.templates.values_mut() {
+                t.fast = None;
+            }
+        }
+    }
+
     /// Data sets buffered while waiting for templates.
     pub fn pending_sets(&self) -> usize {
         self.pending.len()

@@ -36,7 +36,7 @@ pub struct Template {
     min_len: usize,
     fixed_len: Option<usize>,
     ops: Vec<FieldOp>,
-    fast: Option<FastLayout>,
+    fast: Option<Box<FastLayout>>,
 }
 
 /// One field FlowLens reads from a fixed-length record: where its value sits and what it means.
@@ -102,7 +102,7 @@ impl Template {
         if variable {
             ops.clear();
         }
-        let fast = FastLayout::compile(&fields, is_options);
+        let fast = FastLayout::compile(&fields, is_options).map(Box::new);
         Template {
             fields,
             kinds,
@@ -127,7 +127,7 @@ impl Template {
 
     /// The straight-line layout of a plain fixed-length data template, if it is one.
     pub fn fast_layout(&self) -> Option<&FastLayout> {
-        self.fast.as_ref()
+        self.fast.as_deref()
     }
 
     /// The wanted fields of a fixed-length template with their offsets; empty for templates

@@ -799,8 +799,6 @@ fn ipfix_biflows_split_into_forward_and_reverse_records_like_netflow_parser() {
 }
 
 #[test]
-#[ignore = "FlowLens gives the reverse record the forward ToS: it does not read \
-            reverseIpClassOfService (PEN 29305, IE 5)"]
 fn ipfix_biflow_reverse_records_carry_the_reverse_class_of_service() {
     let datagrams = vec![biflow_message(&ipv4_flows(10), |tos| tos ^ 0xb8)];
     assert_eq!(

@@ -198,6 +198,7 @@ fn emit<S: FlowSink>(
             src_as: forward.dst_as,
             dst_as: forward.src_as,
             tcp_flags: fields.rev_tcp_flags,
+            tos: fields.rev_tos.unwrap_or(forward.tos),
             bytes: fields.rev_bytes.saturating_mul(u64::from(rate)),
             packets: fields.rev_packets.saturating_mul(u64::from(rate)),
             first_ms,

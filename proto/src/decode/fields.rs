@@ -118,6 +118,8 @@ pub enum FieldKind {
     RevPackets,
     /// RFC 5103 reverseTcpControlBits.
     RevTcpFlags,
+    /// RFC 5103 reverseIpClassOfService.
+    RevTos,
     /// RFC 5103 reverse flow start, in any of the IPFIX time forms (kept with its own kind).
     RevStart(TimeForm),
     /// RFC 5103 reverse flow end, in any of the IPFIX time forms.
@@ -189,6 +191,7 @@ pub fn classify(spec: FieldSpec) -> FieldKind {
         (REVERSE_PEN, 1) => RevBytes,
         (REVERSE_PEN, 2) => RevPackets,
         (REVERSE_PEN, 6) => RevTcpFlags,
+        (REVERSE_PEN, 5) => RevTos,
         (REVERSE_PEN, 22) => RevStart(TimeForm::Uptime),
         (REVERSE_PEN, 21) => RevEnd(TimeForm::Uptime),
         (REVERSE_PEN, 150) => RevStart(TimeForm::Secs),
@@ -350,6 +353,8 @@ pub struct RecordFields {
     pub rev_packets: u64,
     /// RFC 5103 reverse TCP flags.
     pub rev_tcp_flags: u8,
+    /// The reverse direction's ToS byte, when the record carries one.
+    pub rev_tos: Option<u8>,
     /// Any reverse IE seen: this record is a biflow.
     pub is_biflow: bool,
     /// Reverse start time.
@@ -467,6 +472,10 @@ impl RecordFields {
             }
             RevTcpFlags => {
                 self.rev_tcp_flags = be_uint(v) as u8;
+                self.is_biflow = true;
+            }
+            RevTos => {
+                self.rev_tos = Some(be_uint(v) as u8);
                 self.is_biflow = true;
             }
             RevStart(form) => self.rev_start = raw_time(form, v),

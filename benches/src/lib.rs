@@ -163,61 +163,19 @@ pub fn v5_packet() -> BenchPacket {
     }
 }
 
-/// The NetFlow v9 template the benches export: a v5 record's fields, uptime times (22/21).
-pub const V9_TEMPLATE: [(u16, u16); 16] = [
-    (8, 4),
-    (12, 4),
-    (7, 2),
-    (11, 2),
-    (4, 1),
-    (6, 1),
-    (5, 1),
-    (1, 4),
-    (2, 4),
-    (10, 2),
-    (14, 2),
-    (16, 2),
-    (17, 2),
-    (15, 4),
-    (22, 4),
-    (21, 4),
-];
-
-/// Bytes of one record under [`V9_TEMPLATE`].
-pub const V9_RECORD_LEN: usize = 43;
-
-/// Writes one flow in [`V9_TEMPLATE`] layout.
-pub fn v9_record(w: &mut Writer, r: &FlowRecord) {
-    let uptime = |t: u64| SYS_UPTIME.wrapping_sub(EXPORT_MS.saturating_sub(t) as u32);
-    let v4 = |a: Option<IpAddr>| match a {
-        Some(IpAddr::V4(a)) => u32::from(a),
-        _ => 0,
-    };
-    w.ip(r.src_addr)
-        .ip(r.dst_addr)
-        .u16(r.src_port)
-        .u16(r.dst_port);
-    w.u8(r.protocol).u8(r.tcp_flags).u8(r.tos);
-    w.u32(r.bytes as u32).u32(r.packets as u32);
-    w.u16(r.in_if as u16).u16(r.out_if as u16);
-    w.u16(r.src_as as u16).u16(r.dst_as as u16);
-    w.u32(v4(r.next_hop));
-    w.u32(uptime(r.first_ms)).u32(uptime(r.last_ms));
-}
-
 /// Payload bytes a bench data packet aims for (a 1500-byte MTU less IP/UDP headers and slack).
 pub const TARGET_PACKET_LEN: usize = 1_400;
 
-/// A NetFlow v9 template packet, then a ~1400-byte data packet of [`V9_TEMPLATE`] records.
+/// A NetFlow v9 template packet, then a ~1400-byte data packet of [`encode::STANDARD_V9_TEMPLATE`] records.
 pub fn v9_packet() -> BenchPacket {
     let unix_secs = (EXPORT_MS / 1000) as u32;
     let mut template = V9Packet::new(1, SYS_UPTIME, unix_secs, 0, 1);
-    template.set(0).template(256, &V9_TEMPLATE);
-    let n = (TARGET_PACKET_LEN - netflow_v9::HEADER_LEN - 4) / V9_RECORD_LEN;
+    template.set(0).template(256, &encode::STANDARD_V9_TEMPLATE);
+    let n = (TARGET_PACKET_LEN - netflow_v9::HEADER_LEN - 4) / encode::STANDARD_V9_RECORD_LEN;
     let mut data = V9Packet::new(n as u16, SYS_UPTIME, unix_secs, 1, 1);
     data.set(256);
     for r in &sample_flows(n) {
-        v9_record(data.writer(), r);
+        encode::standard_v9_record(data.writer(), r, EXPORT_MS, SYS_UPTIME);
     }
     BenchPacket {
         setup: vec![template.finish()],

@@ -564,39 +564,6 @@ fn netflow_v5_times_after_the_header_uptime_match_netflow_parser() {
     assert_eq!(assert_parsers_agree("v5 late times", &datagrams), 3);
 }
 
-/// The v9 template the tests export: a v5 record's fields with uptime times (22/21).
-const V9_TEMPLATE: [(u16, u16); 16] = [
-    (8, 4),
-    (12, 4),
-    (7, 2),
-    (11, 2),
-    (4, 1),
-    (6, 1),
-    (5, 1),
-    (1, 4),
-    (2, 4),
-    (10, 2),
-    (14, 2),
-    (16, 2),
-    (17, 2),
-    (15, 4),
-    (22, 4),
-    (21, 4),
-];
-
-fn v9_record(w: &mut Writer, r: &FlowRecord, export_ms: u64, sys_uptime: u32) {
-    let uptime = |t: u64| sys_uptime.wrapping_sub(export_ms.saturating_sub(t) as u32);
-    w.ip(r.src_addr)
-        .ip(r.dst_addr)
-        .u16(r.src_port)
-        .u16(r.dst_port);
-    w.u8(r.protocol).u8(r.tcp_flags).u8(r.tos);
-    w.u32(r.bytes as u32).u32(r.packets as u32);
-    w.u16(r.in_if as u16).u16(r.out_if as u16);
-    w.u16(r.src_as as u16).u16(r.dst_as as u16).u32(0);
-    w.u32(uptime(r.first_ms)).u32(uptime(r.last_ms));
-}
-
 #[test]
 fn netflow_v9_template_then_data_match_netflow_parser() {
     let flows = ipv4_flows(25);
@@ -605,17 +572,17 @@ fn netflow_v9_template_then_data_match_netflow_parser() {
     let unix_secs = (export_ms / 1000) as u32;
 
     let mut template = V9Packet::new(1, sys_uptime, unix_secs, 0, 3);
-    template.set(0).template(256, &V9_TEMPLATE);
+    template.set(0).template(256, &encode::STANDARD_V9_TEMPLATE);
     let mut data = V9Packet::new(25, sys_uptime, unix_secs, 1, 3);
     data.set(256);
     for r in &flows {
-        v9_record(data.writer(), r, export_ms, sys_uptime);
+        encode::standard_v9_record(data.writer(), r, export_ms, sys_uptime);
     }
     let mut both = V9Packet::new(6, sys_uptime, unix_secs, 2, 3);
-    both.set(0).template(256, &V9_TEMPLATE);
+    both.set(0).template(256, &encode::STANDARD_V9_TEMPLATE);
     both.set(256);
     for r in &flows[..5] {
-        v9_record(both.writer(), r, export_ms, sys_uptime);
+        encode::standard_v9_record(both.writer(), r, export_ms, sys_uptime);
     }
     let datagrams = vec![template.finish(), data.finish(), both.finish()];
     assert_eq!(assert_parsers_agree("v9", &datagrams), 30);

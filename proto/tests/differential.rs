@@ -15,6 +15,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use flowlens_tests::{data_dir, read_pcap};
 use netflow_parser::variable_versions::field_value::DurationValue;
 use netflow_parser::variable_versions::ipfix::lookup::{
     IANAIPFixField, IPFixField, ReverseInformationElement,
@@ -778,72 +779,26 @@ fn ipfix_biflow_reverse_records_carry_the_reverse_class_of_service() {
 // Real exporters' captures.
 // ---------------------------------------------------------------------------------------------
 
-/// The UDP payloads of a classic pcap file (Ethernet link type, IPv4, UDP), in capture order.
-fn udp_payloads(pcap: &[u8]) -> Vec<Vec<u8>> {
-    let u16_at = |b: &[u8], at: usize, le: bool| {
-        let x = [b[at], b[at + 1]];
-        if le {
-            u16::from_le_bytes(x)
-        } else {
-            u16::from_be_bytes(x)
-        }
-    };
-    let u32_at = |b: &[u8], at: usize, le: bool| {
-        let x = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if le {
-            u32::from_le_bytes(x)
-        } else {
-            u32::from_be_bytes(x)
-        }
-    };
-    let magic = u32::from_le_bytes([pcap[0], pcap[1], pcap[2], pcap[3]]);
-    let le = match magic {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
-        m => panic!("not a classic pcap file (magic {m:#x})"),
-    };
-    assert_eq!(u32_at(pcap, 20, le), 1, "link type must be Ethernet");
-    let mut out = Vec::new();
-    let mut at = 24;
-    while at + 16 <= pcap.len() {
-        let caplen = u32_at(pcap, at + 8, le) as usize;
-        let frame = &pcap[at + 16..at + 16 + caplen];
-        at += 16 + caplen;
-        if u16_at(frame, 12, false) != 0x0800 {
-            continue; // not IPv4
-        }
-        let ip = &frame[14..];
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let total_len = usize::from(u16_at(ip, 2, false));
-        if ip[9] != 17 {
-            continue; // not UDP
-        }
-        let udp = &ip[ihl..total_len];
-        let udp_len = usize::from(u16_at(udp, 4, false));
-        out.push(udp[8..udp_len].to_vec());
-    }
-    out
-}
-
-/// `tests/data` at the workspace root.
-fn capture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data")
+/// The UDP payloads of a capture in `tests/data`, in capture order.
+fn udp_payloads(path: &Path) -> Vec<Vec<u8>> {
+    read_pcap(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .map(|d| d.payload)
+        .collect()
 }
 
 /// The NetFlow v5/v9 and IPFIX captures in `tests/data` (sFlow is beyond netflow_parser).
 fn netflow_captures() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(capture_dir()) else {
-        return Vec::new();
-    };
+    let entries = std::fs::read_dir(data_dir()).expect("tests/data is committed");
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "traffic.pcap"))
         .filter(|p| {
-            std::fs::read(p).is_ok_and(|b| {
-                udp_payloads(&b)
-                    .first()
-                    .is_some_and(|d| matches!(d.get(..2), Some([0, 5 | 9 | 10])))
-            })
+            udp_payloads(p)
+                .first()
+                .is_some_and(|d| matches!(d.get(..2), Some([0, 5 | 9 | 10])))
         })
         .collect();
     paths.sort();
@@ -852,11 +807,7 @@ fn netflow_captures() -> Vec<PathBuf> {
 
 #[test]
 fn pcap_reader_finds_every_udp_payload_of_a_capture() {
-    let path = capture_dir().join("softflowd_v5.pcap");
-    let Ok(bytes) = std::fs::read(&path) else {
-        return; // the captures are optional
-    };
-    let payloads = udp_payloads(&bytes);
+    let payloads = udp_payloads(&data_dir().join("softflowd_v5.pcap"));
     assert_eq!(payloads.len(), 3);
     let records: usize = payloads
         .iter()
@@ -868,9 +819,9 @@ fn pcap_reader_finds_every_udp_payload_of_a_capture() {
 #[test]
 fn real_exporter_captures_decode_the_same_with_netflow_parser() {
     let captures = netflow_captures();
+    assert!(captures.len() >= 10, "captures found: {captures:?}");
     for path in &captures {
-        let bytes = std::fs::read(path).expect("read capture");
-        let datagrams = udp_payloads(&bytes);
+        let datagrams = udp_payloads(path);
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         let name = name.unwrap_or_default();
         let n = assert_parsers_agree(&name, &datagrams);

@@ -54,6 +54,16 @@ pub fn run(args: &[String]) -> Result<()> {
         step = step.env("PATH", process::path_with(&tools_bin)?);
     }
     let target_dir = process::home()?.join(".cache").join("flowlens-fuzz-target");
+    let corpus = fuzz_dir.join("corpus").join(target);
+    if is_empty_dir(&corpus) {
+        // Start from valid packets built by `proto::encode`, not from nothing: the templated
+        // targets reach data sets only once a template parses.
+        Step::new("fuzz: write seed corpora", process::cargo())
+            .current_dir(&fuzz_dir)
+            .env("CARGO_TARGET_DIR", target_dir.clone())
+            .args(["run", "--quiet", "--example", "seeds"])
+            .run()?;
+    }
     step.args([
         "fuzz",
         "run",
@@ -68,6 +78,11 @@ pub fn run(args: &[String]) -> Result<()> {
     .arg(format!("-rss_limit_mb={RSS_LIMIT_MB}"))
     .args(libfuzzer_args.cloned())
     .run()
+}
+
+/// Whether `dir` is missing or holds no entries.
+fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 /// The fuzz targets: the file stems of `fuzz_targets/*.rs`, sorted.

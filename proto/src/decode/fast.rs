@@ -5,11 +5,12 @@
 //!
 //! Everything else (options, biflows, sampling or duration fields, fallbacks, repeated fields,
 //! variable-length fields) takes the general path in `dataset`. Both paths must give identical
-//! records; `tests::fast_and_general_paths_agree` checks that on random templates.
+//! records; the `fast_and_general_paths_agree_on_*` tests check that on random templates.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::fields::{classify, FieldKind, FieldSpec, RawTime, TimeBase, TimeForm, VARIABLE_LENGTH};
+use super::fields::{FieldKind, RawTime, TimeBase, TimeForm};
+use super::template::FieldOp;
 use crate::record::{BiflowDirection, FlowRecord, FlowSource};
 
 /// The longest record the fast path takes; longer ones (rare) take the general path.
@@ -171,11 +172,14 @@ pub struct FastLayout {
 }
 
 impl FastLayout {
-    /// Compiles `fields` if the template qualifies for the fast path: fixed length, not an
-    /// options template, source and destination address present, every wanted field of a
-    /// kind below and no kind twice.
-    pub fn compile(fields: &[FieldSpec], is_options: bool) -> Option<FastLayout> {
-        if is_options {
+    /// Compiles the wanted fields (`ops`, from [`Template::ops`]) of a fixed-length data
+    /// template of `record_len` bytes, if it qualifies for the fast path: at most
+    /// [`MAX_FAST_RECORD`] bytes, source and destination address present, every wanted field of a
+    /// kind below and no kind twice. The caller passes only data templates of fixed length.
+    ///
+    /// [`Template::ops`]: super::template::Template::ops
+    pub fn compile(ops: &[FieldOp], record_len: usize) -> Option<FastLayout> {
+        if record_len > MAX_FAST_RECORD {
             return None;
         }
         let absent = TimeLoc {
@@ -201,15 +205,10 @@ impl FastLayout {
             start: absent,
             end: absent,
         };
-        let mut offset = 0usize;
-        for f in fields {
-            if f.len == VARIABLE_LENGTH {
-                return None;
-            }
-            let here = Loc::new(offset, usize::from(f.len))?;
-            offset += usize::from(f.len);
+        for op in ops {
+            let here = Loc::new(op.offset, op.len)?;
             use FieldKind::*;
-            let (slot, form) = match classify(*f) {
+            let (slot, form) = match op.kind {
                 Ignored => continue,
                 SrcAddr => (&mut l.src, None),
                 DstAddr => (&mut l.dst, None),
@@ -234,8 +233,8 @@ impl FastLayout {
                 EndMillis => (&mut l.end.loc, Some((false, TimeForm::Millis))),
                 StartDeltaMicros => (&mut l.start.loc, Some((true, TimeForm::DeltaMicros))),
                 EndDeltaMicros => (&mut l.end.loc, Some((false, TimeForm::DeltaMicros))),
-                StartNtp if f.len == 8 => (&mut l.start.loc, Some((true, TimeForm::Ntp))),
-                EndNtp if f.len == 8 => (&mut l.end.loc, Some((false, TimeForm::Ntp))),
+                StartNtp if op.len == 8 => (&mut l.start.loc, Some((true, TimeForm::Ntp))),
+                EndNtp if op.len == 8 => (&mut l.end.loc, Some((false, TimeForm::Ntp))),
                 _ => return None,
             };
             if slot.present() {
@@ -266,7 +265,7 @@ impl FastLayout {
             l.end.loc,
         ];
         let ints_ok = ints.iter().all(|i| i.len <= 8);
-        (offset >= 8 && ints_ok && l.src.present() && l.dst.present()).then_some(l)
+        (record_len >= 8 && ints_ok && l.src.present() && l.dst.present()).then_some(l)
     }
 
     /// Decodes one record (exactly the template's length) into a flow record.

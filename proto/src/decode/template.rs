@@ -102,7 +102,10 @@ impl Template {
         if variable {
             ops.clear();
         }
-        let fast = FastLayout::compile(&fields, is_options).map(Box::new);
+        let fast = (!variable && !is_options)
+            .then(|| FastLayout::compile(&ops, min_len))
+            .flatten()
+            .map(Box::new);
         Template {
             fields,
             kinds,

@@ -7,8 +7,24 @@ use std::path::{Path, PathBuf};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use serde::Deserialize;
 
-/// The directory holding committed captures and their truth.
+/// The directory holding committed captures and their truth (`<workspace>/tests/data`).
+///
+/// Found at run time from the running package's directory (cargo sets `CARGO_MANIFEST_DIR` for
+/// tests and `cargo run`) or the working directory, never from a path baked in at compile time:
+/// every checkout shares one target directory, so a cached test binary may have been built from
+/// another clone.
 pub fn data_dir() -> PathBuf {
+    let starts = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(std::env::current_dir().ok());
+    for start in starts {
+        for dir in start.ancestors() {
+            if dir.join("Cargo.lock").is_file() && dir.join("tests").join("data").is_dir() {
+                return dir.join("tests").join("data");
+            }
+        }
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 

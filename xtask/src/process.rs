@@ -144,14 +144,22 @@ pub fn cargo() -> String {
 }
 
 /// The repository root: the parent of this crate's directory.
+///
+/// Read at run time (`cargo run` sets `CARGO_MANIFEST_DIR`), not baked in at compile time: every
+/// checkout shares one target directory, so a cached xtask binary may have been built from a clone
+/// that no longer exists.
 pub fn repo_root() -> Result<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
+        .filter(|root| root.join("Cargo.toml").is_file())
         .map(Path::to_path_buf)
         .ok_or_else(|| {
             Error::Environment(format!(
                 "cannot find the repository root above {}",
-                env!("CARGO_MANIFEST_DIR")
+                manifest_dir.display()
             ))
         })
 }

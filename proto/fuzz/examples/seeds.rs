@@ -701,7 +701,9 @@ fn summary(seed: &[u8]) -> String {
 }
 
 fn main() -> std::io::Result<()> {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `cargo run` sets this at run time; the compile-time path may name another clone.
+    let here = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     let mut args = std::env::args().skip(1).peekable();
     let verbose = args.next_if(|a| a == "-v").is_some();
     let corpus = args

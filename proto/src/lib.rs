@@ -1,5 +1,4 @@
-//! FlowLens wire formats: flow decoders, the unified [`FlowRecord`], and (later) change events
-//! and API types. Pure and I/O-free: no sockets, no clocks, no globals.
+//! FlowLens wire formats: flow decoders, the unified [`FlowRecord`], change events and API types. Pure and I/O-free: no sockets, no clocks, no globals.
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -7,8 +6,10 @@
     clippy::indexing_slicing
 )]
 
+pub mod api;
 pub mod decode;
 pub mod encode;
+pub mod event;
 pub mod record;
 
 pub use record::FlowRecord;

@@ -1,0 +1,1 @@
+//! `flowlens simulate`: a synthetic network exported as flow packets (placeholder, being written).

@@ -1,0 +1,323 @@
+//! API types shared by the node's REST API and the web UI: the projection's records (assets,
+//! services, dependencies; also stored rkyv-encoded in the node's projection) and the shapes of
+//! list, topology, statistics and exporter answers.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{DependencyKey, ServiceKey};
+use crate::record::FlowSource;
+
+/// Whether a projected thing is carrying traffic or has gone idle past the expiry time.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum Status {
+    /// Seen within the idle time.
+    #[default]
+    Active,
+    /// Not seen for the idle time.
+    Expired,
+}
+
+/// A host seen in traffic.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Asset {
+    /// Its address.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ip: IpAddr,
+    /// Inside RFC 1918 / RFC 4193 or the configured internal networks.
+    pub internal: bool,
+    /// Active or expired.
+    pub status: Status,
+    /// First time seen, UTC ms.
+    pub first_seen_ms: u64,
+    /// Last time seen, UTC ms.
+    pub last_seen_ms: u64,
+    /// Bytes received (as client or server).
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Packets received.
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+}
+
+/// A port an asset answers on.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Service {
+    /// `server:port/protocol`.
+    pub id: String,
+    /// The endpoint.
+    pub key: ServiceKey,
+    /// Well-known name of the port (`https`, `postgresql`, …).
+    pub name: Option<String>,
+    /// Active or expired.
+    pub status: Status,
+    /// First time seen, UTC ms.
+    pub first_seen_ms: u64,
+    /// Last time seen, UTC ms.
+    pub last_seen_ms: u64,
+    /// Bytes clients sent to it.
+    pub bytes_in: u64,
+    /// Bytes it sent back.
+    pub bytes_out: u64,
+    /// Flow records seen.
+    pub flows: u64,
+}
+
+/// A client asset calling a service.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Dependency {
+    /// `client>server:port/protocol`.
+    pub id: String,
+    /// The client and the service.
+    pub key: DependencyKey,
+    /// Well-known name of the service's port.
+    pub service_name: Option<String>,
+    /// Active or expired.
+    pub status: Status,
+    /// First time seen, UTC ms.
+    pub first_seen_ms: u64,
+    /// Last time seen, UTC ms.
+    pub last_seen_ms: u64,
+    /// Bytes client → server.
+    pub bytes_to_server: u64,
+    /// Bytes server → client.
+    pub bytes_to_client: u64,
+    /// Packets client → server.
+    pub packets_to_server: u64,
+    /// Packets server → client.
+    pub packets_to_client: u64,
+    /// Flow records seen.
+    pub flows: u64,
+}
+
+/// One page of a list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Page<T> {
+    /// The items on this page.
+    pub items: Vec<T>,
+    /// How many items match the filters in all.
+    pub total: u64,
+    /// Index of the first item of this page among all matches.
+    pub offset: u64,
+    /// Page size asked for.
+    pub limit: u64,
+}
+
+/// A node of the topology map.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopologyNode {
+    /// The asset.
+    pub asset: Asset,
+    /// Services it answers on (active ones).
+    pub services: Vec<ServiceKey>,
+}
+
+/// An edge of the topology map: one dependency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopologyEdge {
+    /// The dependency.
+    pub dependency: Dependency,
+}
+
+/// The dependency map (or the part of it the filters select).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Topology {
+    /// Assets, busiest first.
+    pub nodes: Vec<TopologyNode>,
+    /// Dependencies between them, busiest first.
+    pub edges: Vec<TopologyEdge>,
+    /// True when the node or edge cap cut the answer short.
+    pub truncated: bool,
+    /// Assets matching the filters before the cap.
+    pub total_nodes: u64,
+    /// Dependencies matching the filters before the cap.
+    pub total_edges: u64,
+}
+
+/// Throughput in one interval.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ThroughputPoint {
+    /// Start of the interval, UTC ms.
+    pub at_ms: u64,
+    /// Bits per second.
+    pub bps: f64,
+    /// Packets per second.
+    pub pps: f64,
+    /// Flow records per second.
+    pub fps: f64,
+}
+
+/// Throughput over the recent window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Throughput {
+    /// Width of each point, seconds.
+    pub interval_s: u64,
+    /// Points, oldest first.
+    pub points: Vec<ThroughputPoint>,
+}
+
+/// A host ranked by traffic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopTalker {
+    /// The host.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ip: IpAddr,
+    /// Bytes in the window.
+    pub bytes: u64,
+    /// Packets in the window.
+    pub packets: u64,
+    /// Flow records in the window.
+    pub flows: u64,
+    /// Share of all bytes in the window, 0..=1.
+    pub share: f64,
+}
+
+/// Top talkers by source and by destination.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopTalkers {
+    /// Window length, seconds.
+    pub window_s: u64,
+    /// Hosts that sent the most.
+    pub sources: Vec<TopTalker>,
+    /// Hosts that received the most.
+    pub destinations: Vec<TopTalker>,
+}
+
+/// Traffic of one IP protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProtocolShare {
+    /// IP protocol number.
+    pub protocol: u8,
+    /// Its name (`tcp`, `udp`, `icmp`, …).
+    pub name: String,
+    /// Bytes in the window.
+    pub bytes: u64,
+    /// Packets in the window.
+    pub packets: u64,
+    /// Flow records in the window.
+    pub flows: u64,
+    /// Share of all bytes, 0..=1.
+    pub share: f64,
+}
+
+/// The protocol mix over the window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProtocolMix {
+    /// Window length, seconds.
+    pub window_s: u64,
+    /// Protocols, most bytes first.
+    pub protocols: Vec<ProtocolShare>,
+}
+
+/// A device sending flows, with what became of its packets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Exporter {
+    /// Its address (the UDP source).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub addr: Option<IpAddr>,
+    /// Formats it sent.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
+    pub formats: Vec<FlowSource>,
+    /// Datagrams received.
+    pub packets: u64,
+    /// Flow records decoded.
+    pub records: u64,
+    /// sFlow counter records decoded.
+    pub counter_records: u64,
+    /// Templates learned.
+    pub templates: u64,
+    /// Datagrams rejected whole, and parts skipped, by reason.
+    pub errors: BTreeMap<String, u64>,
+    /// Records (or datagrams, for v9/sFlow) the sequence numbers say were lost on the way.
+    pub sequence_lost: u64,
+    /// Sequence resets (exporter restarts, reordering past the tolerance).
+    pub sequence_resets: u64,
+    /// Last datagram, UTC ms.
+    pub last_seen_ms: u64,
+}
+
+/// An error answer: what was wrong and, for bad parameters, which one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiError {
+    /// What went wrong.
+    pub error: String,
+    /// The parameter at fault, for 400s.
+    pub parameter: Option<String>,
+}
+
+/// Readiness answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `ok` or what is not ready.
+    pub status: String,
+    /// Last log index applied to the projection.
+    pub applied_index: u64,
+    /// Seconds since start.
+    pub uptime_s: u64,
+    /// Build version.
+    pub version: String,
+}

@@ -1,0 +1,436 @@
+//! Change events: the facts the event log records (assets, services and dependencies discovered,
+//! traffic seen on them, expired). Events are rkyv-encoded in the Raft log and serde-encoded (JSON)
+//! for the API and NATS subscribers. The projection is a pure fold of these events.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the event schema; bumped on any incompatible change to [`Event`].
+pub const EVENT_SCHEMA_VERSION: u16 = 1;
+
+/// A service endpoint: the server side of a dependency.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ServiceKey {
+    /// The address the service listens on.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ip: IpAddr,
+    /// Transport port (0 for protocols without ports).
+    pub port: u16,
+    /// IP protocol number (6 TCP, 17 UDP, …).
+    pub protocol: u8,
+}
+
+/// A directed dependency: a client asset calling a server's service.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DependencyKey {
+    /// The calling asset.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub client: IpAddr,
+    /// The called service.
+    pub service: ServiceKey,
+}
+
+impl DependencyKey {
+    /// The stable identifier used in the API: `client>server:port/protocol`.
+    pub fn id(&self) -> String {
+        format!(
+            "{}>{}",
+            self.client,
+            endpoint_id(self.service.ip, self.service.port, self.service.protocol)
+        )
+    }
+
+    /// Parses an identifier made by [`DependencyKey::id`].
+    pub fn parse_id(id: &str) -> Option<DependencyKey> {
+        let (client, rest) = id.split_once('>')?;
+        let (server, port, protocol) = parse_endpoint(rest)?;
+        Some(DependencyKey {
+            client: client.parse().ok()?,
+            service: ServiceKey {
+                ip: server,
+                port,
+                protocol,
+            },
+        })
+    }
+}
+
+impl ServiceKey {
+    /// The stable identifier used in the API: `server:port/protocol` (`[v6]:port/protocol`).
+    pub fn id(&self) -> String {
+        endpoint_id(self.ip, self.port, self.protocol)
+    }
+}
+
+fn endpoint_id(ip: IpAddr, port: u16, protocol: u8) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("{v4}:{port}/{protocol}"),
+        IpAddr::V6(v6) => format!("[{v6}]:{port}/{protocol}"),
+    }
+}
+
+fn parse_endpoint(s: &str) -> Option<(IpAddr, u16, u8)> {
+    let (addr_port, protocol) = s.rsplit_once('/')?;
+    let (addr, port) = addr_port.rsplit_once(':')?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    Some((addr.parse().ok()?, port.parse().ok()?, protocol.parse().ok()?))
+}
+
+/// Traffic seen on one dependency during one stats period (deltas, not totals).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrafficDelta {
+    /// Bytes sent by the client to the server.
+    pub bytes_to_server: u64,
+    /// Bytes sent by the server back to the client.
+    pub bytes_to_client: u64,
+    /// Packets sent by the client to the server.
+    pub packets_to_server: u64,
+    /// Packets sent by the server back to the client.
+    pub packets_to_client: u64,
+    /// Flow records seen (both directions).
+    pub flows: u64,
+    /// Earliest flow start in the period, UTC ms.
+    pub first_ms: u64,
+    /// Latest flow end in the period, UTC ms.
+    pub last_ms: u64,
+}
+
+impl TrafficDelta {
+    /// Adds another delta to this one (sums counters, widens the time span).
+    pub fn merge(&mut self, other: &TrafficDelta) {
+        self.bytes_to_server = self.bytes_to_server.saturating_add(other.bytes_to_server);
+        self.bytes_to_client = self.bytes_to_client.saturating_add(other.bytes_to_client);
+        self.packets_to_server = self
+            .packets_to_server
+            .saturating_add(other.packets_to_server);
+        self.packets_to_client = self
+            .packets_to_client
+            .saturating_add(other.packets_to_client);
+        self.flows = self.flows.saturating_add(other.flows);
+        self.first_ms = if self.first_ms == 0 {
+            other.first_ms
+        } else if other.first_ms == 0 {
+            self.first_ms
+        } else {
+            self.first_ms.min(other.first_ms)
+        };
+        self.last_ms = self.last_ms.max(other.last_ms);
+    }
+}
+
+/// Traffic on one dependency in a stats batch.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EdgeStats {
+    /// Which dependency.
+    pub dependency: DependencyKey,
+    /// What it carried in the period.
+    pub traffic: TrafficDelta,
+}
+
+/// What happened. Facts in past tense.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[rkyv(attr(allow(missing_docs)))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum EventKind {
+    /// An address was seen in traffic for the first time (or again after it expired).
+    AssetDiscovered {
+        /// The asset's address.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        ip: IpAddr,
+        /// Inside the configured/private networks.
+        internal: bool,
+    },
+    /// An asset was found answering on a port.
+    ServiceDiscovered {
+        /// The service endpoint.
+        service: ServiceKey,
+        /// Well-known name of the port, when there is one.
+        name: Option<String>,
+    },
+    /// A client was seen calling a service for the first time (or again after it expired).
+    DependencyDiscovered {
+        /// The dependency.
+        dependency: DependencyKey,
+    },
+    /// Traffic on dependencies during one period: compact deltas per edge.
+    DependencyTraffic {
+        /// One entry per dependency that carried traffic.
+        edges: Vec<EdgeStats>,
+    },
+    /// An asset has not been seen for the idle time.
+    AssetExpired {
+        /// The asset's address.
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        ip: IpAddr,
+    },
+    /// A service has not been called for the idle time.
+    ServiceExpired {
+        /// The service endpoint.
+        service: ServiceKey,
+    },
+    /// A dependency has carried no traffic for the idle time.
+    DependencyExpired {
+        /// The dependency.
+        dependency: DependencyKey,
+    },
+}
+
+impl EventKind {
+    /// The event's kind as a dotted name (`asset.discovered`, …): NATS subject suffix and filter.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::AssetDiscovered { .. } => "asset.discovered",
+            EventKind::ServiceDiscovered { .. } => "service.discovered",
+            EventKind::DependencyDiscovered { .. } => "dependency.discovered",
+            EventKind::DependencyTraffic { .. } => "dependency.traffic",
+            EventKind::AssetExpired { .. } => "asset.expired",
+            EventKind::ServiceExpired { .. } => "service.expired",
+            EventKind::DependencyExpired { .. } => "dependency.expired",
+        }
+    }
+}
+
+/// One fact and when it became true.
+#[derive(
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Event {
+    /// When it became true, UTC ms.
+    pub at_ms: u64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The unit the event log commits: the events one actor produced at one moment.
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventBatch {
+    /// Schema version the batch was written with ([`EVENT_SCHEMA_VERSION`]).
+    pub version: u16,
+    /// The events, in the order they are applied.
+    pub events: Vec<Event>,
+}
+
+/// Why bytes could not be read as an [`EventBatch`].
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    /// The bytes are not a valid archived batch.
+    #[error("invalid event batch encoding: {0}")]
+    Invalid(String),
+    /// The batch was written by an unknown (newer) schema version.
+    #[error("event batch schema version {found} is newer than {supported}")]
+    Version {
+        /// Version in the batch.
+        found: u16,
+        /// Highest version this build reads.
+        supported: u16,
+    },
+}
+
+impl EventBatch {
+    /// A batch of the current schema version.
+    pub fn new(events: Vec<Event>) -> EventBatch {
+        EventBatch {
+            version: EVENT_SCHEMA_VERSION,
+            events,
+        }
+    }
+
+    /// Encodes the batch with rkyv (the log's format).
+    pub fn to_rkyv(&self) -> Vec<u8> {
+        rkyv::to_bytes::<rkyv::rancor::Error>(self)
+            .map(|bytes| bytes.into_vec())
+            .unwrap_or_default()
+    }
+
+    /// Decodes and validates rkyv bytes made by [`EventBatch::to_rkyv`]; any byte string is
+    /// safe to pass (it is checked, copied to aligned memory first).
+    pub fn from_rkyv(bytes: &[u8]) -> Result<EventBatch, EventDecodeError> {
+        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+        aligned.extend_from_slice(bytes);
+        let batch = rkyv::from_bytes::<EventBatch, rkyv::rancor::Error>(&aligned)
+            .map_err(|e| EventDecodeError::Invalid(e.to_string()))?;
+        if batch.version > EVENT_SCHEMA_VERSION {
+            return Err(EventDecodeError::Version {
+                found: batch.version,
+                supported: EVENT_SCHEMA_VERSION,
+            });
+        }
+        Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+
+    fn sample() -> EventBatch {
+        let dependency = DependencyKey {
+            client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            service: ServiceKey {
+                ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+                port: 443,
+                protocol: 6,
+            },
+        };
+        EventBatch::new(vec![
+            Event {
+                at_ms: 1,
+                kind: EventKind::AssetDiscovered {
+                    ip: dependency.client,
+                    internal: true,
+                },
+            },
+            Event {
+                at_ms: 2,
+                kind: EventKind::ServiceDiscovered {
+                    service: dependency.service,
+                    name: Some("https".into()),
+                },
+            },
+            Event {
+                at_ms: 3,
+                kind: EventKind::DependencyTraffic {
+                    edges: vec![EdgeStats {
+                        dependency,
+                        traffic: TrafficDelta {
+                            bytes_to_server: 10,
+                            flows: 1,
+                            ..TrafficDelta::default()
+                        },
+                    }],
+                },
+            },
+            Event {
+                at_ms: 4,
+                kind: EventKind::DependencyExpired { dependency },
+            },
+        ])
+    }
+
+    #[test]
+    fn event_batches_round_trip_through_rkyv_and_json() {
+        let batch = sample();
+        assert_eq!(EventBatch::from_rkyv(&batch.to_rkyv()).ok(), Some(batch.clone()));
+        let json = serde_json::to_string(&batch).unwrap_or_default();
+        assert!(json.contains(r#""kind":"service_discovered""#), "{json}");
+        let back: Option<EventBatch> = serde_json::from_str(&json).ok();
+        assert_eq!(back, Some(batch));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let bytes = sample().to_rkyv();
+        for cut in 0..bytes.len() {
+            let _ = EventBatch::from_rkyv(&bytes[..cut]);
+        }
+        let mut flipped = bytes.clone();
+        for i in 0..flipped.len() {
+            flipped[i] ^= 0xa5;
+            let _ = EventBatch::from_rkyv(&flipped);
+            flipped[i] ^= 0xa5;
+        }
+        assert!(EventBatch::from_rkyv(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn dependency_ids_round_trip_for_v4_and_v6() {
+        let batch = sample();
+        let EventKind::DependencyExpired { dependency } = batch.events[3].kind else {
+            return;
+        };
+        assert_eq!(dependency.id(), "10.0.0.1>[::1]:443/6");
+        assert_eq!(DependencyKey::parse_id(&dependency.id()), Some(dependency));
+        assert_eq!(DependencyKey::parse_id("nonsense"), None);
+    }
+}

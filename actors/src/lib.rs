@@ -1,2 +1,31 @@
-//! FlowLens actors: collector → aggregator → graph → event log, alerting and forwarding.
-//! Each actor gets a module with its message enum, state and handler as its issue lands.
+//! FlowLens actors (ractor): the collector reads UDP and decodes, the aggregator buckets flows and
+//! infers who is client and who is server, the graph keeps the dependency map and emits change
+//! events to the event log. Bounded lanes sit between them: ractor mailboxes are unbounded.
+
+pub mod aggregator;
+pub mod collector;
+pub mod graph;
+pub mod lane;
+pub mod ports;
+pub mod sequence;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use proto::event::EventBatch;
+
+/// Where the graph actor commits its change events: the node's event log.
+pub trait EventSink: Send + Sync + 'static {
+    /// Commits a batch; resolves to its log index once applied, or an error saying why not.
+    fn commit(&self, batch: EventBatch)
+        -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>>;
+}
+
+/// Wall-clock time, UTC ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

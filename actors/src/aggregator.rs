@@ -1,0 +1,519 @@
+//! The aggregator: takes flow batches from the collector, decides for each flow which side is the
+//! client and which the server, accumulates per-dependency traffic for the graph (flushed every
+//! period), and keeps what the dashboard and flow explorer read: per-second throughput for the
+//! last ten minutes, top talkers and protocol mix over a window, and a bounded ring of recent
+//! flows. Rollups go to a [`RollupSink`] each period. Nothing here goes through Raft.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use proto::api::{Page, ProtocolMix, ProtocolShare, Throughput, ThroughputPoint, TopTalker, TopTalkers};
+use proto::event::{DependencyKey, EdgeStats, ServiceKey, TrafficDelta};
+use proto::record::BiflowDirection;
+use proto::FlowRecord;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::{Deserialize, Serialize};
+
+use crate::graph::GraphMsg;
+use crate::lane::Slot;
+use crate::now_ms;
+use crate::ports::{has_ports, is_service_port, protocol_name};
+
+/// Seconds of per-second throughput kept.
+const THROUGHPUT_SECONDS: u64 = 600;
+/// Known server endpoints remembered for "stable server side" inference.
+const MAX_KNOWN_SERVERS: usize = 500_000;
+
+/// A batch of decoded flows holding its slot in the lane.
+pub struct FlowBatch {
+    /// The flows.
+    pub flows: Vec<FlowRecord>,
+    /// The lane slot, freed when the batch has been handled.
+    pub slot: Slot,
+}
+
+/// Where each period's per-dependency traffic goes for the 1 min / 1 h / 1 d rollups.
+pub trait RollupSink: Send + Sync + 'static {
+    /// Records one period's traffic, observed at `at_ms`.
+    fn record(&self, at_ms: u64, edges: &[EdgeStats]);
+}
+
+/// The aggregator's settings.
+#[derive(Clone, Debug)]
+pub struct AggregatorConfig {
+    /// Recent flows kept for the flow explorer.
+    pub recent_flows: usize,
+    /// How often accumulated dependency traffic goes to the graph.
+    pub flush_interval: Duration,
+    /// Window of top talkers and protocol mix.
+    pub window: Duration,
+}
+
+/// A flow-explorer query.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FlowQuery {
+    /// Source address or network.
+    pub src: Option<IpNet>,
+    /// Destination address or network.
+    pub dst: Option<IpNet>,
+    /// Either address (or network).
+    pub host: Option<IpNet>,
+    /// Source or destination port.
+    pub port: Option<u16>,
+    /// IP protocol number.
+    pub protocol: Option<u8>,
+    /// Flows ending at or after this time, UTC ms.
+    pub from_ms: Option<u64>,
+    /// Flows ending at or before this time, UTC ms.
+    pub to_ms: Option<u64>,
+    /// Matches to skip (newest first).
+    pub offset: usize,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl FlowQuery {
+    fn matches(&self, f: &FlowRecord) -> bool {
+        self.src.is_none_or(|n| n.contains(&f.src_addr))
+            && self.dst.is_none_or(|n| n.contains(&f.dst_addr))
+            && self
+                .host
+                .is_none_or(|n| n.contains(&f.src_addr) || n.contains(&f.dst_addr))
+            && self.port.is_none_or(|p| f.src_port == p || f.dst_port == p)
+            && self.protocol.is_none_or(|p| f.protocol == p)
+            && self.from_ms.is_none_or(|t| f.last_ms >= t)
+            && self.to_ms.is_none_or(|t| f.last_ms <= t)
+    }
+}
+
+/// Totals since start, for metrics.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct AggregatorTotals {
+    /// Flow records aggregated.
+    pub flows: u64,
+    /// Bytes in them.
+    pub bytes: u64,
+    /// Batches handled.
+    pub batches: u64,
+    /// Dependencies with traffic waiting for the next flush.
+    pub pending_edges: u64,
+}
+
+/// Messages the aggregator handles.
+pub enum AggregatorMsg {
+    /// Flows from the collector.
+    Ingest(FlowBatch),
+    /// Send accumulated traffic to the graph (timer).
+    Tick,
+    /// Send accumulated traffic to the graph and have the graph commit it; replies when done.
+    Flush(RpcReplyPort<()>),
+    /// Recent flows, newest first.
+    RecentFlows(FlowQuery, RpcReplyPort<Page<FlowRecord>>),
+    /// Per-second throughput over the last ten minutes.
+    Throughput(RpcReplyPort<Throughput>),
+    /// Top talkers.
+    TopTalkers(usize, RpcReplyPort<TopTalkers>),
+    /// Protocol mix.
+    Protocols(RpcReplyPort<ProtocolMix>),
+    /// Totals.
+    Totals(RpcReplyPort<AggregatorTotals>),
+}
+
+/// Which way a flow goes in terms of its dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Orientation {
+    /// The dependency the flow belongs to.
+    pub key: DependencyKey,
+    /// Whether the flow's source is the client (request direction).
+    pub to_server: bool,
+}
+
+/// Decides client and server for a flow: biflow direction when the exporter says it, then a
+/// known server endpoint, then one side on a service port, then a client SYN, then the lower port.
+pub fn orient(f: &FlowRecord, known_servers: &HashSet<ServiceKey>) -> Orientation {
+    let forward = |to_server: bool| {
+        let (client, server, port) = if to_server {
+            (f.src_addr, f.dst_addr, f.dst_port)
+        } else {
+            (f.dst_addr, f.src_addr, f.src_port)
+        };
+        let port = if has_ports(f.protocol) { port } else { 0 };
+        Orientation {
+            key: DependencyKey {
+                client,
+                service: ServiceKey {
+                    ip: server,
+                    port,
+                    protocol: f.protocol,
+                },
+            },
+            to_server,
+        }
+    };
+    if !has_ports(f.protocol) {
+        return forward(true);
+    }
+    match f.direction {
+        BiflowDirection::Forward => return forward(true),
+        BiflowDirection::Reverse => return forward(false),
+        BiflowDirection::Unidirectional => {}
+    }
+    let dst = ServiceKey {
+        ip: f.dst_addr,
+        port: f.dst_port,
+        protocol: f.protocol,
+    };
+    let src = ServiceKey {
+        ip: f.src_addr,
+        port: f.src_port,
+        protocol: f.protocol,
+    };
+    let dst_known = known_servers.contains(&dst);
+    let src_known = known_servers.contains(&src);
+    if dst_known != src_known {
+        return forward(dst_known);
+    }
+    let dst_service = is_service_port(f.dst_port, f.protocol);
+    let src_service = is_service_port(f.src_port, f.protocol);
+    if dst_service != src_service {
+        return forward(dst_service);
+    }
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    if f.protocol == 6 && f.tcp_flags & SYN != 0 && f.tcp_flags & ACK == 0 {
+        return forward(true);
+    }
+    forward(f.dst_port <= f.src_port)
+}
+
+#[derive(Clone, Copy, Default)]
+struct Counter {
+    bytes: u64,
+    packets: u64,
+    flows: u64,
+}
+
+impl Counter {
+    fn add(&mut self, f: &FlowRecord) {
+        self.bytes = self.bytes.saturating_add(f.bytes);
+        self.packets = self.packets.saturating_add(f.packets);
+        self.flows += 1;
+    }
+    fn merge(&mut self, o: &Counter) {
+        self.bytes = self.bytes.saturating_add(o.bytes);
+        self.packets = self.packets.saturating_add(o.packets);
+        self.flows += o.flows;
+    }
+}
+
+/// One window of top-talker and protocol counters.
+#[derive(Default)]
+struct Window {
+    start_ms: u64,
+    sources: HashMap<IpAddr, Counter>,
+    destinations: HashMap<IpAddr, Counter>,
+    protocols: HashMap<u8, Counter>,
+}
+
+/// The aggregator's state.
+pub struct AggregatorState {
+    config: AggregatorConfig,
+    graph: ActorRef<GraphMsg>,
+    rollups: Option<Arc<dyn RollupSink>>,
+    known_servers: HashSet<ServiceKey>,
+    pending: HashMap<DependencyKey, TrafficDelta>,
+    recent: VecDeque<FlowRecord>,
+    seconds: Vec<(u64, Counter)>,
+    current: Window,
+    previous: Window,
+    totals: AggregatorTotals,
+}
+
+/// The aggregator actor.
+pub struct Aggregator;
+
+/// What the aggregator starts with.
+pub struct AggregatorArgs {
+    /// Settings.
+    pub config: AggregatorConfig,
+    /// The graph actor traffic goes to.
+    pub graph: ActorRef<GraphMsg>,
+    /// Where rollups go (none: no rollups).
+    pub rollups: Option<Arc<dyn RollupSink>>,
+}
+
+impl AggregatorState {
+    fn ingest(&mut self, flows: Vec<FlowRecord>) {
+        let now = now_ms();
+        let sec = now / 1000;
+        let window_ms = self.config.window.as_millis().max(1) as u64;
+        if now.saturating_sub(self.current.start_ms) >= window_ms {
+            self.previous = std::mem::take(&mut self.current);
+            self.current.start_ms = now;
+        }
+        let slot = (sec % THROUGHPUT_SECONDS) as usize;
+        if let Some(s) = self.seconds.get_mut(slot) {
+            if s.0 != sec {
+                *s = (sec, Counter::default());
+            }
+        }
+        for f in &flows {
+            let o = orient(f, &self.known_servers);
+            if self.known_servers.len() >= MAX_KNOWN_SERVERS {
+                self.known_servers.clear();
+            }
+            self.known_servers.insert(o.key.service);
+            let mut delta = TrafficDelta {
+                flows: 1,
+                first_ms: f.first_ms,
+                last_ms: f.last_ms.max(f.first_ms),
+                ..TrafficDelta::default()
+            };
+            if o.to_server {
+                delta.bytes_to_server = f.bytes;
+                delta.packets_to_server = f.packets;
+            } else {
+                delta.bytes_to_client = f.bytes;
+                delta.packets_to_client = f.packets;
+            }
+            self.pending.entry(o.key).or_default().merge(&delta);
+            if let Some(s) = self.seconds.get_mut(slot) {
+                s.1.add(f);
+            }
+            self.current.sources.entry(f.src_addr).or_default().add(f);
+            self.current.destinations.entry(f.dst_addr).or_default().add(f);
+            self.current.protocols.entry(f.protocol).or_default().add(f);
+            self.totals.flows += 1;
+            self.totals.bytes = self.totals.bytes.saturating_add(f.bytes);
+        }
+        self.totals.batches += 1;
+        let cap = self.config.recent_flows;
+        if cap > 0 {
+            let keep = flows.len().min(cap);
+            while self.recent.len() + keep > cap {
+                self.recent.pop_front();
+            }
+            self.recent
+                .extend(flows.iter().skip(flows.len() - keep).copied());
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let edges: Vec<EdgeStats> = self
+            .pending
+            .drain()
+            .map(|(dependency, traffic)| EdgeStats {
+                dependency,
+                traffic,
+            })
+            .collect();
+        let now = now_ms();
+        if let Some(r) = &self.rollups {
+            r.record(now, &edges);
+        }
+        if let Err(e) = self.graph.send_message(GraphMsg::Observe(edges, now)) {
+            tracing::error!(error = %e, "graph actor gone; traffic dropped");
+        }
+    }
+
+    fn recent_flows(&self, q: &FlowQuery) -> Page<FlowRecord> {
+        let limit = q.limit.clamp(1, 10_000);
+        let mut total = 0u64;
+        let mut items = Vec::new();
+        for f in self.recent.iter().rev().filter(|f| q.matches(f)) {
+            if total as usize >= q.offset && items.len() < limit {
+                items.push(*f);
+            }
+            total += 1;
+        }
+        Page {
+            items,
+            total,
+            offset: q.offset as u64,
+            limit: limit as u64,
+        }
+    }
+
+    fn throughput(&self) -> Throughput {
+        let now = now_ms() / 1000;
+        let from = now.saturating_sub(THROUGHPUT_SECONDS - 1);
+        let points = (from..=now)
+            .map(|sec| {
+                let c = self
+                    .seconds
+                    .get((sec % THROUGHPUT_SECONDS) as usize)
+                    .filter(|(s, _)| *s == sec)
+                    .map(|(_, c)| *c)
+                    .unwrap_or_default();
+                ThroughputPoint {
+                    at_ms: sec * 1000,
+                    bps: c.bytes as f64 * 8.0,
+                    pps: c.packets as f64,
+                    fps: c.flows as f64,
+                }
+            })
+            .collect();
+        Throughput {
+            interval_s: 1,
+            points,
+        }
+    }
+
+    fn window_s(&self) -> u64 {
+        (now_ms().saturating_sub(if self.previous.start_ms > 0 {
+            self.previous.start_ms
+        } else {
+            self.current.start_ms
+        })) / 1000
+    }
+
+    fn top(&self, limit: usize) -> TopTalkers {
+        let rank = |pick: fn(&Window) -> &HashMap<IpAddr, Counter>| {
+            let mut all: HashMap<IpAddr, Counter> = pick(&self.previous).clone();
+            for (ip, c) in pick(&self.current) {
+                all.entry(*ip).or_default().merge(c);
+            }
+            let total: u64 = all.values().map(|c| c.bytes).sum();
+            let mut v: Vec<TopTalker> = all
+                .into_iter()
+                .map(|(ip, c)| TopTalker {
+                    ip,
+                    bytes: c.bytes,
+                    packets: c.packets,
+                    flows: c.flows,
+                    share: if total > 0 {
+                        c.bytes as f64 / total as f64
+                    } else {
+                        0.0
+                    },
+                })
+                .collect();
+            v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.ip.cmp(&b.ip)));
+            v.truncate(limit);
+            v
+        };
+        TopTalkers {
+            window_s: self.window_s(),
+            sources: rank(|w| &w.sources),
+            destinations: rank(|w| &w.destinations),
+        }
+    }
+
+    fn protocols(&self) -> ProtocolMix {
+        let mut all: HashMap<u8, Counter> = self.previous.protocols.clone();
+        for (p, c) in &self.current.protocols {
+            all.entry(*p).or_default().merge(c);
+        }
+        let total: u64 = all.values().map(|c| c.bytes).sum();
+        let mut protocols: Vec<ProtocolShare> = all
+            .into_iter()
+            .map(|(protocol, c)| ProtocolShare {
+                protocol,
+                name: protocol_name(protocol),
+                bytes: c.bytes,
+                packets: c.packets,
+                flows: c.flows,
+                share: if total > 0 {
+                    c.bytes as f64 / total as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect();
+        protocols.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.protocol.cmp(&b.protocol)));
+        ProtocolMix {
+            window_s: self.window_s(),
+            protocols,
+        }
+    }
+}
+
+impl Actor for Aggregator {
+    type Msg = AggregatorMsg;
+    type State = AggregatorState;
+    type Arguments = AggregatorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: AggregatorArgs,
+    ) -> Result<AggregatorState, ActorProcessingErr> {
+        let every = args.config.flush_interval.max(Duration::from_millis(50));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if myself.send_message(AggregatorMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(AggregatorState {
+            config: args.config,
+            graph: args.graph,
+            rollups: args.rollups,
+            known_servers: HashSet::new(),
+            pending: HashMap::new(),
+            recent: VecDeque::new(),
+            seconds: vec![(0, Counter::default()); THROUGHPUT_SECONDS as usize],
+            current: Window {
+                start_ms: now_ms(),
+                ..Window::default()
+            },
+            previous: Window::default(),
+            totals: AggregatorTotals::default(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: AggregatorMsg,
+        state: &mut AggregatorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            AggregatorMsg::Ingest(batch) => {
+                let FlowBatch { flows, slot } = batch;
+                state.ingest(flows);
+                drop(slot);
+            }
+            AggregatorMsg::Tick => state.flush(),
+            AggregatorMsg::Flush(reply) => {
+                state.flush();
+                let done = state
+                    .graph
+                    .call(GraphMsg::Flush, Some(Duration::from_secs(30)))
+                    .await;
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "graph flush failed");
+                }
+                let _ = reply.send(());
+            }
+            AggregatorMsg::RecentFlows(q, reply) => {
+                let _ = reply.send(state.recent_flows(&q));
+            }
+            AggregatorMsg::Throughput(reply) => {
+                let _ = reply.send(state.throughput());
+            }
+            AggregatorMsg::TopTalkers(limit, reply) => {
+                let _ = reply.send(state.top(limit));
+            }
+            AggregatorMsg::Protocols(reply) => {
+                let _ = reply.send(state.protocols());
+            }
+            AggregatorMsg::Totals(reply) => {
+                let mut totals = state.totals;
+                totals.pending_edges = state.pending.len() as u64;
+                let _ = reply.send(totals);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,453 @@
+//! The collector: UDP listeners that read datagrams in batches, decode them with one template
+//! cache per listener (keyed inside by exporter and domain), keep per-exporter counters and
+//! sequence accounting, and hand flow batches to the aggregator through a bounded lane. Templates
+//! are saved to the state directory when they change and reloaded at start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use proto::api::Exporter;
+use proto::decode::{decode_datagram, DecodeContext, DecodeError, FlowSink, TemplateCache};
+use proto::record::{FlowSource, InterfaceCounters};
+use proto::FlowRecord;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use crate::aggregator::{AggregatorMsg, FlowBatch};
+use crate::lane::Lane;
+use crate::now_ms;
+use crate::sequence::{SequenceTracker, Verdict};
+
+/// The collector's settings.
+#[derive(Clone, Debug)]
+pub struct CollectorConfig {
+    /// Addresses to listen on (IPv4 or IPv6).
+    pub listeners: Vec<SocketAddr>,
+    /// Requested SO_RCVBUF, bytes (the kernel may cap it at `net.core.rmem_max`).
+    pub recv_buffer_bytes: usize,
+    /// Datagrams read and decoded per batch before the batch goes to the aggregator.
+    pub batch_datagrams: usize,
+    /// Where template caches are saved (`templates-<port>.json`); `None` keeps them in memory.
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Counters of one exporter, as the collector keeps them.
+#[derive(Clone, Debug, Default)]
+struct ExporterCounters {
+    formats: Vec<FlowSource>,
+    packets: u64,
+    records: u64,
+    counter_records: u64,
+    templates: u64,
+    errors: BTreeMap<String, u64>,
+    sequence_lost: u64,
+    sequence_resets: u64,
+    last_seen_ms: u64,
+    streams: HashMap<(u32, u8), SequenceTracker>,
+}
+
+/// What one listener owns: its template cache and its exporters' counters.
+#[derive(Default)]
+struct ListenerState {
+    cache: TemplateCache,
+    exporters: HashMap<IpAddr, ExporterCounters>,
+}
+
+/// A listener: its socket's address, state and reader task.
+struct Listener {
+    addr: SocketAddr,
+    state: Arc<Mutex<ListenerState>>,
+    dirty: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+/// Messages the collector answers.
+pub enum CollectorMsg {
+    /// Every exporter with its counters, merged over listeners.
+    Exporters(RpcReplyPort<Vec<Exporter>>),
+    /// The bound addresses (useful when a port was 0).
+    LocalAddrs(RpcReplyPort<Vec<SocketAddr>>),
+    /// Saves changed template caches now (also runs every second).
+    SaveTemplates,
+    /// Stops reading: the reader tasks end, templates are saved; replies when done.
+    StopReading(RpcReplyPort<()>),
+}
+
+/// The collector actor.
+pub struct Collector;
+
+/// What the collector starts with.
+pub struct CollectorArgs {
+    /// Settings.
+    pub config: CollectorConfig,
+    /// The bounded lane in front of the aggregator.
+    pub lane: Lane,
+    /// The aggregator.
+    pub aggregator: ActorRef<AggregatorMsg>,
+}
+
+/// The collector's state.
+pub struct CollectorState {
+    config: CollectorConfig,
+    listeners: Vec<Listener>,
+    saver: Option<JoinHandle<()>>,
+}
+
+/// Why a listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// Binding or configuring a socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Opens a UDP socket with a large receive buffer; IPv6 sockets are IPv6-only so an IPv4 and an
+/// IPv6 listener can share a port.
+pub fn bind_udp(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    // Best effort: the kernel caps it at rmem_max; the effective size is logged.
+    let _ = socket.set_recv_buffer_size(recv_buffer_bytes);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    tracing::info!(
+        %addr,
+        recv_buffer = socket.recv_buffer_size().unwrap_or(0),
+        "collector listening"
+    );
+    UdpSocket::from_std(socket.into())
+}
+
+fn template_file(dir: &Path, port: u16) -> PathBuf {
+    dir.join(format!("templates-{port}.json"))
+}
+
+fn load_templates(dir: Option<&Path>, port: u16) -> TemplateCache {
+    let Some(dir) = dir else {
+        return TemplateCache::default();
+    };
+    let path = template_file(dir, port);
+    match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<TemplateCache>(&bytes) {
+            Ok(cache) => {
+                tracing::info!(path = %path.display(), templates = cache.template_count(), "templates reloaded");
+                cache
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable template file");
+                TemplateCache::default()
+            }
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => TemplateCache::default(),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read template file");
+            TemplateCache::default()
+        }
+    }
+}
+
+fn save_templates(dir: &Path, listener: &Listener) -> io::Result<()> {
+    if !listener.dirty.swap(false, Ordering::AcqRel) {
+        return Ok(());
+    }
+    let json = {
+        let state = lock(&listener.state);
+        serde_json::to_vec(&state.cache).map_err(io::Error::other)?
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = template_file(dir, listener.addr.port());
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+/// The sink the reader decodes into: flows into a vector, interface counters only counted.
+#[derive(Default)]
+struct BatchSink {
+    flows: Vec<FlowRecord>,
+    counters: u64,
+}
+
+impl FlowSink for BatchSink {
+    #[inline]
+    fn flow(&mut self, record: FlowRecord) {
+        self.flows.push(record);
+    }
+    #[inline]
+    fn flows<I: ExactSizeIterator<Item = FlowRecord>>(&mut self, flows: I) {
+        self.flows.extend(flows);
+    }
+    fn counters(&mut self, _counters: InterfaceCounters) {
+        self.counters += 1;
+    }
+}
+
+fn error_name(e: &DecodeError) -> &'static str {
+    match e {
+        DecodeError::Truncated { .. } => "truncated",
+        DecodeError::UnsupportedVersion { .. } => "unsupported_version",
+        DecodeError::BadHeader { .. } => "bad_header",
+    }
+}
+
+/// Decodes one datagram into `sink` and updates the exporter's counters.
+fn decode_one(state: &mut ListenerState, from: SocketAddr, bytes: &[u8], sink: &mut BatchSink) -> bool {
+    let received_ms = now_ms();
+    let ctx = DecodeContext {
+        exporter: from.ip(),
+        received_ms,
+    };
+    let flows_before = sink.flows.len();
+    let counters_before = sink.counters;
+    let result = decode_datagram(bytes, &ctx, &mut state.cache, sink);
+    let exporter = state.exporters.entry(from.ip()).or_default();
+    exporter.packets += 1;
+    exporter.last_seen_ms = received_ms;
+    exporter.records += (sink.flows.len() - flows_before) as u64;
+    exporter.counter_records += sink.counters - counters_before;
+    match result {
+        Ok(report) => {
+            if !exporter.formats.contains(&report.source) {
+                exporter.formats.push(report.source);
+            }
+            exporter.templates += u64::from(report.templates);
+            for (reason, n) in report.skipped.iter() {
+                *exporter.errors.entry(reason.name().to_string()).or_default() += u64::from(n);
+            }
+            let count = match report.source {
+                FlowSource::NetflowV5 => report.header_count,
+                FlowSource::Ipfix => report.data_records,
+                FlowSource::NetflowV9 | FlowSource::Sflow => 1,
+            };
+            let stream = (report.observation_domain, report.source as u8);
+            match exporter
+                .streams
+                .entry(stream)
+                .or_default()
+                .observe(report.sequence, count)
+            {
+                Verdict::Lost(n) => exporter.sequence_lost += u64::from(n),
+                Verdict::Reset => exporter.sequence_resets += 1,
+                Verdict::Start | Verdict::InOrder => {}
+            }
+            report.templates > 0 || report.withdrawals > 0
+        }
+        Err(e) => {
+            *exporter.errors.entry(error_name(&e).to_string()).or_default() += 1;
+            false
+        }
+    }
+}
+
+/// Reads datagrams until the task is aborted: waits for one, then takes what else is queued up
+/// to the batch size without waiting, decodes them under one lock, and sends the flows on.
+async fn read_loop(
+    socket: UdpSocket,
+    state: Arc<Mutex<ListenerState>>,
+    dirty: Arc<AtomicBool>,
+    batch_datagrams: usize,
+    lane: Lane,
+    aggregator: ActorRef<AggregatorMsg>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let first = match socket.recv_from(&mut buf).await {
+            Ok(got) => got,
+            Err(e) => {
+                tracing::warn!(error = %e, "udp receive failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let mut sink = BatchSink {
+            flows: Vec::with_capacity(256),
+            counters: 0,
+        };
+        let mut learned = false;
+        {
+            let mut st = lock(&state);
+            let (n, from) = first;
+            learned |= decode_one(&mut st, from, buf.get(..n).unwrap_or_default(), &mut sink);
+            for _ in 1..batch_datagrams {
+                match socket.try_recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        learned |=
+                            decode_one(&mut st, from, buf.get(..n).unwrap_or_default(), &mut sink);
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        if learned {
+            dirty.store(true, Ordering::Release);
+        }
+        if sink.flows.is_empty() {
+            continue;
+        }
+        if let Some(slot) = lane.reserve(sink.flows.len()) {
+            let batch = FlowBatch {
+                flows: sink.flows,
+                slot,
+            };
+            if aggregator.send_message(AggregatorMsg::Ingest(batch)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+fn merge(into: &mut Exporter, addr: IpAddr, c: &ExporterCounters) {
+    into.addr = Some(addr);
+    for f in &c.formats {
+        if !into.formats.contains(f) {
+            into.formats.push(*f);
+        }
+    }
+    into.packets += c.packets;
+    into.records += c.records;
+    into.counter_records += c.counter_records;
+    into.templates += c.templates;
+    for (k, v) in &c.errors {
+        *into.errors.entry(k.clone()).or_default() += v;
+    }
+    into.sequence_lost += c.sequence_lost;
+    into.sequence_resets += c.sequence_resets;
+    into.last_seen_ms = into.last_seen_ms.max(c.last_seen_ms);
+}
+
+impl CollectorState {
+    fn exporters(&self) -> Vec<Exporter> {
+        let mut merged: BTreeMap<IpAddr, Exporter> = BTreeMap::new();
+        for l in &self.listeners {
+            let st = lock(&l.state);
+            for (addr, c) in &st.exporters {
+                merge(merged.entry(*addr).or_default(), *addr, c);
+            }
+        }
+        merged.into_values().collect()
+    }
+
+    fn save(&self) {
+        if let Some(dir) = &self.config.state_dir {
+            for l in &self.listeners {
+                if let Err(e) = save_templates(dir, l) {
+                    l.dirty.store(true, Ordering::Release);
+                    tracing::warn!(error = %e, dir = %dir.display(), "cannot save templates");
+                }
+            }
+        }
+    }
+
+    fn stop_reading(&mut self) {
+        for l in &self.listeners {
+            l.task.abort();
+        }
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
+        self.save();
+    }
+}
+
+impl Actor for Collector {
+    type Msg = CollectorMsg;
+    type State = CollectorState;
+    type Arguments = CollectorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: CollectorArgs,
+    ) -> Result<CollectorState, ActorProcessingErr> {
+        let mut listeners = Vec::new();
+        for addr in &args.config.listeners {
+            let socket = bind_udp(*addr, args.config.recv_buffer_bytes)
+                .map_err(|source| CollectorError::Bind { addr: *addr, source })?;
+            let local = socket.local_addr()?;
+            let state = Arc::new(Mutex::new(ListenerState {
+                cache: load_templates(args.config.state_dir.as_deref(), local.port()),
+                exporters: HashMap::new(),
+            }));
+            let dirty = Arc::new(AtomicBool::new(false));
+            let task = tokio::spawn(read_loop(
+                socket,
+                state.clone(),
+                dirty.clone(),
+                args.config.batch_datagrams.max(1),
+                args.lane.clone(),
+                args.aggregator.clone(),
+            ));
+            listeners.push(Listener {
+                addr: local,
+                state,
+                dirty,
+                task,
+            });
+        }
+        let saver = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if myself.send_message(CollectorMsg::SaveTemplates).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(CollectorState {
+            config: args.config,
+            listeners,
+            saver: Some(saver),
+        })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: CollectorMsg,
+        state: &mut CollectorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            CollectorMsg::Exporters(reply) => {
+                let _ = reply.send(state.exporters());
+            }
+            CollectorMsg::LocalAddrs(reply) => {
+                let _ = reply.send(state.listeners.iter().map(|l| l.addr).collect());
+            }
+            CollectorMsg::SaveTemplates => state.save(),
+            CollectorMsg::StopReading(reply) => {
+                state.stop_reading();
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        state: &mut CollectorState,
+    ) -> Result<(), ActorProcessingErr> {
+        state.stop_reading();
+        Ok(())
+    }
+}

@@ -1,0 +1,405 @@
+//! The graph: the live dependency map as a petgraph of assets (nodes) and dependencies (edges
+//! from client to server), with the services each asset answers on. It turns the aggregator's
+//! per-period traffic into change events — discovered, traffic (one compact batch per stats
+//! period), expired after the idle time — and commits them to the event log. At start it is
+//! seeded from the projection, so a restart does not rediscover what is already known.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use proto::api::{Asset, Dependency, Service, Status};
+use proto::event::{DependencyKey, EdgeStats, Event, EventBatch, EventKind, ServiceKey, TrafficDelta};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use serde::Serialize;
+
+use crate::ports::service_name;
+use crate::{now_ms, EventSink};
+
+/// Batches kept for retry when the event log refuses them.
+const MAX_RETRY_BATCHES: usize = 1024;
+
+/// The graph's settings.
+#[derive(Clone, Debug)]
+pub struct GraphConfig {
+    /// Networks counted as internal besides RFC 1918 and RFC 4193.
+    pub internal_networks: Vec<IpNet>,
+    /// Idle time after which assets, services and dependencies expire.
+    pub idle_expiry: Duration,
+    /// How often traffic batches are committed (and expiry checked).
+    pub stats_interval: Duration,
+    /// Most dependencies in one traffic event (bigger periods are split).
+    pub max_edges_per_event: usize,
+}
+
+/// What the projection already knows, to seed the graph at start.
+#[derive(Clone, Debug, Default)]
+pub struct KnownState {
+    /// Assets.
+    pub assets: Vec<Asset>,
+    /// Services.
+    pub services: Vec<Service>,
+    /// Dependencies.
+    pub dependencies: Vec<Dependency>,
+}
+
+/// Sizes of the live map.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct GraphCounts {
+    /// Active assets.
+    pub assets: usize,
+    /// Active services.
+    pub services: usize,
+    /// Active dependencies (edges in the graph).
+    pub dependencies: usize,
+    /// Events committed since start.
+    pub events_committed: u64,
+    /// Batches waiting to be retried.
+    pub retry_batches: usize,
+}
+
+/// Messages the graph handles.
+pub enum GraphMsg {
+    /// One period's traffic per dependency, observed at the given time (UTC ms).
+    Observe(Vec<EdgeStats>, u64),
+    /// Commit traffic and check expiry (timer).
+    Tick,
+    /// Commit everything pending now; replies when committed.
+    Flush(RpcReplyPort<()>),
+    /// Sizes of the live map.
+    Counts(RpcReplyPort<GraphCounts>),
+}
+
+struct Seen {
+    last_ms: u64,
+    active: bool,
+}
+
+/// The graph's state.
+pub struct GraphState {
+    config: GraphConfig,
+    sink: Arc<dyn EventSink>,
+    graph: StableDiGraph<IpAddr, DependencyKey>,
+    assets: HashMap<IpAddr, (NodeIndex, Seen)>,
+    services: HashMap<ServiceKey, Seen>,
+    dependencies: HashMap<DependencyKey, (Option<EdgeIndex>, Seen)>,
+    traffic: HashMap<DependencyKey, TrafficDelta>,
+    retry: VecDeque<EventBatch>,
+    committed: u64,
+}
+
+/// The graph actor.
+pub struct Graph;
+
+/// What the graph starts with.
+pub struct GraphArgs {
+    /// Settings.
+    pub config: GraphConfig,
+    /// The event log.
+    pub sink: Arc<dyn EventSink>,
+    /// What the projection already knows.
+    pub known: KnownState,
+}
+
+/// Whether an address is internal: RFC 1918, RFC 4193, or one of the configured networks.
+pub fn is_internal(ip: IpAddr, extra: &[IpNet]) -> bool {
+    let private = match ip {
+        IpAddr::V4(v4) => v4.is_private(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
+    };
+    private || extra.iter().any(|n| n.contains(&ip))
+}
+
+impl GraphState {
+    fn node(&mut self, ip: IpAddr) -> NodeIndex {
+        if let Some((idx, _)) = self.assets.get(&ip) {
+            return *idx;
+        }
+        let idx = self.graph.add_node(ip);
+        self.assets.insert(
+            ip,
+            (
+                idx,
+                Seen {
+                    last_ms: 0,
+                    active: false,
+                },
+            ),
+        );
+        idx
+    }
+
+    fn touch_asset(&mut self, ip: IpAddr, at: u64, events: &mut Vec<Event>) {
+        self.node(ip);
+        let internal = is_internal(ip, &self.config.internal_networks);
+        if let Some((_, seen)) = self.assets.get_mut(&ip) {
+            seen.last_ms = seen.last_ms.max(at);
+            if !seen.active {
+                seen.active = true;
+                events.push(Event {
+                    at_ms: at,
+                    kind: EventKind::AssetDiscovered { ip, internal },
+                });
+            }
+        }
+    }
+
+    fn observe(&mut self, edges: Vec<EdgeStats>, at: u64) -> Vec<Event> {
+        let mut events = Vec::new();
+        for edge in edges {
+            let key = edge.dependency;
+            self.touch_asset(key.client, at, &mut events);
+            self.touch_asset(key.service.ip, at, &mut events);
+            let service = self.services.entry(key.service).or_insert(Seen {
+                last_ms: 0,
+                active: false,
+            });
+            service.last_ms = service.last_ms.max(at);
+            if !service.active {
+                service.active = true;
+                events.push(Event {
+                    at_ms: at,
+                    kind: EventKind::ServiceDiscovered {
+                        service: key.service,
+                        name: service_name(key.service.port, key.service.protocol)
+                            .map(str::to_string),
+                    },
+                });
+            }
+            let from = self.node(key.client);
+            let to = self.node(key.service.ip);
+            let (edge_idx, seen) = self.dependencies.entry(key).or_insert((
+                None,
+                Seen {
+                    last_ms: 0,
+                    active: false,
+                },
+            ));
+            seen.last_ms = seen.last_ms.max(at);
+            if !seen.active {
+                seen.active = true;
+                if edge_idx.is_none() {
+                    *edge_idx = Some(self.graph.add_edge(from, to, key));
+                }
+                events.push(Event {
+                    at_ms: at,
+                    kind: EventKind::DependencyDiscovered { dependency: key },
+                });
+            }
+            self.traffic.entry(key).or_default().merge(&edge.traffic);
+        }
+        events
+    }
+
+    fn traffic_events(&mut self, at: u64) -> Vec<Event> {
+        let edges: Vec<EdgeStats> = self
+            .traffic
+            .drain()
+            .map(|(dependency, traffic)| EdgeStats {
+                dependency,
+                traffic,
+            })
+            .collect();
+        edges
+            .chunks(self.config.max_edges_per_event.max(1))
+            .map(|chunk| Event {
+                at_ms: at,
+                kind: EventKind::DependencyTraffic {
+                    edges: chunk.to_vec(),
+                },
+            })
+            .collect()
+    }
+
+    fn expiry_events(&mut self, now: u64) -> Vec<Event> {
+        let idle = self.config.idle_expiry.as_millis() as u64;
+        let cutoff = now.saturating_sub(idle);
+        let mut events = Vec::new();
+        let mut gone_edges = Vec::new();
+        for (key, (edge, seen)) in &mut self.dependencies {
+            if seen.active && seen.last_ms < cutoff && !self.traffic.contains_key(key) {
+                seen.active = false;
+                if let Some(e) = edge.take() {
+                    gone_edges.push(e);
+                }
+                events.push(Event {
+                    at_ms: now,
+                    kind: EventKind::DependencyExpired { dependency: *key },
+                });
+            }
+        }
+        for e in gone_edges {
+            self.graph.remove_edge(e);
+        }
+        for (key, seen) in &mut self.services {
+            if seen.active && seen.last_ms < cutoff {
+                seen.active = false;
+                events.push(Event {
+                    at_ms: now,
+                    kind: EventKind::ServiceExpired { service: *key },
+                });
+            }
+        }
+        for (ip, (_, seen)) in &mut self.assets {
+            if seen.active && seen.last_ms < cutoff {
+                seen.active = false;
+                events.push(Event {
+                    at_ms: now,
+                    kind: EventKind::AssetExpired { ip: *ip },
+                });
+            }
+        }
+        events
+    }
+
+    /// Commits retried batches first, then `events`; keeps what fails for the next try.
+    async fn commit(&mut self, events: Vec<Event>) {
+        if !events.is_empty() {
+            if self.retry.len() >= MAX_RETRY_BATCHES {
+                tracing::error!("event log unavailable; dropping the oldest pending batch");
+                self.retry.pop_front();
+            }
+            self.retry.push_back(EventBatch::new(events));
+        }
+        while let Some(batch) = self.retry.front() {
+            let n = batch.events.len() as u64;
+            match self.sink.commit(batch.clone()).await {
+                Ok(_) => {
+                    self.committed += n;
+                    self.retry.pop_front();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, pending = self.retry.len(), "event log refused a batch; will retry");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn counts(&self) -> GraphCounts {
+        GraphCounts {
+            assets: self.assets.values().filter(|(_, s)| s.active).count(),
+            services: self.services.values().filter(|s| s.active).count(),
+            dependencies: self.graph.edge_count(),
+            events_committed: self.committed,
+            retry_batches: self.retry.len(),
+        }
+    }
+
+    /// The live graph (assets as nodes, active dependencies as edges).
+    pub fn graph(&self) -> &StableDiGraph<IpAddr, DependencyKey> {
+        &self.graph
+    }
+}
+
+impl Actor for Graph {
+    type Msg = GraphMsg;
+    type State = GraphState;
+    type Arguments = GraphArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: GraphArgs,
+    ) -> Result<GraphState, ActorProcessingErr> {
+        let mut state = GraphState {
+            config: args.config,
+            sink: args.sink,
+            graph: StableDiGraph::new(),
+            assets: HashMap::new(),
+            services: HashMap::new(),
+            dependencies: HashMap::new(),
+            traffic: HashMap::new(),
+            retry: VecDeque::new(),
+            committed: 0,
+        };
+        let now = now_ms();
+        // Known things count as seen now: the node was down, not the network.
+        for a in args.known.assets {
+            let idx = state.node(a.ip);
+            state.assets.insert(
+                a.ip,
+                (
+                    idx,
+                    Seen {
+                        last_ms: now,
+                        active: a.status == Status::Active,
+                    },
+                ),
+            );
+        }
+        for s in args.known.services {
+            state.services.insert(
+                s.key,
+                Seen {
+                    last_ms: now,
+                    active: s.status == Status::Active,
+                },
+            );
+        }
+        for d in args.known.dependencies {
+            let active = d.status == Status::Active;
+            let edge = if active {
+                let from = state.node(d.key.client);
+                let to = state.node(d.key.service.ip);
+                Some(state.graph.add_edge(from, to, d.key))
+            } else {
+                None
+            };
+            state.dependencies.insert(
+                d.key,
+                (
+                    edge,
+                    Seen {
+                        last_ms: now,
+                        active,
+                    },
+                ),
+            );
+        }
+        let every = state.config.stats_interval.max(Duration::from_millis(50));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if myself.send_message(GraphMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        msg: GraphMsg,
+        state: &mut GraphState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            GraphMsg::Observe(edges, at) => {
+                let events = state.observe(edges, at);
+                state.commit(events).await;
+            }
+            GraphMsg::Tick => {
+                let now = now_ms();
+                let mut events = state.traffic_events(now);
+                events.extend(state.expiry_events(now));
+                state.commit(events).await;
+            }
+            GraphMsg::Flush(reply) => {
+                let events = state.traffic_events(now_ms());
+                state.commit(events).await;
+                let _ = reply.send(());
+            }
+            GraphMsg::Counts(reply) => {
+                let _ = reply.send(state.counts());
+            }
+        }
+        Ok(())
+    }
+}

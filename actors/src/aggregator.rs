@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use proto::api::{Page, ProtocolMix, ProtocolShare, Throughput, ThroughputPoint, TopTalker, TopTalkers};
+use proto::api::{
+    Page, ProtocolMix, ProtocolShare, Throughput, ThroughputPoint, TopTalker, TopTalkers,
+};
 use proto::event::{DependencyKey, EdgeStats, ServiceKey, TrafficDelta};
 use proto::record::BiflowDirection;
 use proto::FlowRecord;
@@ -154,7 +156,22 @@ pub fn orient(f: &FlowRecord, known_servers: &HashSet<ServiceKey>) -> Orientatio
         }
     };
     if !has_ports(f.protocol) {
-        return forward(true);
+        // ICMP echo: exporters put type * 256 + code in the destination port.
+        let server = ServiceKey {
+            ip: f.dst_addr,
+            port: 0,
+            protocol: f.protocol,
+        };
+        let client = ServiceKey {
+            ip: f.src_addr,
+            ..server
+        };
+        if known_servers.contains(&server) != known_servers.contains(&client) {
+            return forward(known_servers.contains(&server));
+        }
+        let icmp_type = (f.dst_port >> 8) as u8;
+        let reply = matches!((f.protocol, icmp_type), (1, 0) | (58, 129));
+        return forward(!reply);
     }
     match f.direction {
         BiflowDirection::Forward => return forward(true),
@@ -284,7 +301,11 @@ impl AggregatorState {
                 s.1.add(f);
             }
             self.current.sources.entry(f.src_addr).or_default().add(f);
-            self.current.destinations.entry(f.dst_addr).or_default().add(f);
+            self.current
+                .destinations
+                .entry(f.dst_addr)
+                .or_default()
+                .add(f);
             self.current.protocols.entry(f.protocol).or_default().add(f);
             self.totals.flows += 1;
             self.totals.bytes = self.totals.bytes.saturating_add(f.bytes);

@@ -211,7 +211,12 @@ fn error_name(e: &DecodeError) -> &'static str {
 }
 
 /// Decodes one datagram into `sink` and updates the exporter's counters.
-fn decode_one(state: &mut ListenerState, from: SocketAddr, bytes: &[u8], sink: &mut BatchSink) -> bool {
+fn decode_one(
+    state: &mut ListenerState,
+    from: SocketAddr,
+    bytes: &[u8],
+    sink: &mut BatchSink,
+) -> bool {
     let received_ms = now_ms();
     let ctx = DecodeContext {
         exporter: from.ip(),
@@ -232,7 +237,10 @@ fn decode_one(state: &mut ListenerState, from: SocketAddr, bytes: &[u8], sink: &
             }
             exporter.templates += u64::from(report.templates);
             for (reason, n) in report.skipped.iter() {
-                *exporter.errors.entry(reason.name().to_string()).or_default() += u64::from(n);
+                *exporter
+                    .errors
+                    .entry(reason.name().to_string())
+                    .or_default() += u64::from(n);
             }
             let count = match report.source {
                 FlowSource::NetflowV5 => report.header_count,
@@ -253,7 +261,10 @@ fn decode_one(state: &mut ListenerState, from: SocketAddr, bytes: &[u8], sink: &
             report.templates > 0 || report.withdrawals > 0
         }
         Err(e) => {
-            *exporter.errors.entry(error_name(&e).to_string()).or_default() += 1;
+            *exporter
+                .errors
+                .entry(error_name(&e).to_string())
+                .or_default() += 1;
             false
         }
     }
@@ -309,7 +320,10 @@ async fn read_loop(
                 flows: sink.flows,
                 slot,
             };
-            if aggregator.send_message(AggregatorMsg::Ingest(batch)).is_err() {
+            if aggregator
+                .send_message(AggregatorMsg::Ingest(batch))
+                .is_err()
+            {
                 return;
             }
         }
@@ -381,8 +395,12 @@ impl Actor for Collector {
     ) -> Result<CollectorState, ActorProcessingErr> {
         let mut listeners = Vec::new();
         for addr in &args.config.listeners {
-            let socket = bind_udp(*addr, args.config.recv_buffer_bytes)
-                .map_err(|source| CollectorError::Bind { addr: *addr, source })?;
+            let socket = bind_udp(*addr, args.config.recv_buffer_bytes).map_err(|source| {
+                CollectorError::Bind {
+                    addr: *addr,
+                    source,
+                }
+            })?;
             let local = socket.local_addr()?;
             let state = Arc::new(Mutex::new(ListenerState {
                 cache: load_templates(args.config.state_dir.as_deref(), local.port()),

@@ -12,7 +12,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use proto::api::{Asset, Dependency, Service, Status};
-use proto::event::{DependencyKey, EdgeStats, Event, EventBatch, EventKind, ServiceKey, TrafficDelta};
+use proto::event::{
+    DependencyKey, EdgeStats, Event, EventBatch, EventKind, ServiceKey, TrafficDelta,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 

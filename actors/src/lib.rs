@@ -18,8 +18,10 @@ use proto::event::EventBatch;
 /// Where the graph actor commits its change events: the node's event log.
 pub trait EventSink: Send + Sync + 'static {
     /// Commits a batch; resolves to its log index once applied, or an error saying why not.
-    fn commit(&self, batch: EventBatch)
-        -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>>;
+    fn commit(
+        &self,
+        batch: EventBatch,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>>;
 }
 
 /// Wall-clock time, UTC ms since the Unix epoch.

@@ -1,7 +1,7 @@
 //! Sequence-gap accounting per exporter stream. Each format numbers differently (v5: flows before
 //! this packet; v9: packets; IPFIX: data records before this message; sFlow: datagrams), and some
-//! exporters are off by one message (softflowd's IPFIX numbers lag a message behind). A tracker
-//! learns which of the two numberings a stream uses before it counts anything as lost, and treats
+//! exporters are off by one message (softflowd's IPFIX sequence already counts the records of
+//! the message that carries it, so it leads by one message). A tracker learns which of the two numberings a stream uses before it counts anything as lost, and treats
 //! a big jump back or forward as a restart, not as loss.
 
 /// Jumps larger than this are restarts or resets, not loss.
@@ -24,8 +24,7 @@ pub enum Verdict {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SequenceTracker {
     last: Option<(u32, u32)>,
-    prev_count: u32,
-    lagged: bool,
+    leading: bool,
 }
 
 impl SequenceTracker {
@@ -37,13 +36,13 @@ impl SequenceTracker {
             return Verdict::Start;
         };
         let standard = last_seq.wrapping_add(last_count);
-        let lagged = last_seq.wrapping_add(self.prev_count);
-        let expected = if self.lagged { lagged } else { standard };
+        let leading = last_seq.wrapping_add(count);
+        let expected = if self.leading { leading } else { standard };
         let verdict = if sequence == expected {
             Verdict::InOrder
-        } else if sequence == lagged || sequence == standard {
+        } else if sequence == leading || sequence == standard {
             // The stream uses the other numbering: learn it, count nothing.
-            self.lagged = sequence == lagged && sequence != standard;
+            self.leading = sequence == leading && sequence != standard;
             Verdict::InOrder
         } else {
             let ahead = sequence.wrapping_sub(expected);
@@ -53,7 +52,6 @@ impl SequenceTracker {
                 Verdict::Reset
             }
         };
-        self.prev_count = last_count;
         self.last = Some((sequence, count));
         verdict
     }
@@ -73,22 +71,21 @@ mod tests {
     }
 
     #[test]
-    fn learns_a_stream_that_lags_one_message_without_crying_wolf() {
-        // Sequence = records in all messages but the previous one.
-        let counts = [3u32, 7, 2, 9, 4, 4, 1, 8];
+    fn learns_a_stream_that_leads_one_message_without_crying_wolf() {
+        // softflowd's IPFIX: the sequence already includes this message's records.
+        let counts = [23u32, 30, 26, 7, 7, 12, 1];
         let mut t = SequenceTracker::default();
         let mut total = 0u32;
-        let mut previous = 0u32;
         for (i, &c) in counts.iter().enumerate() {
-            let seq = total - previous;
-            let v = t.observe(seq, c);
+            total += c;
+            let v = t.observe(total, c);
             assert!(
                 matches!(v, Verdict::Start | Verdict::InOrder),
                 "message {i}: {v:?}"
             );
-            total += c;
-            previous = c;
         }
+        // Real loss is still counted in that numbering: 5 records missing.
+        assert_eq!(t.observe(total + 5 + 4, 4), Verdict::Lost(5));
     }
 
     #[test]

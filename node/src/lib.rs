@@ -1,4 +1,7 @@
 //! The FlowLens node as a library: configuration, the simulator, the Raft event log over sled, the
 //! sled projection, the REST API and the wiring that starts them. `main.rs` is only the CLI.
 
+pub mod config;
+pub mod raft;
 pub mod simulate;
+pub mod store;

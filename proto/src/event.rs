@@ -183,63 +183,70 @@ pub struct EdgeStats {
     pub traffic: TrafficDelta,
 }
 
-/// What happened. Facts in past tense.
-#[derive(
-    Clone,
-    Debug,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
-)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-#[rkyv(attr(allow(missing_docs)))]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum EventKind {
-    /// An address was seen in traffic for the first time (or again after it expired).
-    AssetDiscovered {
-        /// The asset's address.
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
-        ip: IpAddr,
-        /// Inside the configured/private networks.
-        internal: bool,
-    },
-    /// An asset was found answering on a port.
-    ServiceDiscovered {
-        /// The service endpoint.
-        service: ServiceKey,
-        /// Well-known name of the port, when there is one.
-        name: Option<String>,
-    },
-    /// A client was seen calling a service for the first time (or again after it expired).
-    DependencyDiscovered {
-        /// The dependency.
-        dependency: DependencyKey,
-    },
-    /// Traffic on dependencies during one period: compact deltas per edge.
-    DependencyTraffic {
-        /// One entry per dependency that carried traffic.
-        edges: Vec<EdgeStats>,
-    },
-    /// An asset has not been seen for the idle time.
-    AssetExpired {
-        /// The asset's address.
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
-        ip: IpAddr,
-    },
-    /// A service has not been called for the idle time.
-    ServiceExpired {
-        /// The service endpoint.
-        service: ServiceKey,
-    },
-    /// A dependency has carried no traffic for the idle time.
-    DependencyExpired {
-        /// The dependency.
-        dependency: DependencyKey,
-    },
+pub use kind::EventKind;
+
+// rkyv derives a resolver type for enums whose fields cannot carry docs; the allow is for that.
+#[allow(missing_docs)]
+mod kind {
+    use super::*;
+
+    /// What happened. Facts in past tense.
+    #[derive(
+        Clone,
+        Debug,
+        PartialEq,
+        Eq,
+        Serialize,
+        Deserialize,
+        rkyv::Archive,
+        rkyv::Serialize,
+        rkyv::Deserialize,
+    )]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+    pub enum EventKind {
+        /// An address was seen in traffic for the first time (or again after it expired).
+        AssetDiscovered {
+            /// The asset's address.
+            #[cfg_attr(feature = "openapi", schema(value_type = String))]
+            ip: IpAddr,
+            /// Inside the configured/private networks.
+            internal: bool,
+        },
+        /// An asset was found answering on a port.
+        ServiceDiscovered {
+            /// The service endpoint.
+            service: ServiceKey,
+            /// Well-known name of the port, when there is one.
+            name: Option<String>,
+        },
+        /// A client was seen calling a service for the first time (or again after it expired).
+        DependencyDiscovered {
+            /// The dependency.
+            dependency: DependencyKey,
+        },
+        /// Traffic on dependencies during one period: compact deltas per edge.
+        DependencyTraffic {
+            /// One entry per dependency that carried traffic.
+            edges: Vec<EdgeStats>,
+        },
+        /// An asset has not been seen for the idle time.
+        AssetExpired {
+            /// The asset's address.
+            #[cfg_attr(feature = "openapi", schema(value_type = String))]
+            ip: IpAddr,
+        },
+        /// A service has not been called for the idle time.
+        ServiceExpired {
+            /// The service endpoint.
+            service: ServiceKey,
+        },
+        /// A dependency has carried no traffic for the idle time.
+        DependencyExpired {
+            /// The dependency.
+            dependency: DependencyKey,
+        },
+    }
 }
 
 impl EventKind {

@@ -1,0 +1,419 @@
+//! Node configuration: built-in defaults, then an optional TOML or YAML file, then `FLOWLENS_*`
+//! environment variables (`__` separates sections: `FLOWLENS_API__LISTEN=127.0.0.1:9000`), then
+//! command-line flags. Every value is validated with an error that names its key.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized, Toml, Yaml};
+use figment::Figment;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The whole node configuration.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the node keeps its store (sled) and collector state.
+    pub data_dir: PathBuf,
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// REST API and UI.
+    pub api: ApiConfig,
+    /// UDP flow listeners.
+    pub collector: CollectorSection,
+    /// Flow aggregation.
+    pub aggregator: AggregatorSection,
+    /// The dependency graph.
+    pub graph: GraphSection,
+    /// Local (non-replicated) retention of rollups.
+    pub retention: RetentionSection,
+    /// The sled store.
+    pub store: StoreSection,
+    /// Logging.
+    pub log: LogSection,
+}
+
+/// REST API settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address the API and UI listen on.
+    pub listen: SocketAddr,
+    /// Largest page size a list request may ask for.
+    pub max_page: usize,
+}
+
+/// Collector settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CollectorSection {
+    /// UDP addresses to listen on (IPv4 `0.0.0.0:2055` or IPv6 `[::]:2055`).
+    pub listen: Vec<SocketAddr>,
+    /// Requested socket receive buffer, bytes.
+    pub recv_buffer_bytes: usize,
+    /// Datagrams decoded per batch.
+    pub batch_datagrams: usize,
+    /// Flow batches allowed in flight to the aggregator before whole batches are dropped.
+    pub queue_batches: usize,
+}
+
+/// Aggregator settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AggregatorSection {
+    /// Recent flows kept in memory for the flow explorer.
+    pub recent_flows: usize,
+    /// How often dependency traffic is handed to the graph.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Window for top talkers and protocol mix.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+/// Graph settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphSection {
+    /// Networks counted as internal besides RFC 1918 / RFC 4193.
+    pub internal_networks: Vec<IpNet>,
+    /// Idle time after which assets, services and dependencies expire.
+    #[serde(with = "humantime_serde")]
+    pub idle_expiry: Duration,
+    /// How often traffic statistics are committed to the event log.
+    #[serde(with = "humantime_serde")]
+    pub stats_interval: Duration,
+    /// Most dependencies in one traffic event.
+    pub max_edges_per_event: usize,
+}
+
+/// Retention of the local rollups (never replicated).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Raw flows kept in memory (the recent-flow ring is also bounded by count).
+    #[serde(with = "humantime_serde")]
+    pub raw_hot: Duration,
+    /// Per-minute rollups.
+    #[serde(with = "humantime_serde")]
+    pub minute: Duration,
+    /// Per-hour rollups.
+    #[serde(with = "humantime_serde")]
+    pub hour: Duration,
+    /// Per-day rollups.
+    #[serde(with = "humantime_serde")]
+    pub day: Duration,
+}
+
+/// sled settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// sled page cache, MiB (sled's own default is 1 GiB).
+    pub cache_capacity_mb: u64,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// `tracing` filter (`info`, `flowlens=debug,info`, …); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            node_id: 1,
+            api: ApiConfig::default(),
+            collector: CollectorSection::default(),
+            aggregator: AggregatorSection::default(),
+            graph: GraphSection::default(),
+            retention: RetentionSection::default(),
+            store: StoreSection::default(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_page: 10_000,
+        }
+    }
+}
+
+impl Default for CollectorSection {
+    fn default() -> Self {
+        CollectorSection {
+            listen: [2055, 4739, 6343]
+                .into_iter()
+                .map(|port| SocketAddr::from(([0, 0, 0, 0], port)))
+                .collect(),
+            recv_buffer_bytes: 32 << 20,
+            batch_datagrams: 64,
+            queue_batches: 1024,
+        }
+    }
+}
+
+impl Default for AggregatorSection {
+    fn default() -> Self {
+        AggregatorSection {
+            recent_flows: 100_000,
+            flush_interval: Duration::from_secs(5),
+            window: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Default for GraphSection {
+    fn default() -> Self {
+        GraphSection {
+            internal_networks: Vec::new(),
+            idle_expiry: Duration::from_secs(3600),
+            stats_interval: Duration::from_secs(10),
+            max_edges_per_event: 5000,
+        }
+    }
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        const DAY: u64 = 86_400;
+        RetentionSection {
+            raw_hot: Duration::from_secs(600),
+            minute: Duration::from_secs(7 * DAY),
+            hour: Duration::from_secs(90 * DAY),
+            day: Duration::from_secs(730 * DAY),
+        }
+    }
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            cache_capacity_mb: 64,
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable could not be read or has a bad value.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("configuration key `{key}`: {why}")]
+    Invalid {
+        /// Dotted key (`collector.listen`).
+        key: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The file's extension names no known format.
+    #[error("configuration file {0}: use a .toml, .yaml or .yml file")]
+    UnknownFormat(PathBuf),
+}
+
+fn invalid(key: &'static str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        why: why.into(),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (TOML or YAML by extension; it must exist when given), then
+    /// `FLOWLENS_*` variables from `env` (pass `std::env::vars()`), and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(invalid("--config", format!("{} is not a readable file", path.display())));
+            }
+            let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            figment = match ext {
+                "toml" => figment.merge(Toml::file_exact(path)),
+                "yaml" | "yml" => figment.merge(Yaml::file_exact(path)),
+                _ => return Err(ConfigError::UnknownFormat(path.to_path_buf())),
+            };
+        }
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("FLOWLENS_"))
+            .collect();
+        // figment reads the process environment; feed it exactly the given variables instead.
+        let figment = vars.iter().fold(figment, |f, (k, v)| {
+            let key = k
+                .trim_start_matches("FLOWLENS_")
+                .to_lowercase()
+                .replace("__", ".");
+            f.merge(Serialized::default(&key, parse_env_value(v)))
+        });
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges and consistency; errors name the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be 1 or more"));
+        }
+        if self.api.max_page == 0 {
+            return Err(invalid("api.max_page", "must be 1 or more"));
+        }
+        let mut seen = HashSet::new();
+        for addr in &self.collector.listen {
+            if !seen.insert(addr) {
+                return Err(invalid("collector.listen", format!("{addr} is listed twice")));
+            }
+            if *addr == self.api.listen {
+                return Err(invalid("collector.listen", format!("{addr} is also api.listen")));
+            }
+        }
+        if self.collector.recv_buffer_bytes < 65_536 {
+            return Err(invalid("collector.recv_buffer_bytes", "must be at least 65536"));
+        }
+        if !(1..=4096).contains(&self.collector.batch_datagrams) {
+            return Err(invalid("collector.batch_datagrams", "must be 1 to 4096"));
+        }
+        if self.collector.queue_batches == 0 {
+            return Err(invalid("collector.queue_batches", "must be 1 or more"));
+        }
+        let positive = [
+            ("aggregator.flush_interval", self.aggregator.flush_interval),
+            ("aggregator.window", self.aggregator.window),
+            ("graph.idle_expiry", self.graph.idle_expiry),
+            ("graph.stats_interval", self.graph.stats_interval),
+            ("retention.raw_hot", self.retention.raw_hot),
+            ("retention.minute", self.retention.minute),
+            ("retention.hour", self.retention.hour),
+            ("retention.day", self.retention.day),
+        ];
+        for (key, d) in positive {
+            if d < Duration::from_millis(50) {
+                return Err(invalid(key, "must be at least 50ms"));
+            }
+        }
+        if self.graph.stats_interval > self.graph.idle_expiry {
+            return Err(invalid(
+                "graph.stats_interval",
+                "must not be longer than graph.idle_expiry",
+            ));
+        }
+        if self.graph.max_edges_per_event == 0 {
+            return Err(invalid("graph.max_edges_per_event", "must be 1 or more"));
+        }
+        if self.store.cache_capacity_mb == 0 {
+            return Err(invalid("store.cache_capacity_mb", "must be 1 or more"));
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are TOML-ish: lists (`[a, b]`), numbers and booleans parse as such,
+/// anything else is a string.
+fn parse_env_value(v: &str) -> figment::value::Value {
+    use figment::value::Value;
+    let trimmed = v.trim();
+    if let Some(inner) = trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        let items: Vec<Value> = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_env_value(s.trim_matches('"')))
+            .collect();
+        return Value::from(items);
+    }
+    if let Ok(n) = trimmed.parse::<u64>() {
+        return Value::from(n);
+    }
+    if let Ok(b) = trimmed.parse::<bool>() {
+        return Value::from(b);
+    }
+    Value::from(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn load_str(ext: &str, text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut f = tempfile::Builder::new()
+            .suffix(ext)
+            .tempfile()
+            .map_err(|e| invalid("test", e.to_string()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| invalid("test", e.to_string()))?;
+        Config::load(
+            Some(f.path()),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, Vec::new()).expect("defaults load");
+        assert_eq!(c, Config::default());
+        assert_eq!(c.api.listen, "127.0.0.1:8080".parse::<SocketAddr>().expect("addr"));
+        assert_eq!(c.collector.listen.len(), 3);
+    }
+
+    #[test]
+    fn toml_yaml_and_env_layer_in_order() {
+        let c = load_str(
+            ".toml",
+            "data_dir = \"/tmp/x\"\n[graph]\nstats_interval = \"2s\"\n[collector]\nlisten = [\"127.0.0.1:9995\", \"[::1]:9995\"]\n",
+            &[("FLOWLENS_API__LISTEN", "127.0.0.1:9000"), ("OTHER", "x")],
+        )
+        .expect("loads");
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.graph.stats_interval, Duration::from_secs(2));
+        assert_eq!(c.collector.listen.len(), 2);
+        assert_eq!(c.api.listen, "127.0.0.1:9000".parse::<SocketAddr>().expect("addr"));
+        let y = load_str(".yaml", "aggregator:\n  recent_flows: 5\n", &[]).expect("yaml");
+        assert_eq!(y.aggregator.recent_flows, 5);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = load_str(".toml", "[collector]\nlisten = [\"not an address\"]\n", &[])
+            .expect_err("bad address");
+        assert!(e.to_string().contains("collector.listen"), "{e}");
+        let e = load_str(".toml", "[grpah]\nx = 1\n", &[]).expect_err("unknown section");
+        assert!(e.to_string().contains("grpah"), "{e}");
+        let e = load_str(".toml", "[graph]\nidle_expiry = \"1s\"\nstats_interval = \"5s\"\n", &[])
+            .expect_err("inconsistent");
+        assert!(e.to_string().contains("graph.stats_interval"), "{e}");
+        let e = load_str(".toml", "", &[("FLOWLENS_GRAPH__IDLE_EXPIRY", "soon")])
+            .expect_err("bad env");
+        assert!(e.to_string().contains("idle_expiry"), "{e}");
+        let e = load_str(".ini", "", &[]).expect_err("format");
+        assert!(e.to_string().contains(".toml"), "{e}");
+    }
+}

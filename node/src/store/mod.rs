@@ -1,0 +1,60 @@
+//! The node's local storage on sled: the projection of the event log (replicated state, rebuilt
+//! from the log) and the hot store of rollups and collector state (local, never replicated).
+
+pub mod keys;
+pub mod projection;
+
+pub use projection::Projection;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled reported an I/O or corruption error.
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value could not be decoded (corruption or an incompatible version).
+    #[error("store: bad value in tree {tree}: {why}")]
+    BadValue {
+        /// The tree holding the value.
+        tree: &'static str,
+        /// What was wrong.
+        why: String,
+    },
+    /// A committed event batch could not be decoded.
+    #[error("store: {0}")]
+    Event(#[from] proto::event::EventDecodeError),
+    /// A snapshot could not be read.
+    #[error("store: bad snapshot: {0}")]
+    BadSnapshot(String),
+}
+
+/// Encodes a value with rkyv for storage.
+pub fn to_value<T>(value: &T) -> Vec<u8>
+where
+    T: for<'a> rkyv::Serialize<
+        rkyv::api::high::HighSerializer<
+            rkyv::util::AlignedVec,
+            rkyv::ser::allocator::ArenaHandle<'a>,
+            rkyv::rancor::Error,
+        >,
+    >,
+{
+    rkyv::to_bytes::<rkyv::rancor::Error>(value)
+        .map(|bytes| bytes.into_vec())
+        .unwrap_or_default()
+}
+
+/// Decodes a value stored by [`to_value`], checking it first.
+pub fn from_value<T>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    rkyv::from_bytes::<T, rkyv::rancor::Error>(&aligned).map_err(|e| StoreError::BadValue {
+        tree,
+        why: e.to_string(),
+    })
+}

@@ -1,0 +1,468 @@
+//! The projection: assets, services, dependencies, alerts and the history index as sled trees,
+//! a pure fold of the committed event log. Each log entry is applied in one sled transaction
+//! together with the state machine's metadata (last applied log id, membership), so a crash
+//! never leaves an entry half-applied or applied twice.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use proto::api::{Asset, Dependency, Service, Status};
+use proto::event::{DependencyKey, EventBatch, EventKind, ServiceKey, TrafficDelta};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+use super::{from_value, keys, to_value, StoreError};
+
+const ASSETS: &str = "assets";
+const SERVICES: &str = "services";
+const DEPENDENCIES: &str = "dependencies";
+const ALERTS: &str = "alerts";
+const HISTORY: &str = "history";
+const META: &str = "sm_meta";
+
+/// The tree names, in snapshot order.
+const TREES: [&str; 6] = [ASSETS, SERVICES, DEPENDENCIES, ALERTS, HISTORY, META];
+
+/// The projected state of one node.
+#[derive(Clone)]
+pub struct Projection {
+    assets: sled::Tree,
+    services: sled::Tree,
+    dependencies: sled::Tree,
+    alerts: sled::Tree,
+    history: sled::Tree,
+    meta: sled::Tree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+impl Projection {
+    /// Opens (creating if needed) the projection's trees in `db`.
+    pub fn open(db: &sled::Db) -> Result<Projection, StoreError> {
+        Ok(Projection {
+            assets: db.open_tree(ASSETS)?,
+            services: db.open_tree(SERVICES)?,
+            dependencies: db.open_tree(DEPENDENCIES)?,
+            alerts: db.open_tree(ALERTS)?,
+            history: db.open_tree(HISTORY)?,
+            meta: db.open_tree(META)?,
+        })
+    }
+
+    fn trees(&self) -> [&sled::Tree; 6] {
+        [
+            &self.assets,
+            &self.services,
+            &self.dependencies,
+            &self.alerts,
+            &self.history,
+            &self.meta,
+        ]
+    }
+
+    /// Applies one committed log entry atomically: the events of `batch` (none for blank or
+    /// membership entries) and the `meta` key/values the state machine keeps with it.
+    pub fn apply(
+        &self,
+        log_index: u64,
+        batch: Option<&EventBatch>,
+        meta: &[(&[u8], Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let trees = self.trees();
+        let result = trees[..].transaction(|tx| {
+            let [assets, services, dependencies, _alerts, history, meta_tx] = &tx[..] else {
+                return Ok(());
+            };
+            let mut fold = Fold {
+                assets,
+                services,
+                dependencies,
+            };
+            if let Some(batch) = batch {
+                for (position, event) in batch.events.iter().enumerate() {
+                    fold.apply(event.at_ms, &event.kind)?;
+                    let key = keys::history(
+                        event.at_ms,
+                        log_index,
+                        u32::try_from(position).unwrap_or(u32::MAX),
+                    );
+                    history.insert(&key[..], event.kind.name().as_bytes())?;
+                }
+            }
+            for (key, value) in meta {
+                meta_tx.insert(*key, value.as_slice())?;
+            }
+            Ok(())
+        });
+        result.map_err(|e| match e {
+            sled::transaction::TransactionError::Abort(e) => e,
+            sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
+        })
+    }
+
+    /// Reads a state-machine metadata value.
+    pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Flushes everything to disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.meta.flush_async().await?;
+        Ok(())
+    }
+
+    /// Every tree's contents (metadata included) as one byte string: the Raft snapshot.
+    pub fn export(&self) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        for (name, tree) in TREES.iter().zip(self.trees()) {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                out.push(TREES.iter().position(|t| t == name).unwrap_or(0) as u8);
+                out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                out.extend_from_slice(&k);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(&v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces every tree's contents with a snapshot made by [`Projection::export`].
+    pub fn import(&self, snapshot: &[u8]) -> Result<(), StoreError> {
+        let mut batches: Vec<sled::Batch> = TREES.iter().map(|_| sled::Batch::default()).collect();
+        let mut rest = snapshot;
+        while let Some((&tree, after)) = rest.split_first() {
+            let (key, after) = take_chunk(after)?;
+            let (value, after) = take_chunk(after)?;
+            batches
+                .get_mut(usize::from(tree))
+                .ok_or_else(|| StoreError::BadSnapshot(format!("unknown tree number {tree}")))?
+                .insert(key, value);
+            rest = after;
+        }
+        for (tree, batch) in self.trees().into_iter().zip(batches) {
+            tree.clear()?;
+            tree.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    /// The projected state without the state machine's metadata, for comparing two projections.
+    pub fn contents(&self) -> Result<BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>, StoreError> {
+        let mut out = BTreeMap::new();
+        for (name, tree) in TREES.iter().zip(self.trees()) {
+            if *name == META {
+                continue;
+            }
+            let items = tree
+                .iter()
+                .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.insert(*name, items);
+        }
+        Ok(out)
+    }
+
+    /// One asset.
+    pub fn asset(&self, ip: IpAddr) -> Result<Option<Asset>, StoreError> {
+        self.assets
+            .get(keys::asset(ip))?
+            .map(|v| from_value(ASSETS, &v))
+            .transpose()
+    }
+
+    /// All assets, in address order.
+    pub fn assets(&self) -> impl Iterator<Item = Result<Asset, StoreError>> + '_ {
+        self.assets
+            .iter()
+            .map(|item| item.map_err(StoreError::from).and_then(|(_, v)| from_value(ASSETS, &v)))
+    }
+
+    /// One service.
+    pub fn service(&self, key: &ServiceKey) -> Result<Option<Service>, StoreError> {
+        self.services
+            .get(keys::service(key))?
+            .map(|v| from_value(SERVICES, &v))
+            .transpose()
+    }
+
+    /// All services, grouped by server address.
+    pub fn services(&self) -> impl Iterator<Item = Result<Service, StoreError>> + '_ {
+        self.services.iter().map(|item| {
+            item.map_err(StoreError::from)
+                .and_then(|(_, v)| from_value(SERVICES, &v))
+        })
+    }
+
+    /// The services one asset answers on.
+    pub fn services_of(&self, ip: IpAddr) -> impl Iterator<Item = Result<Service, StoreError>> + '_ {
+        self.services.scan_prefix(keys::asset(ip)).map(|item| {
+            item.map_err(StoreError::from)
+                .and_then(|(_, v)| from_value(SERVICES, &v))
+        })
+    }
+
+    /// One dependency.
+    pub fn dependency(&self, key: &DependencyKey) -> Result<Option<Dependency>, StoreError> {
+        self.dependencies
+            .get(keys::dependency(key))?
+            .map(|v| from_value(DEPENDENCIES, &v))
+            .transpose()
+    }
+
+    /// All dependencies, grouped by client address.
+    pub fn dependencies(&self) -> impl Iterator<Item = Result<Dependency, StoreError>> + '_ {
+        self.dependencies.iter().map(|item| {
+            item.map_err(StoreError::from)
+                .and_then(|(_, v)| from_value(DEPENDENCIES, &v))
+        })
+    }
+
+    /// The dependencies whose client is `ip` (what it calls: downstream).
+    pub fn dependencies_from(
+        &self,
+        ip: IpAddr,
+    ) -> impl Iterator<Item = Result<Dependency, StoreError>> + '_ {
+        self.dependencies.scan_prefix(keys::asset(ip)).map(|item| {
+            item.map_err(StoreError::from)
+                .and_then(|(_, v)| from_value(DEPENDENCIES, &v))
+        })
+    }
+
+    /// Number of assets, services and dependencies.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        (
+            self.assets.len(),
+            self.services.len(),
+            self.dependencies.len(),
+        )
+    }
+
+    /// History index entries (time, log index, event kind) between two times, inclusive.
+    pub fn history(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Iterator<Item = Result<(u64, u64, String), StoreError>> + '_ {
+        let start = keys::history(from_ms, 0, 0);
+        let end = keys::history(to_ms, u64::MAX, u32::MAX);
+        self.history.range(start..=end).map(|item| {
+            let (k, v) = item?;
+            let at = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let index = k.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            Ok((
+                at.unwrap_or(0),
+                index.unwrap_or(0),
+                String::from_utf8_lossy(&v).into_owned(),
+            ))
+        })
+    }
+}
+
+fn take_chunk(bytes: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
+    let (len, rest) = bytes
+        .split_first_chunk::<4>()
+        .ok_or_else(|| StoreError::BadSnapshot("truncated length".into()))?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if rest.len() < len {
+        return Err(StoreError::BadSnapshot(format!(
+            "chunk of {len} bytes with {} left",
+            rest.len()
+        )));
+    }
+    Ok(rest.split_at(len))
+}
+
+/// The fold of events over the projection's trees inside one transaction.
+struct Fold<'a> {
+    assets: &'a TransactionalTree,
+    services: &'a TransactionalTree,
+    dependencies: &'a TransactionalTree,
+}
+
+impl Fold<'_> {
+    fn apply(&mut self, at: u64, kind: &EventKind) -> TxResult<()> {
+        match kind {
+            EventKind::AssetDiscovered { ip, internal } => {
+                let mut asset = self.asset_or_new(*ip, at)?;
+                asset.internal = *internal;
+                asset.status = Status::Active;
+                asset.last_seen_ms = asset.last_seen_ms.max(at);
+                self.put_asset(&asset)
+            }
+            EventKind::ServiceDiscovered { service, name } => {
+                let mut s = self.service_or_new(service, at)?;
+                s.status = Status::Active;
+                if name.is_some() {
+                    s.name.clone_from(name);
+                }
+                s.last_seen_ms = s.last_seen_ms.max(at);
+                self.put_service(&s)
+            }
+            EventKind::DependencyDiscovered { dependency } => {
+                let mut d = self.dependency_or_new(dependency, at)?;
+                d.status = Status::Active;
+                d.last_seen_ms = d.last_seen_ms.max(at);
+                self.put_dependency(&d)
+            }
+            EventKind::DependencyTraffic { edges } => {
+                for edge in edges {
+                    self.traffic(&edge.dependency, &edge.traffic, at)?;
+                }
+                Ok(())
+            }
+            EventKind::AssetExpired { ip } => {
+                if let Some(mut asset) = self.get_asset(*ip)? {
+                    asset.status = Status::Expired;
+                    self.put_asset(&asset)?;
+                }
+                Ok(())
+            }
+            EventKind::ServiceExpired { service } => {
+                if let Some(mut s) = self.get_service(service)? {
+                    s.status = Status::Expired;
+                    self.put_service(&s)?;
+                }
+                Ok(())
+            }
+            EventKind::DependencyExpired { dependency } => {
+                if let Some(mut d) = self.get_dependency(dependency)? {
+                    d.status = Status::Expired;
+                    self.put_dependency(&d)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn traffic(&mut self, key: &DependencyKey, t: &TrafficDelta, at: u64) -> TxResult<()> {
+        let first = if t.first_ms == 0 { at } else { t.first_ms };
+        let last = t.last_ms.max(first);
+        let mut d = self.dependency_or_new(key, first)?;
+        d.bytes_to_server = d.bytes_to_server.saturating_add(t.bytes_to_server);
+        d.bytes_to_client = d.bytes_to_client.saturating_add(t.bytes_to_client);
+        d.packets_to_server = d.packets_to_server.saturating_add(t.packets_to_server);
+        d.packets_to_client = d.packets_to_client.saturating_add(t.packets_to_client);
+        d.flows = d.flows.saturating_add(t.flows);
+        d.first_seen_ms = d.first_seen_ms.min(first);
+        d.last_seen_ms = d.last_seen_ms.max(last);
+        d.status = Status::Active;
+        self.put_dependency(&d)?;
+
+        let mut s = self.service_or_new(&key.service, first)?;
+        s.bytes_in = s.bytes_in.saturating_add(t.bytes_to_server);
+        s.bytes_out = s.bytes_out.saturating_add(t.bytes_to_client);
+        s.flows = s.flows.saturating_add(t.flows);
+        s.last_seen_ms = s.last_seen_ms.max(last);
+        s.status = Status::Active;
+        self.put_service(&s)?;
+
+        let mut client = self.asset_or_new(key.client, first)?;
+        client.bytes_out = client.bytes_out.saturating_add(t.bytes_to_server);
+        client.bytes_in = client.bytes_in.saturating_add(t.bytes_to_client);
+        client.packets_out = client.packets_out.saturating_add(t.packets_to_server);
+        client.packets_in = client.packets_in.saturating_add(t.packets_to_client);
+        client.last_seen_ms = client.last_seen_ms.max(last);
+        client.status = Status::Active;
+        self.put_asset(&client)?;
+
+        let mut server = self.asset_or_new(key.service.ip, first)?;
+        server.bytes_in = server.bytes_in.saturating_add(t.bytes_to_server);
+        server.bytes_out = server.bytes_out.saturating_add(t.bytes_to_client);
+        server.packets_in = server.packets_in.saturating_add(t.packets_to_server);
+        server.packets_out = server.packets_out.saturating_add(t.packets_to_client);
+        server.last_seen_ms = server.last_seen_ms.max(last);
+        server.status = Status::Active;
+        self.put_asset(&server)
+    }
+
+    fn get_asset(&self, ip: IpAddr) -> TxResult<Option<Asset>> {
+        self.assets
+            .get(keys::asset(ip))?
+            .map(|v| from_value(ASSETS, &v).map_err(abort))
+            .transpose()
+    }
+
+    fn asset_or_new(&self, ip: IpAddr, at: u64) -> TxResult<Asset> {
+        Ok(self.get_asset(ip)?.unwrap_or(Asset {
+            ip,
+            internal: false,
+            status: Status::Active,
+            first_seen_ms: at,
+            last_seen_ms: at,
+            bytes_in: 0,
+            bytes_out: 0,
+            packets_in: 0,
+            packets_out: 0,
+        }))
+    }
+
+    fn put_asset(&self, asset: &Asset) -> TxResult<()> {
+        self.assets.insert(keys::asset(asset.ip), to_value(asset))?;
+        Ok(())
+    }
+
+    fn get_service(&self, key: &ServiceKey) -> TxResult<Option<Service>> {
+        self.services
+            .get(keys::service(key))?
+            .map(|v| from_value(SERVICES, &v).map_err(abort))
+            .transpose()
+    }
+
+    fn service_or_new(&self, key: &ServiceKey, at: u64) -> TxResult<Service> {
+        Ok(self.get_service(key)?.unwrap_or(Service {
+            id: key.id(),
+            key: *key,
+            name: None,
+            status: Status::Active,
+            first_seen_ms: at,
+            last_seen_ms: at,
+            bytes_in: 0,
+            bytes_out: 0,
+            flows: 0,
+        }))
+    }
+
+    fn put_service(&self, service: &Service) -> TxResult<()> {
+        self.services
+            .insert(keys::service(&service.key), to_value(service))?;
+        Ok(())
+    }
+
+    fn get_dependency(&self, key: &DependencyKey) -> TxResult<Option<Dependency>> {
+        self.dependencies
+            .get(keys::dependency(key))?
+            .map(|v| from_value(DEPENDENCIES, &v).map_err(abort))
+            .transpose()
+    }
+
+    fn dependency_or_new(&self, key: &DependencyKey, at: u64) -> TxResult<Dependency> {
+        if let Some(d) = self.get_dependency(key)? {
+            return Ok(d);
+        }
+        let service_name = self.get_service(&key.service)?.and_then(|s| s.name);
+        Ok(Dependency {
+            id: key.id(),
+            key: *key,
+            service_name,
+            status: Status::Active,
+            first_seen_ms: at,
+            last_seen_ms: at,
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            packets_to_server: 0,
+            packets_to_client: 0,
+            flows: 0,
+        })
+    }
+
+    fn put_dependency(&self, d: &Dependency) -> TxResult<()> {
+        self.dependencies
+            .insert(keys::dependency(&d.key), to_value(d))?;
+        Ok(())
+    }
+}

@@ -1,7 +1,9 @@
 //! The FlowLens node as a library: configuration, the simulator, the Raft event log over sled, the
 //! sled projection, the REST API and the wiring that starts them. `main.rs` is only the CLI.
 
+pub mod api;
 pub mod config;
 pub mod raft;
+pub mod run;
 pub mod simulate;
 pub mod store;

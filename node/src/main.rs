@@ -1,9 +1,107 @@
-//! The `flowlens` binary. The node, simulator and admin commands arrive with the single-node issue;
-//! until then it states what this build can do.
+//! The `flowlens` command line: `node` runs a node, `simulate` exports a synthetic network as
+//! flow packets.
 
-fn main() {
-    println!(
-        "flowlens {}: decoders are in place; the node command arrives with the single-node issue",
-        env!("CARGO_PKG_VERSION")
-    );
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use node::config::Config;
+
+/// FlowLens: flow collector and application dependency map.
+#[derive(Parser)]
+#[command(name = "flowlens", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node: collect flows, map dependencies, serve the API.
+    Node(NodeArgs),
+    /// Send a synthetic network's flows to a collector.
+    Simulate(node::simulate::SimulateArgs),
+}
+
+/// `flowlens node` flags; they override the config file and environment.
+#[derive(clap::Args)]
+struct NodeArgs {
+    /// Config file (.toml, .yaml or .yml). Without one, built-in defaults apply.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory (config key `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// API and UI address (config key `api.listen`).
+    #[arg(long)]
+    api_listen: Option<SocketAddr>,
+    /// UDP flow listener, repeatable; replaces `collector.listen`.
+    #[arg(long = "listen")]
+    listen: Vec<SocketAddr>,
+}
+
+fn load_config(args: &NodeArgs) -> Result<Config, String> {
+    let mut config =
+        Config::load(args.config.as_deref(), std::env::vars()).map_err(|e| e.to_string())?;
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = args.api_listen {
+        config.api.listen = listen;
+    }
+    if !args.listen.is_empty() {
+        config.collector.listen = args.listen.clone();
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("flowlens: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Node(args) => match load_config(&args) {
+            Ok(config) => {
+                init_tracing(&config.log.level);
+                runtime.block_on(node::run::run(config)).map_err(|e| format!("{e:#}"))
+            }
+            Err(e) => Err(e),
+        },
+        Command::Simulate(args) => {
+            init_tracing("info");
+            runtime
+                .block_on(node::simulate::run(&args))
+                .map(|report| {
+                    println!(
+                        "sent {} flows in {} packets ({} bytes) in {:.1} s",
+                        report.flows, report.packets, report.bytes, report.elapsed_s
+                    );
+                })
+                .map_err(|e| format!("{e:#}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flowlens: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

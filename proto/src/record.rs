@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// Which wire format a record was decoded from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum FlowSource {
     /// Cisco NetFlow version 5.
     #[default]
@@ -23,6 +24,7 @@ pub enum FlowSource {
 /// Where a record sits in a bidirectional flow (RFC 5103).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum BiflowDirection {
     /// An ordinary one-way flow record.
     #[default]
@@ -37,10 +39,13 @@ pub enum BiflowDirection {
 /// epoch with the exporter's clock already applied; `bytes` and `packets` are already scaled by
 /// `sampling_rate`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowRecord {
     /// Source address (IPv4 or IPv6).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub src_addr: IpAddr,
     /// Destination address (IPv4 or IPv6).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub dst_addr: IpAddr,
     /// Transport source port (0 when the protocol has none).
     pub src_port: u16,
@@ -65,6 +70,7 @@ pub struct FlowRecord {
     /// Destination BGP AS number, 0 when unknown.
     pub dst_as: u32,
     /// IP next hop, when the exporter reports one.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub next_hop: Option<IpAddr>,
     /// 802.1Q VLAN id, when present.
     pub vlan: Option<u16>,
@@ -73,6 +79,7 @@ pub struct FlowRecord {
     /// Last packet of the flow, UTC ms since the Unix epoch.
     pub last_ms: u64,
     /// The device that exported the flow (the UDP source, or the sFlow agent address).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub exporter: IpAddr,
     /// NetFlow v9 source id, IPFIX observation domain id, or sFlow sub-agent id.
     pub observation_domain: u32,

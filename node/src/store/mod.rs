@@ -3,6 +3,7 @@
 
 pub mod keys;
 pub mod projection;
+pub mod rollups;
 
 pub use projection::Projection;
 

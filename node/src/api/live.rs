@@ -1,0 +1,208 @@
+//! API over the live actors: recent flows, throughput, top talkers, protocol mix, exporters,
+//! health and Prometheus metrics.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use actors::aggregator::{AggregatorMsg, FlowQuery};
+use actors::collector::CollectorMsg;
+use actors::graph::GraphMsg;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use proto::api::{Exporter, Health, Page, ProtocolMix, Throughput, TopTalkers};
+use proto::FlowRecord;
+use ractor::{ActorRef, RpcReplyPort};
+
+use super::params::{bad, Failure, Params};
+use super::AppState;
+
+type Pairs = Query<Vec<(String, String)>>;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+async fn ask<M, T>(actor: &ActorRef<M>, msg: impl FnOnce(RpcReplyPort<T>) -> M) -> Result<T, Failure>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+{
+    match actor.call(msg, Some(CALL_TIMEOUT)).await {
+        Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
+        Ok(_) => Err(Failure::Unavailable("the actor did not answer in time".into())),
+        Err(e) => Err(Failure::Unavailable(format!("actor unavailable: {e}"))),
+    }
+}
+
+/// Recent flows, newest first.
+#[utoipa::path(get, path = "/api/v1/flows", tag = "flows",
+    params(("src" = Option<String>, Query, description = "Source address or CIDR"),
+        ("dst" = Option<String>, Query, description = "Destination address or CIDR"),
+        ("host" = Option<String>, Query, description = "Either address"),
+        ("port" = Option<u16>, Query, description = "Source or destination port"),
+        ("protocol" = Option<String>, Query), ("from" = Option<String>, Query, description = "Unix ms or duration ago"),
+        ("to" = Option<String>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
+    responses((status = 200, body = Page<FlowRecord>), (status = 400, body = proto::api::ApiError)))]
+pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Page<FlowRecord>>, Failure> {
+    let now = actors::now_ms();
+    let mut p = Params::new(q)?;
+    let query = FlowQuery {
+        src: p.net("src")?,
+        dst: p.net("dst")?,
+        host: p.net("host")?,
+        port: p.port("port")?,
+        protocol: p.protocol("protocol")?,
+        from_ms: p.time("from", now)?,
+        to_ms: p.time("to", now)?,
+        offset: 0,
+        limit: 0,
+    };
+    let (offset, limit) = p.page(100, s.max_page)?;
+    p.finish()?;
+    if let (Some(f), Some(t)) = (query.from_ms, query.to_ms) {
+        if f > t {
+            return Err(bad("from", "is after `to`"));
+        }
+    }
+    let query = FlowQuery { offset, limit, ..query };
+    Ok(Json(ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?))
+}
+
+/// Throughput per second over the last ten minutes.
+#[utoipa::path(get, path = "/api/v1/stats/throughput", tag = "stats",
+    responses((status = 200, body = Throughput)))]
+pub async fn throughput(State(s): State<AppState>) -> Result<Json<Throughput>, Failure> {
+    Ok(Json(ask(&s.aggregator, AggregatorMsg::Throughput).await?))
+}
+
+/// Top talkers by source and destination.
+#[utoipa::path(get, path = "/api/v1/stats/top-talkers", tag = "stats",
+    params(("limit" = Option<u64>, Query, description = "How many, default 10, at most 1000")),
+    responses((status = 200, body = TopTalkers), (status = 400, body = proto::api::ApiError)))]
+pub async fn top_talkers(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<TopTalkers>, Failure> {
+    let mut p = Params::new(q)?;
+    let limit = p.parse::<usize>("limit", "a positive integer")?.unwrap_or(10);
+    p.finish()?;
+    if limit == 0 || limit > 1000 {
+        return Err(bad("limit", "must be 1 to 1000"));
+    }
+    Ok(Json(ask(&s.aggregator, |r| AggregatorMsg::TopTalkers(limit, r)).await?))
+}
+
+/// The protocol mix.
+#[utoipa::path(get, path = "/api/v1/stats/protocols", tag = "stats",
+    responses((status = 200, body = ProtocolMix)))]
+pub async fn protocols(State(s): State<AppState>) -> Result<Json<ProtocolMix>, Failure> {
+    Ok(Json(ask(&s.aggregator, AggregatorMsg::Protocols).await?))
+}
+
+/// Exporters and their counters.
+#[utoipa::path(get, path = "/api/v1/exporters", tag = "stats",
+    responses((status = 200, body = Vec<Exporter>)))]
+pub async fn exporters(State(s): State<AppState>) -> Result<Json<Vec<Exporter>>, Failure> {
+    Ok(Json(ask(&s.collector, CollectorMsg::Exporters).await?))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/api/v1/health/live", tag = "health",
+    responses((status = 200, body = Health)))]
+pub async fn live(State(s): State<AppState>) -> Json<Health> {
+    Json(health(&s, "ok"))
+}
+
+/// Readiness: the event log has a leader and applies entries.
+#[utoipa::path(get, path = "/api/v1/health/ready", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn ready(State(s): State<AppState>) -> Response {
+    let metrics = s.log.metrics();
+    if metrics.current_leader.is_some() {
+        (StatusCode::OK, Json(health(&s, "ok"))).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(health(&s, "no raft leader"))).into_response()
+    }
+}
+
+fn health(s: &AppState, status: &str) -> Health {
+    Health {
+        status: status.to_string(),
+        applied_index: s.log.applied_index(),
+        uptime_s: s.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Resident set size of this process, bytes (Linux), and its peak.
+pub fn rss_bytes() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Prometheus metrics, text format.
+pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
+    let exporters = ask(&s.collector, CollectorMsg::Exporters).await?;
+    let totals = ask(&s.aggregator, AggregatorMsg::Totals).await?;
+    let graph = ask(&s.graph, GraphMsg::Counts).await?;
+    let raft = s.log.metrics();
+    let (assets, services, deps) = s.projection.counts();
+    let (rss, peak) = rss_bytes();
+    let lane = s.lane.stats();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    gauge("flowlens_flows_total", "Flow records aggregated.", "counter", totals.flows);
+    gauge("flowlens_bytes_total", "Bytes in aggregated flows.", "counter", totals.bytes);
+    gauge(
+        "flowlens_queue_dropped_batches_total",
+        "Flow batches dropped because the aggregator lane was full.",
+        "counter",
+        lane.dropped_batches.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    gauge(
+        "flowlens_queue_dropped_flows_total",
+        "Flows in dropped batches.",
+        "counter",
+        lane.dropped_items.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    gauge("flowlens_assets", "Assets in the projection.", "gauge", assets as u64);
+    gauge("flowlens_services", "Services in the projection.", "gauge", services as u64);
+    gauge("flowlens_dependencies", "Dependencies in the projection.", "gauge", deps as u64);
+    gauge("flowlens_graph_active_dependencies", "Active dependencies in the live graph.", "gauge", graph.dependencies as u64);
+    gauge("flowlens_events_committed_total", "Change events committed by the graph.", "counter", graph.events_committed);
+    gauge("flowlens_raft_applied_index", "Last log index applied.", "gauge", s.log.applied_index());
+    gauge("flowlens_raft_term", "Current Raft term.", "gauge", raft.current_term);
+    gauge("flowlens_process_resident_bytes", "Resident set size.", "gauge", rss);
+    gauge("flowlens_process_resident_peak_bytes", "Peak resident set size.", "gauge", peak);
+    gauge("flowlens_uptime_seconds", "Seconds since start.", "gauge", s.started.elapsed().as_secs());
+    let _ = writeln!(out, "# HELP flowlens_exporter_packets_total Datagrams received per exporter.\n# TYPE flowlens_exporter_packets_total counter");
+    for e in &exporters {
+        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "flowlens_exporter_packets_total{{exporter=\"{addr}\"}} {}", e.packets);
+    }
+    let _ = writeln!(out, "# HELP flowlens_exporter_records_total Flow records decoded per exporter.\n# TYPE flowlens_exporter_records_total counter");
+    for e in &exporters {
+        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "flowlens_exporter_records_total{{exporter=\"{addr}\"}} {}", e.records);
+    }
+    let _ = writeln!(out, "# HELP flowlens_exporter_sequence_lost_total Records the sequence numbers say were lost.\n# TYPE flowlens_exporter_sequence_lost_total counter");
+    for e in &exporters {
+        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(out, "flowlens_exporter_sequence_lost_total{{exporter=\"{addr}\"}} {}", e.sequence_lost);
+    }
+    let _ = writeln!(out, "# HELP flowlens_exporter_errors_total Datagrams or parts refused, by reason.\n# TYPE flowlens_exporter_errors_total counter");
+    for e in &exporters {
+        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
+        for (reason, n) in &e.errors {
+            let _ = writeln!(out, "flowlens_exporter_errors_total{{exporter=\"{addr}\",reason=\"{reason}\"}} {n}");
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

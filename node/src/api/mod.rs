@@ -1,0 +1,104 @@
+//! The REST API (axum, `/api/v1`, JSON): the map from the projection, live statistics from the
+//! actors, health, Prometheus metrics at `/metrics` and the OpenAPI document at
+//! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
+
+pub mod live;
+pub mod map;
+pub mod params;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actors::aggregator::AggregatorMsg;
+use actors::collector::CollectorMsg;
+use actors::graph::GraphMsg;
+use actors::lane::Lane;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use ractor::ActorRef;
+use utoipa::OpenApi;
+
+use crate::raft::EventLog;
+use crate::store::Projection;
+use params::Failure;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The projection (reads).
+    pub projection: Projection,
+    /// The event log (health, metrics).
+    pub log: Arc<EventLog>,
+    /// The collector (exporters).
+    pub collector: ActorRef<CollectorMsg>,
+    /// The aggregator (flows, statistics).
+    pub aggregator: ActorRef<AggregatorMsg>,
+    /// The graph (counts).
+    pub graph: ActorRef<GraphMsg>,
+    /// The lane in front of the aggregator (drop counters).
+    pub lane: Lane,
+    /// When the node started.
+    pub started: Instant,
+    /// Largest page size.
+    pub max_page: usize,
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "FlowLens API", description = "Flow collector and application dependency map."),
+    paths(
+        map::assets, map::asset, map::asset_services, map::asset_dependencies, map::services,
+        map::dependencies, map::dependency, map::topology, live::flows, live::throughput,
+        live::top_talkers, live::protocols, live::exporters, live::live, live::ready
+    ),
+    components(schemas(proto::event::Event, proto::event::EventBatch))
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> Failure {
+    Failure::NotFound("no such API route".into())
+}
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/assets", get(map::assets))
+        .route("/assets/{ip}", get(map::asset))
+        .route("/assets/{ip}/services", get(map::asset_services))
+        .route("/assets/{ip}/dependencies", get(map::asset_dependencies))
+        .route("/services", get(map::services))
+        .route("/dependencies", get(map::dependencies))
+        .route("/dependencies/{*id}", get(map::dependency))
+        .route("/topology", get(map::topology))
+        .route("/flows", get(live::flows))
+        .route("/stats/throughput", get(live::throughput))
+        .route("/stats/top-talkers", get(live::top_talkers))
+        .route("/stats/protocols", get(live::protocols))
+        .route("/exporters", get(live::exporters))
+        .route("/health/live", get(live::live))
+        .route("/health/ready", get(live::ready))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/metrics", get(live::metrics))
+        .route(
+            "/",
+            get(|| async {
+                (
+                    StatusCode::OK,
+                    "FlowLens node. The API is at /api/v1 (OpenAPI: /api/v1/openapi.json); the web UI arrives with its issue.\n",
+                )
+            }),
+        )
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,241 @@
+//! Starting and stopping a node: opens the store, starts the event log, seeds the graph from the
+//! projection, spawns graph → aggregator → collector, serves the API, and on SIGINT/SIGTERM
+//! stops in the order that loses nothing: stop reading UDP (templates saved), flush the
+//! aggregator into the graph and the graph into the log, shut Raft down, flush sled.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actors::aggregator::{Aggregator, AggregatorArgs, AggregatorConfig, AggregatorMsg, RollupSink};
+use actors::collector::{Collector, CollectorArgs, CollectorConfig, CollectorMsg};
+use actors::graph::{Graph, GraphArgs, GraphConfig, GraphMsg, KnownState};
+use actors::lane::Lane;
+use actors::EventSink;
+use anyhow::Context;
+use proto::event::EventBatch;
+use ractor::{Actor, ActorRef};
+
+use crate::api::{self, AppState};
+use crate::config::Config;
+use crate::raft::{EventLog, SoloNetwork};
+use crate::store::rollups::{Retention, Rollups};
+use crate::store::Projection;
+
+/// The event log as the graph's sink.
+struct LogSink(Arc<EventLog>);
+
+impl EventSink for LogSink {
+    fn commit(
+        &self,
+        batch: EventBatch,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
+        Box::pin(async move { self.0.append(&batch).await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// A running node's handles.
+pub struct Node {
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    /// Where the collector listens.
+    pub collector_addrs: Vec<SocketAddr>,
+    db: sled::Db,
+    log: Arc<EventLog>,
+    collector: ActorRef<CollectorMsg>,
+    aggregator: ActorRef<AggregatorMsg>,
+    graph: ActorRef<GraphMsg>,
+    server: tokio::task::JoinHandle<()>,
+    stop_api: tokio::sync::oneshot::Sender<()>,
+}
+
+fn known_state(projection: &Projection) -> anyhow::Result<KnownState> {
+    Ok(KnownState {
+        assets: projection.assets().collect::<Result<_, _>>()?,
+        services: projection.services().collect::<Result<_, _>>()?,
+        dependencies: projection.dependencies().collect::<Result<_, _>>()?,
+    })
+}
+
+impl Node {
+    /// Starts every part of the node.
+    pub async fn start(config: Config) -> anyhow::Result<Node> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data_dir {}", config.data_dir.display())
+        })?;
+        let store_dir = config.data_dir.join("store");
+        let db = sled::Config::new()
+            .path(&store_dir)
+            .cache_capacity(config.store.cache_capacity_mb << 20)
+            .open()
+            .with_context(|| format!("cannot open the store at {}", store_dir.display()))?;
+        let projection = Projection::open(&db)?;
+        let log = Arc::new(
+            EventLog::open(
+                &db,
+                projection.clone(),
+                config.node_id,
+                config.api.listen.to_string(),
+                SoloNetwork,
+            )
+            .await
+            .context("cannot start the event log")?,
+        );
+        let known = known_state(&projection)?;
+        tracing::info!(
+            assets = known.assets.len(),
+            services = known.services.len(),
+            dependencies = known.dependencies.len(),
+            applied = log.applied_index(),
+            "projection loaded"
+        );
+        let (graph, _) = Actor::spawn(
+            Some("graph".into()),
+            Graph,
+            GraphArgs {
+                config: GraphConfig {
+                    internal_networks: config.graph.internal_networks.clone(),
+                    idle_expiry: config.graph.idle_expiry,
+                    stats_interval: config.graph.stats_interval,
+                    max_edges_per_event: config.graph.max_edges_per_event,
+                },
+                sink: Arc::new(LogSink(log.clone())),
+                known,
+            },
+        )
+        .await?;
+        let r = &config.retention;
+        let rollups: Arc<dyn RollupSink> =
+            Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
+        let (aggregator, _) = Actor::spawn(
+            Some("aggregator".into()),
+            Aggregator,
+            AggregatorArgs {
+                config: AggregatorConfig {
+                    recent_flows: config.aggregator.recent_flows,
+                    flush_interval: config.aggregator.flush_interval,
+                    window: config.aggregator.window,
+                },
+                graph: graph.clone(),
+                rollups: Some(rollups),
+            },
+        )
+        .await?;
+        let lane = Lane::new(config.collector.queue_batches);
+        let (collector, _) = Actor::spawn(
+            Some("collector".into()),
+            Collector,
+            CollectorArgs {
+                config: CollectorConfig {
+                    listeners: config.collector.listen.clone(),
+                    recv_buffer_bytes: config.collector.recv_buffer_bytes,
+                    batch_datagrams: config.collector.batch_datagrams,
+                    state_dir: Some(config.data_dir.join("collector")),
+                },
+                lane: lane.clone(),
+                aggregator: aggregator.clone(),
+            },
+        )
+        .await
+        .context("cannot start the collector")?;
+        let collector_addrs = ractor::call!(collector, CollectorMsg::LocalAddrs)?;
+        let state = AppState {
+            projection,
+            log: log.clone(),
+            collector: collector.clone(),
+            aggregator: aggregator.clone(),
+            graph: graph.clone(),
+            lane,
+            started,
+            max_page: config.api.max_page,
+        };
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
+            .await
+            .with_context(|| format!("cannot listen on api.listen {}", config.api.listen))?;
+        let api_addr = listener.local_addr()?;
+        let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = api::router(state);
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "api server failed");
+            }
+        });
+        Ok(Node {
+            api_addr,
+            collector_addrs,
+            db,
+            log,
+            collector,
+            aggregator,
+            graph,
+            server,
+            stop_api,
+        })
+    }
+
+    /// Stops in the order that loses nothing committed or received.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let timeout = Some(Duration::from_secs(30));
+        let _ = self
+            .collector
+            .call(CollectorMsg::StopReading, timeout)
+            .await;
+        let flushed = self.aggregator.call(AggregatorMsg::Flush, timeout).await;
+        if let Err(e) = flushed {
+            tracing::error!(error = %e, "final flush failed");
+        }
+        let _ = self.stop_api.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        self.collector.stop(None);
+        self.aggregator.stop(None);
+        self.graph.stop(None);
+        self.log.shutdown().await?;
+        self.db.flush_async().await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Runs a node until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let node = Node::start(config).await?;
+    let collectors: Vec<String> = node.collector_addrs.iter().map(|a| format!("udp://{a}")).collect();
+    println!(
+        "FlowLens node ready: API http://{}/api/v1 · collectors {}",
+        node.api_addr,
+        collectors.join(" ")
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    node.stop().await
+}

@@ -1,0 +1,359 @@
+//! The event log: openraft over sled (log store, state machine applying batches to the projection).
+
+mod log_store;
+mod network;
+mod state_machine;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, Fatal, InitializeError, RaftError};
+use openraft::{BasicNode, Config, RaftMetrics, ServerState, SnapshotPolicy, StorageError};
+use proto::event::{EventBatch, EventDecodeError};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::store::{Projection, StoreError};
+use log_store::{LogStore, LogTrees};
+pub use network::{SoloNetwork, SoloPeer};
+use state_machine::StateMachine;
+
+openraft::declare_raft_types!(
+    /// The openraft type configuration of the FlowLens event log.
+    pub TypeConfig:
+        D = LogPayload,
+        R = Applied,
+        NodeId = u64,
+        Node = BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A log entry of the event log.
+pub type LogEntry = openraft::Entry<TypeConfig>;
+
+/// How long [`EventLog::open`] waits for this node to become leader.
+const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long [`EventLog::shutdown`] waits for Raft's tasks to release the storage.
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// The application data of one log entry: an [`EventBatch`] encoded with rkyv. It is carried as
+/// bytes (serde `bytes`, compact in binary formats) and decoded only when applied or read back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LogPayload(Vec<u8>);
+
+impl LogPayload {
+    /// Encodes a batch with rkyv.
+    pub fn encode(batch: &EventBatch) -> LogPayload {
+        LogPayload(batch.to_rkyv())
+    }
+
+    /// Wraps bytes that should hold an rkyv-encoded batch (checked by [`LogPayload::decode`]).
+    pub fn from_bytes(bytes: Vec<u8>) -> LogPayload {
+        LogPayload(bytes)
+    }
+
+    /// The encoded batch.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Decodes and validates the batch; bad bytes are an error, never a panic.
+    pub fn decode(&self) -> Result<EventBatch, EventDecodeError> {
+        EventBatch::from_rkyv(&self.0)
+    }
+}
+
+impl fmt::Debug for LogPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LogPayload({} bytes)", self.0.len())
+    }
+}
+
+impl Serialize for LogPayload {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for LogPayload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_byte_buf(BytesVisitor)
+            .map(LogPayload)
+    }
+}
+
+/// Accepts bytes, or a sequence of numbers (formats without a bytes type, such as JSON).
+struct BytesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the bytes of an rkyv-encoded event batch")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            out.push(byte);
+        }
+        Ok(out)
+    }
+}
+
+/// The state machine's answer to one applied entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    /// The log index of the applied entry.
+    pub index: u64,
+}
+
+/// Why the event log failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The projection could not be read or written.
+    #[error("event log: projection: {0}")]
+    Store(#[from] StoreError),
+    /// sled failed under the log.
+    #[error("event log: sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// The Raft configuration is invalid.
+    #[error("event log: invalid raft configuration: {0}")]
+    Config(Box<openraft::ConfigError>),
+    /// The log store or state machine reported an error.
+    #[error("event log: raft storage: {0}")]
+    Storage(Box<StorageError<u64>>),
+    /// Raft stopped (shut down, or a storage error made it stop).
+    #[error("event log: raft stopped: {0}")]
+    Fatal(Box<Fatal<u64>>),
+    /// Initialising the single-member cluster failed.
+    #[error("event log: initialising the single-member cluster failed: {0}")]
+    Initialize(Box<RaftError<u64, InitializeError<u64, BasicNode>>>),
+    /// A batch could not be committed.
+    #[error("event log: commit failed: {0}")]
+    Write(Box<RaftError<u64, ClientWriteError<u64, BasicNode>>>),
+    /// This node did not become leader in time.
+    #[error(
+        "event log: node {node_id} did not become leader within {waited:?} (state {state:?}, \
+         leader {leader:?}): {why}; a log initialised under another node id never elects this one"
+    )]
+    NotLeader {
+        /// This node.
+        node_id: u64,
+        /// How long it waited.
+        waited: Duration,
+        /// Its Raft state when it gave up.
+        state: ServerState,
+        /// The leader it knew of, if any.
+        leader: Option<u64>,
+        /// What the wait reported.
+        why: String,
+    },
+    /// A committed entry's events could not be decoded.
+    #[error("event log: entry {index} holds an undecodable event batch: {source}")]
+    Decode {
+        /// The entry's log index.
+        index: u64,
+        /// What was wrong.
+        source: EventDecodeError,
+    },
+    /// Raft did not stop cleanly.
+    #[error("event log: shutdown: {0}")]
+    Shutdown(String),
+}
+
+impl From<StorageError<u64>> for LogError {
+    fn from(e: StorageError<u64>) -> Self {
+        LogError::Storage(Box::new(e))
+    }
+}
+
+impl From<Fatal<u64>> for LogError {
+    fn from(e: Fatal<u64>) -> Self {
+        LogError::Fatal(Box::new(e))
+    }
+}
+
+impl From<RaftError<u64, ClientWriteError<u64, BasicNode>>> for LogError {
+    fn from(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Self {
+        LogError::Write(Box::new(e))
+    }
+}
+
+/// The Raft configuration of the event log.
+fn config() -> Result<Config, LogError> {
+    let config = Config {
+        cluster_name: "flowlens".into(),
+        // Never snapshot (nor purge) for now: the full log is kept so that the projection can be
+        // replayed from it. Snapshots and history purging come with the cluster issue.
+        snapshot_policy: SnapshotPolicy::Never,
+        // Entries are event batches; keep AppendEntries well under NATS's 1 MiB message limit.
+        max_payload_entries: 64,
+        snapshot_max_chunk_size: 512 * 1024,
+        ..Config::default()
+    };
+    config.validate().map_err(|e| LogError::Config(Box::new(e)))
+}
+
+/// The replicated event log of one node and the projection it applies to.
+pub struct EventLog {
+    raft: openraft::Raft<TypeConfig>,
+    projection: Projection,
+    log: LogTrees,
+    applied: Arc<AtomicU64>,
+    /// Dropped to zero once Raft's tasks have released the log store and state machine.
+    storage_in_use: Weak<()>,
+    db: sled::Db,
+}
+
+impl EventLog {
+    /// Opens the log store + state machine in `db` (trees prefixed `raft_`), starts Raft with
+    /// `node_id` and `network`, and initialises a single-member cluster (this node, address
+    /// `addr`) if the log was never initialised. Waits until this node is leader (at most 10 s)
+    /// and has applied the entries already in its log.
+    pub async fn open<N: openraft::RaftNetworkFactory<TypeConfig>>(
+        db: &sled::Db,
+        projection: Projection,
+        node_id: u64,
+        addr: String,
+        network: N,
+    ) -> Result<EventLog, LogError> {
+        let config = Arc::new(config()?);
+        let in_use = Arc::new(());
+        let log_store = LogStore::open(db, in_use.clone())?;
+        let log = log_store.trees().clone();
+        let state_machine = StateMachine::open(db, projection.clone(), in_use.clone())?;
+        let applied = state_machine.applied_counter();
+        let storage_in_use = Arc::downgrade(&in_use);
+        drop(in_use);
+
+        let raft = openraft::Raft::new(node_id, config, network, log_store, state_machine).await?;
+        if !raft.is_initialized().await? {
+            let members = BTreeMap::from([(node_id, BasicNode::new(addr))]);
+            match raft.initialize(members).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(LogError::Initialize(Box::new(e))),
+            }
+        }
+        let log = EventLog {
+            raft,
+            projection,
+            log,
+            applied,
+            storage_in_use,
+            db: db.clone(),
+        };
+        log.wait_until_leader(node_id).await?;
+        Ok(log)
+    }
+
+    async fn wait_until_leader(&self, node_id: u64) -> Result<(), LogError> {
+        let started = tokio::time::Instant::now();
+        let leading = self
+            .raft
+            .wait(Some(LEADER_WAIT))
+            .metrics(
+                |m| m.state == ServerState::Leader && m.current_leader == Some(node_id),
+                "this node leads its single-member cluster",
+            )
+            .await;
+        let caught_up = match leading {
+            Ok(m) => {
+                let left = LEADER_WAIT.saturating_sub(started.elapsed());
+                self.raft
+                    .wait(Some(left))
+                    .applied_index_at_least(m.last_log_index, "the log is applied")
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        caught_up.map(|_| ()).map_err(|e| {
+            let m = self.metrics();
+            LogError::NotLeader {
+                node_id,
+                waited: started.elapsed(),
+                state: m.state,
+                leader: m.current_leader,
+                why: e.to_string(),
+            }
+        })
+    }
+
+    /// Commits a batch (rkyv-encode, client_write) and returns its log index once applied to
+    /// the projection.
+    pub async fn append(&self, batch: &EventBatch) -> Result<u64, LogError> {
+        let response = self.raft.client_write(LogPayload::encode(batch)).await?;
+        Ok(response.data.index)
+    }
+
+    /// Last log index applied to the projection.
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    /// The projection this log applies to.
+    pub fn projection(&self) -> &Projection {
+        &self.projection
+    }
+
+    /// Every entry still in the log, in order, decoded: (index, batch for normal entries / None
+    /// for blank & membership).
+    pub fn entries(&self) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
+        self.log
+            .read(0..)?
+            .into_iter()
+            .map(|entry| {
+                let index = entry.log_id.index;
+                match &entry.payload {
+                    openraft::EntryPayload::Normal(payload) => payload
+                        .decode()
+                        .map(|batch| (index, Some(batch)))
+                        .map_err(|source| LogError::Decode { index, source }),
+                    _ => Ok((index, None)),
+                }
+            })
+            .collect()
+    }
+
+    /// Raft metrics (role, term, last log, applied) for the API/metrics.
+    pub fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Shuts Raft down, waits until its tasks have released the storage, and flushes sled.
+    pub async fn shutdown(&self) -> Result<(), LogError> {
+        self.raft
+            .shutdown()
+            .await
+            .map_err(|e| LogError::Shutdown(e.to_string()))?;
+        let started = tokio::time::Instant::now();
+        while self.storage_in_use.strong_count() > 0 {
+            if started.elapsed() > RELEASE_WAIT {
+                return Err(LogError::Shutdown(format!(
+                    "raft tasks still hold the log store or state machine after {RELEASE_WAIT:?}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.projection.flush().await?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}

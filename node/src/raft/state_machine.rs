@@ -1,0 +1,271 @@
+//! The Raft state machine: applies committed event batches to the sled [`Projection`], each entry
+//! in one transaction together with the last applied log id (and the membership, when it
+//! changes). Snapshots are the projection's export, kept in tree `raft_snapshot`.
+
+// openraft's traits fix the error type of the state machine to `StorageError` (224 bytes); the helpers
+// share it rather than box and unbox at every trait method.
+#![allow(clippy::result_large_err)]
+
+use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    AnyError, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+
+use super::log_store::{decode_log_id, encode_log_id};
+use super::{Applied, LogEntry, TypeConfig};
+use crate::store::{Projection, StoreError};
+
+/// Projection metadata key: the last applied log id.
+const LAST_APPLIED: &[u8] = b"raft_last_applied";
+/// Projection metadata key: the last applied membership (JSON).
+const MEMBERSHIP: &[u8] = b"raft_membership";
+
+const SNAPSHOT_TREE: &str = "raft_snapshot";
+const SNAPSHOT_META: &[u8] = b"meta";
+const SNAPSHOT_DATA: &[u8] = b"data";
+
+type Result<T> = std::result::Result<T, StorageError<u64>>;
+type Membership = StoredMembership<u64, openraft::BasicNode>;
+type Meta = SnapshotMeta<u64, openraft::BasicNode>;
+
+fn sm_read_err(e: impl std::error::Error + 'static) -> StorageError<u64> {
+    StorageIOError::read_state_machine(AnyError::new(&e)).into()
+}
+
+fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError<u64> {
+    StorageIOError::write_state_machine(AnyError::new(&e)).into()
+}
+
+fn snapshot_err(
+    meta: Option<&Meta>,
+    e: impl std::error::Error + 'static,
+    write: bool,
+) -> StorageError<u64> {
+    let signature = meta.map(Meta::signature);
+    let source = AnyError::new(&e);
+    if write {
+        StorageIOError::write_snapshot(signature, source).into()
+    } else {
+        StorageIOError::read_snapshot(signature, source).into()
+    }
+}
+
+/// The last applied log id and membership, as stored in the projection's metadata.
+fn applied_state(projection: &Projection) -> Result<(Option<LogId<u64>>, Membership)> {
+    let last_applied = projection
+        .meta(LAST_APPLIED)
+        .map_err(sm_read_err)?
+        .map(|v| decode_log_id(&v).map_err(sm_read_err))
+        .transpose()?;
+    let membership = projection
+        .meta(MEMBERSHIP)
+        .map_err(sm_read_err)?
+        .map(|v| serde_json::from_slice(&v).map_err(sm_read_err))
+        .transpose()?
+        .unwrap_or_default();
+    Ok((last_applied, membership))
+}
+
+/// The [`RaftStateMachine`] over the projection.
+pub(crate) struct StateMachine {
+    projection: Projection,
+    snapshots: sled::Tree,
+    applied: Arc<AtomicU64>,
+    /// Held while Raft's tasks own the state machine (see [`super::EventLog::shutdown`]).
+    _in_use: Arc<()>,
+}
+
+impl StateMachine {
+    /// Opens the state machine over `projection`, its snapshot tree in `db`.
+    pub(crate) fn open(
+        db: &sled::Db,
+        projection: Projection,
+        in_use: Arc<()>,
+    ) -> std::result::Result<StateMachine, super::LogError> {
+        let (last_applied, _) = applied_state(&projection)?;
+        Ok(StateMachine {
+            snapshots: db.open_tree(SNAPSHOT_TREE)?,
+            projection,
+            applied: Arc::new(AtomicU64::new(last_applied.map_or(0, |id| id.index))),
+            _in_use: in_use,
+        })
+    }
+
+    /// The last applied log index, updated as entries are applied.
+    pub(crate) fn applied_counter(&self) -> Arc<AtomicU64> {
+        self.applied.clone()
+    }
+
+    /// Stores `snapshot` as the current one (replacing any other) and flushes.
+    async fn save_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<()> {
+        let meta_json = serde_json::to_vec(meta).map_err(|e| snapshot_err(Some(meta), e, true))?;
+        let mut batch = sled::Batch::default();
+        batch.insert(SNAPSHOT_META, meta_json);
+        batch.insert(SNAPSHOT_DATA, data);
+        self.snapshots
+            .apply_batch(batch)
+            .map_err(|e| snapshot_err(Some(meta), e, true))?;
+        self.snapshots
+            .flush_async()
+            .await
+            .map_err(|e| snapshot_err(Some(meta), e, true))?;
+        Ok(())
+    }
+}
+
+/// Applies one entry to the projection, its metadata in the same transaction.
+fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<()> {
+    let log_id = entry.log_id;
+    let apply_err = |e: &(dyn std::error::Error + 'static)| -> StorageError<u64> {
+        StorageIOError::apply(log_id, AnyError::from_dyn(e, None)).into()
+    };
+    let mut meta: Vec<(&[u8], Vec<u8>)> = vec![(LAST_APPLIED, encode_log_id(&log_id))];
+    let batch = match &entry.payload {
+        EntryPayload::Blank => None,
+        EntryPayload::Normal(payload) => Some(payload.decode().map_err(|e| apply_err(&e))?),
+        EntryPayload::Membership(m) => {
+            let stored = Membership::new(Some(log_id), m.clone());
+            let json = serde_json::to_vec(&stored).map_err(|e| apply_err(&e))?;
+            meta.push((MEMBERSHIP, json));
+            None
+        }
+    };
+    projection
+        .apply(log_id.index, batch.as_ref(), &meta)
+        .map_err(|e| apply_err(&e))
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership)> {
+        applied_state(&self.projection)
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>>
+    where
+        I: IntoIterator<Item = LogEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut replies = Vec::new();
+        for entry in entries {
+            apply_entry(&self.projection, &entry)?;
+            self.applied.store(entry.log_id.index, Ordering::Release);
+            replies.push(Applied {
+                index: entry.log_id.index,
+            });
+        }
+        Ok(replies)
+    }
+
+    // The copy is taken here, serialized with `apply`, because the builder runs concurrently.
+    async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
+        let copy = applied_state(&self.projection).and_then(|(last_applied, membership)| {
+            let data = self.projection.export().map_err(sm_read_err)?;
+            Ok((last_applied, membership, data))
+        });
+        SnapshotBuilder {
+            state_machine: StateMachine {
+                projection: self.projection.clone(),
+                snapshots: self.snapshots.clone(),
+                applied: self.applied.clone(),
+                _in_use: self._in_use.clone(),
+            },
+            copy: Some(copy),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<()> {
+        let data = snapshot.into_inner();
+        let import_err = |e: StoreError| snapshot_err(Some(meta), e, true);
+        self.projection.import(&data).map_err(import_err)?;
+        let mut sm_meta: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        if let Some(last) = &meta.last_log_id {
+            sm_meta.push((LAST_APPLIED, encode_log_id(last)));
+        }
+        let membership = serde_json::to_vec(&meta.last_membership)
+            .map_err(|e| snapshot_err(Some(meta), e, true))?;
+        sm_meta.push((MEMBERSHIP, membership));
+        let index = meta.last_log_id.map_or(0, |id| id.index);
+        self.projection
+            .apply(index, None, &sm_meta)
+            .map_err(import_err)?;
+        self.save_snapshot(meta, &data).await?;
+        self.applied.store(index, Ordering::Release);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>> {
+        let Some(meta) = self
+            .snapshots
+            .get(SNAPSHOT_META)
+            .map_err(|e| snapshot_err(None, e, false))?
+        else {
+            return Ok(None);
+        };
+        let meta: Meta = serde_json::from_slice(&meta).map_err(|e| snapshot_err(None, e, false))?;
+        let data = self
+            .snapshots
+            .get(SNAPSHOT_DATA)
+            .map_err(|e| snapshot_err(Some(&meta), e, false))?
+            .map(|d| d.to_vec())
+            .unwrap_or_default();
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        }))
+    }
+}
+
+/// The last applied log id, the membership and the exported projection, taken together.
+type ProjectionCopy = (Option<LogId<u64>>, Membership, Vec<u8>);
+
+/// Builds a snapshot from the copy of the projection taken by `get_snapshot_builder`.
+pub(crate) struct SnapshotBuilder {
+    state_machine: StateMachine,
+    copy: Option<Result<ProjectionCopy>>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>> {
+        let (last_log_id, last_membership, data) = self.copy.take().unwrap_or_else(|| {
+            Err(sm_write_err(std::io::Error::other(
+                "a snapshot builder builds one snapshot",
+            )))
+        })?;
+        let millis = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let snapshot_id = match &last_log_id {
+            Some(id) => format!(
+                "{}-{}-{}-{millis}",
+                id.leader_id.term, id.leader_id.node_id, id.index
+            ),
+            None => format!("empty-{millis}"),
+        };
+        let meta = Meta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        self.state_machine.save_snapshot(&meta, &data).await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
+    }
+}

@@ -1,0 +1,363 @@
+//! Tests of the event log: replay, restart, openraft's storage suite, corrupted payloads.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{CommittedLeaderId, EntryPayload, LogId, StorageError};
+use proto::event::{
+    DependencyKey, EdgeStats, Event, EventBatch, EventKind, ServiceKey, TrafficDelta,
+};
+use tempfile::TempDir;
+
+use super::log_store::LogStore;
+use super::state_machine::StateMachine;
+use super::*;
+
+fn v4(d: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, d))
+}
+
+fn dep(client: IpAddr, server: IpAddr, port: u16) -> DependencyKey {
+    DependencyKey {
+        client,
+        service: ServiceKey {
+            ip: server,
+            port,
+            protocol: 6,
+        },
+    }
+}
+
+fn traffic(bytes: u64, first_ms: u64) -> TrafficDelta {
+    TrafficDelta {
+        bytes_to_server: bytes,
+        bytes_to_client: bytes * 3,
+        packets_to_server: bytes / 100 + 1,
+        packets_to_client: bytes / 50 + 1,
+        flows: 2,
+        first_ms,
+        last_ms: first_ms + 9_000,
+    }
+}
+
+/// Batches covering every kind of event, with traffic on several edges and expiries.
+fn batches() -> Vec<EventBatch> {
+    let web = v4(10);
+    let db = v4(20);
+    let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5));
+    let https = dep(v4(1), web, 443);
+    let pg = dep(web, db, 5432);
+    let dns = dep(v6, v4(53), 53);
+    let ev = |at_ms, kind| Event { at_ms, kind };
+    vec![
+        EventBatch::new(vec![
+            ev(
+                1_000,
+                EventKind::AssetDiscovered {
+                    ip: v4(1),
+                    internal: true,
+                },
+            ),
+            ev(
+                1_000,
+                EventKind::AssetDiscovered {
+                    ip: web,
+                    internal: true,
+                },
+            ),
+            ev(
+                1_001,
+                EventKind::AssetDiscovered {
+                    ip: db,
+                    internal: true,
+                },
+            ),
+            ev(
+                1_002,
+                EventKind::AssetDiscovered {
+                    ip: v6,
+                    internal: false,
+                },
+            ),
+        ]),
+        EventBatch::new(vec![
+            ev(
+                2_000,
+                EventKind::ServiceDiscovered {
+                    service: https.service,
+                    name: Some("https".into()),
+                },
+            ),
+            ev(
+                2_000,
+                EventKind::ServiceDiscovered {
+                    service: pg.service,
+                    name: Some("postgresql".into()),
+                },
+            ),
+            ev(
+                2_001,
+                EventKind::ServiceDiscovered {
+                    service: dns.service,
+                    name: None,
+                },
+            ),
+            ev(2_002, EventKind::DependencyDiscovered { dependency: https }),
+            ev(2_002, EventKind::DependencyDiscovered { dependency: pg }),
+            ev(2_003, EventKind::DependencyDiscovered { dependency: dns }),
+        ]),
+        EventBatch::new(vec![ev(
+            10_000,
+            EventKind::DependencyTraffic {
+                edges: vec![
+                    EdgeStats {
+                        dependency: https,
+                        traffic: traffic(12_000, 1_500),
+                    },
+                    EdgeStats {
+                        dependency: pg,
+                        traffic: traffic(800, 1_600),
+                    },
+                    EdgeStats {
+                        dependency: dns,
+                        traffic: traffic(90, 0),
+                    },
+                ],
+            },
+        )]),
+        EventBatch::new(vec![ev(
+            20_000,
+            EventKind::DependencyTraffic {
+                edges: vec![
+                    EdgeStats {
+                        dependency: https,
+                        traffic: traffic(5_000, 11_000),
+                    },
+                    EdgeStats {
+                        dependency: pg,
+                        traffic: traffic(300, 12_000),
+                    },
+                ],
+            },
+        )]),
+        EventBatch::new(vec![
+            ev(90_000, EventKind::DependencyExpired { dependency: dns }),
+            ev(
+                90_000,
+                EventKind::ServiceExpired {
+                    service: dns.service,
+                },
+            ),
+            ev(90_001, EventKind::AssetExpired { ip: v6 }),
+        ]),
+        EventBatch::new(Vec::new()),
+        EventBatch::new(vec![ev(
+            95_000,
+            EventKind::AssetDiscovered {
+                ip: v6,
+                internal: false,
+            },
+        )]),
+    ]
+}
+
+async fn open(db: &sled::Db) -> EventLog {
+    let projection = Projection::open(db).unwrap();
+    EventLog::open(db, projection, 1, "127.0.0.1:7000".into(), SoloNetwork)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_the_log_into_an_empty_store_gives_an_identical_projection() {
+    let dir = TempDir::new().unwrap();
+    let db = sled::open(dir.path().join("live")).unwrap();
+    let log = open(&db).await;
+    let mut indexes = Vec::new();
+    for batch in batches() {
+        indexes.push(log.append(&batch).await.unwrap());
+    }
+    assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+    assert_eq!(log.applied_index(), *indexes.last().unwrap());
+
+    let entries = log.entries().unwrap();
+    let committed: Vec<EventBatch> = entries.iter().filter_map(|(_, b)| b.clone()).collect();
+    assert_eq!(committed, batches());
+    let first = entries.first().unwrap().0;
+    assert!(entries
+        .iter()
+        .map(|(i, _)| *i)
+        .eq(first..first + entries.len() as u64));
+
+    let replay_db = sled::open(dir.path().join("replay")).unwrap();
+    let replay = Projection::open(&replay_db).unwrap();
+    for (index, batch) in &entries {
+        replay.apply(*index, batch.as_ref(), &[]).unwrap();
+    }
+    let live = log.projection().contents().unwrap();
+    assert_eq!(replay.contents().unwrap(), live);
+    // Five assets: the four discovered and the DNS server, known from traffic only.
+    assert_eq!(log.projection().counts(), (5, 3, 3));
+    assert!(
+        live.values().filter(|items| !items.is_empty()).count() >= 4,
+        "{live:?}"
+    );
+    let https = log
+        .projection()
+        .dependency(&dep(v4(1), v4(10), 443))
+        .unwrap()
+        .unwrap();
+    assert_eq!(https.bytes_to_server, 17_000);
+    log.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_batches_survive_a_restart() {
+    let dir = TempDir::new().unwrap();
+    let all = batches();
+    let (last, before, metrics) = {
+        let db = sled::open(dir.path()).unwrap();
+        let log = open(&db).await;
+        let mut last = 0;
+        for batch in &all[..4] {
+            last = log.append(batch).await.unwrap();
+        }
+        assert_eq!(log.applied_index(), last);
+        let before = log.projection().contents().unwrap();
+        let metrics = log.metrics();
+        log.shutdown().await.unwrap();
+        (last, before, metrics)
+    };
+    assert_eq!(metrics.current_leader, Some(1));
+
+    let db = sled::open(dir.path()).unwrap();
+    let log = open(&db).await;
+    assert!(log.applied_index() >= last);
+    assert_eq!(log.projection().contents().unwrap(), before);
+    // A single voter with a committed vote leads again at once, possibly in the same term.
+    let after = log.metrics();
+    assert_eq!(after.current_leader, Some(1));
+    assert!(after.current_term >= metrics.current_term);
+
+    let mut next = last;
+    for batch in &all[4..] {
+        let index = log.append(batch).await.unwrap();
+        assert!(index > next, "{index} after {next}");
+        next = index;
+    }
+    let committed: Vec<EventBatch> = log
+        .entries()
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, b)| b)
+        .collect();
+    assert_eq!(committed, all);
+    log.shutdown().await.unwrap();
+}
+
+const ABORT_DIR: &str = "FLOWLENS_TEST_RAFT_ABORT_DIR";
+
+/// Run twice: the child (given a directory) appends and acknowledges batches, then aborts like
+/// kill -9, without shutdown or flush; the parent reopens the log, finds them all, and the
+/// recovered projection equals a replay. (A process kill keeps what sled handed to the OS; the
+/// fsync before `append`'s callback is for power loss, which a test cannot simulate.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_batches_survive_an_abort() {
+    if let Ok(dir) = std::env::var(ABORT_DIR) {
+        let db = sled::open(dir).unwrap();
+        let log = open(&db).await;
+        for batch in batches() {
+            println!("acknowledged {}", log.append(&batch).await.unwrap());
+        }
+        std::process::abort();
+    }
+    let dir = TempDir::new().unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "raft::tests::acknowledged_batches_survive_an_abort",
+        ])
+        .args(["--nocapture", "--test-threads=1"])
+        .env(ABORT_DIR, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "the child aborts: {stdout}");
+    let acknowledged: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("acknowledged ")?.1.trim().parse().ok())
+        .collect();
+    assert_eq!(acknowledged.len(), batches().len(), "{stdout}");
+
+    let db = sled::open(dir.path()).unwrap();
+    let log = open(&db).await;
+    assert!(log.applied_index() >= *acknowledged.last().unwrap());
+    let entries = log.entries().unwrap();
+    let committed: Vec<EventBatch> = entries.iter().filter_map(|(_, b)| b.clone()).collect();
+    assert_eq!(committed, batches());
+    let replay_db = sled::open(dir.path().join("replay")).unwrap();
+    let replay = Projection::open(&replay_db).unwrap();
+    for (index, batch) in &entries {
+        replay.apply(*index, batch.as_ref(), &[]).unwrap();
+    }
+    assert_eq!(
+        replay.contents().unwrap(),
+        log.projection().contents().unwrap()
+    );
+    log.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_payload_is_an_error_not_a_panic() {
+    let garbage = LogPayload::from_bytes(vec![0xde, 0xad, 0xbe, 0xef, 1, 2, 3]);
+    assert!(garbage.decode().is_err());
+
+    // The state machine refuses it with a storage error and applies nothing.
+    let dir = TempDir::new().unwrap();
+    let db = sled::open(dir.path().join("sm")).unwrap();
+    let projection = Projection::open(&db).unwrap();
+    let mut sm = StateMachine::open(&db, projection.clone(), Arc::new(())).unwrap();
+    let good = LogEntry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
+        payload: EntryPayload::Normal(LogPayload::encode(&batches()[0])),
+    };
+    let bad = LogEntry {
+        log_id: LogId::new(CommittedLeaderId::new(1, 1), 2),
+        payload: EntryPayload::Normal(garbage.clone()),
+    };
+    let err = sm.apply([good, bad]).await.unwrap_err();
+    assert!(err.to_string().contains("invalid event batch"), "{err}");
+    let (applied, _) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|id| id.index), Some(1));
+
+    // Through Raft: the write fails, Raft stops, reading the log reports the bad entry.
+    let db = sled::open(dir.path().join("log")).unwrap();
+    let log = open(&db).await;
+    log.append(&batches()[0]).await.unwrap();
+    assert!(log.raft.client_write(garbage).await.is_err());
+    assert!(matches!(log.entries(), Err(LogError::Decode { .. })));
+    assert!(log.append(&batches()[1]).await.is_err());
+    let _ = log.shutdown().await;
+}
+
+/// Builds a fresh log store and state machine in a temporary sled database for openraft's suite.
+struct Builder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
+        let dir = TempDir::new().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let projection = Projection::open(&db).unwrap();
+        let in_use = Arc::new(());
+        let log = LogStore::open(&db, in_use.clone()).unwrap();
+        let sm = StateMachine::open(&db, projection, in_use).unwrap();
+        Ok((dir, log, sm))
+    }
+}
+
+#[test]
+fn the_log_store_and_state_machine_pass_openraft_s_storage_suite() {
+    Suite::<TypeConfig, LogStore, StateMachine, Builder, TempDir>::test_all(Builder).unwrap();
+}

@@ -248,7 +248,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(invalid("--config", format!("{} is not a readable file", path.display())));
+                return Err(invalid(
+                    "--config",
+                    format!("{} is not a readable file", path.display()),
+                ));
             }
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             figment = match ext {
@@ -288,14 +291,23 @@ impl Config {
         let mut seen = HashSet::new();
         for addr in &self.collector.listen {
             if !seen.insert(addr) {
-                return Err(invalid("collector.listen", format!("{addr} is listed twice")));
+                return Err(invalid(
+                    "collector.listen",
+                    format!("{addr} is listed twice"),
+                ));
             }
             if *addr == self.api.listen {
-                return Err(invalid("collector.listen", format!("{addr} is also api.listen")));
+                return Err(invalid(
+                    "collector.listen",
+                    format!("{addr} is also api.listen"),
+                ));
             }
         }
         if self.collector.recv_buffer_bytes < 65_536 {
-            return Err(invalid("collector.recv_buffer_bytes", "must be at least 65536"));
+            return Err(invalid(
+                "collector.recv_buffer_bytes",
+                "must be at least 65536",
+            ));
         }
         if !(1..=4096).contains(&self.collector.batch_datagrams) {
             return Err(invalid("collector.batch_datagrams", "must be 1 to 4096"));
@@ -380,7 +392,10 @@ mod tests {
     fn defaults_need_no_file() {
         let c = Config::load(None, Vec::new()).expect("defaults load");
         assert_eq!(c, Config::default());
-        assert_eq!(c.api.listen, "127.0.0.1:8080".parse::<SocketAddr>().expect("addr"));
+        assert_eq!(
+            c.api.listen,
+            "127.0.0.1:8080".parse::<SocketAddr>().expect("addr")
+        );
         assert_eq!(c.collector.listen.len(), 3);
     }
 
@@ -395,7 +410,10 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.graph.stats_interval, Duration::from_secs(2));
         assert_eq!(c.collector.listen.len(), 2);
-        assert_eq!(c.api.listen, "127.0.0.1:9000".parse::<SocketAddr>().expect("addr"));
+        assert_eq!(
+            c.api.listen,
+            "127.0.0.1:9000".parse::<SocketAddr>().expect("addr")
+        );
         let y = load_str(".yaml", "aggregator:\n  recent_flows: 5\n", &[]).expect("yaml");
         assert_eq!(y.aggregator.recent_flows, 5);
     }
@@ -407,11 +425,15 @@ mod tests {
         assert!(e.to_string().contains("collector.listen"), "{e}");
         let e = load_str(".toml", "[grpah]\nx = 1\n", &[]).expect_err("unknown section");
         assert!(e.to_string().contains("grpah"), "{e}");
-        let e = load_str(".toml", "[graph]\nidle_expiry = \"1s\"\nstats_interval = \"5s\"\n", &[])
-            .expect_err("inconsistent");
+        let e = load_str(
+            ".toml",
+            "[graph]\nidle_expiry = \"1s\"\nstats_interval = \"5s\"\n",
+            &[],
+        )
+        .expect_err("inconsistent");
         assert!(e.to_string().contains("graph.stats_interval"), "{e}");
-        let e = load_str(".toml", "", &[("FLOWLENS_GRAPH__IDLE_EXPIRY", "soon")])
-            .expect_err("bad env");
+        let e =
+            load_str(".toml", "", &[("FLOWLENS_GRAPH__IDLE_EXPIRY", "soon")]).expect_err("bad env");
         assert!(e.to_string().contains("idle_expiry"), "{e}");
         let e = load_str(".ini", "", &[]).expect_err("format");
         assert!(e.to_string().contains(".toml"), "{e}");

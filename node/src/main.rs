@@ -80,7 +80,9 @@ fn main() -> ExitCode {
         Command::Node(args) => match load_config(&args) {
             Ok(config) => {
                 init_tracing(&config.log.level);
-                runtime.block_on(node::run::run(config)).map_err(|e| format!("{e:#}"))
+                runtime
+                    .block_on(node::run::run(config))
+                    .map_err(|e| format!("{e:#}"))
             }
             Err(e) => Err(e),
         },

@@ -63,9 +63,8 @@ impl Node {
     /// Starts every part of the node.
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let started = Instant::now();
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data_dir {}", config.data_dir.display())
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
         let store_dir = config.data_dir.join("store");
         let db = sled::Config::new()
             .path(&store_dir)
@@ -229,7 +228,11 @@ pub async fn shutdown_signal() {
 /// Runs a node until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let node = Node::start(config).await?;
-    let collectors: Vec<String> = node.collector_addrs.iter().map(|a| format!("udp://{a}")).collect();
+    let collectors: Vec<String> = node
+        .collector_addrs
+        .iter()
+        .map(|a| format!("udp://{a}"))
+        .collect();
     println!(
         "FlowLens node ready: API http://{}/api/v1 · collectors {}",
         node.api_addr,

@@ -25,7 +25,12 @@ impl NodeProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_flowlens"))
             .args(["node", "--data-dir"])
             .arg(data)
-            .args(["--api-listen", &api.to_string(), "--listen", &udp.to_string()])
+            .args([
+                "--api-listen",
+                &api.to_string(),
+                "--listen",
+                &udp.to_string(),
+            ])
             .env("FLOWLENS_AGGREGATOR__FLUSH_INTERVAL", "100ms")
             .env("FLOWLENS_GRAPH__STATS_INTERVAL", "200ms")
             .env("RUST_LOG", "warn")
@@ -100,10 +105,14 @@ fn expected(capture: &str) -> BTreeMap<String, (u64, u64)> {
             continue;
         }
         if SERVER_PORTS.contains(&r.dst_port) {
-            let e: &mut (u64, u64) = out.entry(id(r.src, r.dst, r.dst_port, r.proto)).or_default();
+            let e: &mut (u64, u64) = out
+                .entry(id(r.src, r.dst, r.dst_port, r.proto))
+                .or_default();
             e.0 += r.bytes;
         } else if SERVER_PORTS.contains(&r.src_port) {
-            let e: &mut (u64, u64) = out.entry(id(r.dst, r.src, r.src_port, r.proto)).or_default();
+            let e: &mut (u64, u64) = out
+                .entry(id(r.dst, r.src, r.src_port, r.proto))
+                .or_default();
             e.1 += r.bytes;
         }
     }
@@ -156,7 +165,10 @@ fn a_node_maps_real_exports_with_direction_and_byte_totals() {
     assert!(want.len() > 10, "the capture has conversations");
     node.wait_until(|n| dependencies(n) == want, "consistent with the truth");
     let (_, icmp) = node.get("/api/v1/dependencies?protocol=icmp");
-    assert!(icmp["total"].as_u64() > Some(0), "ICMP echo is mapped too: {icmp}");
+    assert!(
+        icmp["total"].as_u64() > Some(0),
+        "ICMP echo is mapped too: {icmp}"
+    );
 
     // Assets: every endpoint is there, with bytes in and out summing to the dependency totals.
     let (status, assets) = node.get("/api/v1/assets?limit=1000");
@@ -165,15 +177,25 @@ fn a_node_maps_real_exports_with_direction_and_byte_totals() {
         a.iter().map(|x| x["bytes_in"].as_u64().unwrap_or(0)).sum()
     });
     let tcp_udp_bytes: u64 = want.values().map(|(a, b)| a + b).sum();
-    assert!(total_in >= tcp_udp_bytes, "asset bytes_in {total_in} < {tcp_udp_bytes}");
+    assert!(
+        total_in >= tcp_udp_bytes,
+        "asset bytes_in {total_in} < {tcp_udp_bytes}"
+    );
 
     // A server's upstream dependencies name it as the server.
     let (_, deps) = node.get("/api/v1/dependencies?port=5432&limit=5");
     let first = deps["items"][0].clone();
-    let server = first["key"]["service"]["ip"].as_str().expect("a postgres dependency").to_string();
-    let (status, up) = node.get(&format!("/api/v1/assets/{server}/dependencies?direction=upstream"));
+    let server = first["key"]["service"]["ip"]
+        .as_str()
+        .expect("a postgres dependency")
+        .to_string();
+    let (status, up) = node.get(&format!(
+        "/api/v1/assets/{server}/dependencies?direction=upstream"
+    ));
     assert_eq!(status, 200);
-    assert!(up.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(|d| d["key"]["service"]["ip"] == server.as_str())));
+    assert!(up.as_array().is_some_and(|a| !a.is_empty()
+        && a.iter()
+            .all(|d| d["key"]["service"]["ip"] == server.as_str())));
     let id = first["id"].as_str().expect("id");
     // `>` is not allowed in a URI: clients percent-encode it.
     let encoded = id.replace('>', "%3E");
@@ -189,16 +211,32 @@ fn a_node_maps_real_exports_with_direction_and_byte_totals() {
     assert_eq!(status, 200);
     assert_eq!(flows["items"].as_array().map(Vec::len), Some(2));
     let truth = load_truth(capture).expect("truth");
-    let on_5432 = truth.records.iter().filter(|r| r.src_port == 5432 || r.dst_port == 5432).count();
+    let on_5432 = truth
+        .records
+        .iter()
+        .filter(|r| r.src_port == 5432 || r.dst_port == 5432)
+        .count();
     assert_eq!(flows["total"].as_u64(), Some(on_5432 as u64));
     let (_, exporters) = node.get("/api/v1/exporters");
-    assert_eq!(exporters[0]["records"].as_u64(), Some(truth.records.len() as u64));
+    assert_eq!(
+        exporters[0]["records"].as_u64(),
+        Some(truth.records.len() as u64)
+    );
     assert_eq!(exporters[0]["sequence_lost"].as_u64(), Some(0));
-    for path in ["/api/v1/stats/throughput", "/api/v1/stats/top-talkers", "/api/v1/stats/protocols", "/api/v1/openapi.json", "/api/v1/health/live"] {
+    for path in [
+        "/api/v1/stats/throughput",
+        "/api/v1/stats/top-talkers",
+        "/api/v1/stats/protocols",
+        "/api/v1/openapi.json",
+        "/api/v1/health/live",
+    ] {
         assert_eq!(node.get(path).0, 200, "{path}");
     }
     let metrics = http_get(node.api, "/metrics").expect("metrics").1;
-    assert!(metrics.contains(&format!("flowlens_flows_total {}", truth.records.len())), "{metrics}");
+    assert!(
+        metrics.contains(&format!("flowlens_flows_total {}", truth.records.len())),
+        "{metrics}"
+    );
 
     // Bad parameters: 400 with the parameter named.
     for (path, param) in [

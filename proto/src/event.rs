@@ -104,7 +104,11 @@ fn parse_endpoint(s: &str) -> Option<(IpAddr, u16, u8)> {
     let (addr_port, protocol) = s.rsplit_once('/')?;
     let (addr, port) = addr_port.rsplit_once(':')?;
     let addr = addr.trim_start_matches('[').trim_end_matches(']');
-    Some((addr.parse().ok()?, port.parse().ok()?, protocol.parse().ok()?))
+    Some((
+        addr.parse().ok()?,
+        port.parse().ok()?,
+        protocol.parse().ok()?,
+    ))
 }
 
 /// Traffic seen on one dependency during one stats period (deltas, not totals).
@@ -408,7 +412,10 @@ mod tests {
     #[test]
     fn event_batches_round_trip_through_rkyv_and_json() {
         let batch = sample();
-        assert_eq!(EventBatch::from_rkyv(&batch.to_rkyv()).ok(), Some(batch.clone()));
+        assert_eq!(
+            EventBatch::from_rkyv(&batch.to_rkyv()).ok(),
+            Some(batch.clone())
+        );
         let json = serde_json::to_string(&batch).unwrap_or_default();
         assert!(json.contains(r#""kind":"service_discovered""#), "{json}");
         let back: Option<EventBatch> = serde_json::from_str(&json).ok();

@@ -1,15 +1,14 @@
-//! `cargo xtask run`: build the `flowlens` binary in release and start it.
-//!
-//! Today the binary only reports what this build can do. When the node lands, this command
-//! grows the steps the README promises, in this order: prerequisites, the web UI build (embedded
-//! into the binary at compile time, so it must come first), the release build, then
-//! `flowlens node` with a default config.
+//! `cargo xtask run`: build the `flowlens` binary in release and start a single node with the
+//! built-in defaults (data in `./data`, API on http://127.0.0.1:8080, flows on UDP 2055, 4739 and
+//! 6343; no NATS). Arguments replace the default `node` command line (`cargo xtask run simulate
+//! --to 127.0.0.1:2055`). The web UI build step lands with the UI issue, before the release build.
 
 use crate::error::{Error, Result};
 use crate::prereq;
 use crate::process::{self, Step};
 
-/// Checks prerequisites, builds `flowlens` in release and runs it with `extra` as its arguments.
+/// Checks prerequisites, builds `flowlens` in release and runs it with `extra` as its arguments
+/// (`node` when there are none).
 pub fn run(extra: &[String]) -> Result<()> {
     prereq::ensure_all()?;
     let target_dir = process::ensure_target_dir()?;
@@ -33,6 +32,10 @@ pub fn run(extra: &[String]) -> Result<()> {
     }
     Step::new("flowlens", binary.to_string_lossy())
         .current_dir(process::repo_root()?)
-        .args(extra.iter().cloned())
+        .args(if extra.is_empty() {
+            vec!["node".to_string()]
+        } else {
+            extra.to_vec()
+        })
         .run()
 }

@@ -22,14 +22,19 @@ type Pairs = Query<Vec<(String, String)>>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn ask<M, T>(actor: &ActorRef<M>, msg: impl FnOnce(RpcReplyPort<T>) -> M) -> Result<T, Failure>
+async fn ask<M, T>(
+    actor: &ActorRef<M>,
+    msg: impl FnOnce(RpcReplyPort<T>) -> M,
+) -> Result<T, Failure>
 where
     M: ractor::Message,
     T: Send + 'static,
 {
     match actor.call(msg, Some(CALL_TIMEOUT)).await {
         Ok(ractor::rpc::CallResult::Success(v)) => Ok(v),
-        Ok(_) => Err(Failure::Unavailable("the actor did not answer in time".into())),
+        Ok(_) => Err(Failure::Unavailable(
+            "the actor did not answer in time".into(),
+        )),
         Err(e) => Err(Failure::Unavailable(format!("actor unavailable: {e}"))),
     }
 }
@@ -43,7 +48,10 @@ where
         ("protocol" = Option<String>, Query), ("from" = Option<String>, Query, description = "Unix ms or duration ago"),
         ("to" = Option<String>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
     responses((status = 200, body = Page<FlowRecord>), (status = 400, body = proto::api::ApiError)))]
-pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Page<FlowRecord>>, Failure> {
+pub async fn flows(
+    State(s): State<AppState>,
+    Query(q): Pairs,
+) -> Result<Json<Page<FlowRecord>>, Failure> {
     let now = actors::now_ms();
     let mut p = Params::new(q)?;
     let query = FlowQuery {
@@ -64,8 +72,14 @@ pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Pa
             return Err(bad("from", "is after `to`"));
         }
     }
-    let query = FlowQuery { offset, limit, ..query };
-    Ok(Json(ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?))
+    let query = FlowQuery {
+        offset,
+        limit,
+        ..query
+    };
+    Ok(Json(
+        ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?,
+    ))
 }
 
 /// Throughput per second over the last ten minutes.
@@ -79,14 +93,21 @@ pub async fn throughput(State(s): State<AppState>) -> Result<Json<Throughput>, F
 #[utoipa::path(get, path = "/api/v1/stats/top-talkers", tag = "stats",
     params(("limit" = Option<u64>, Query, description = "How many, default 10, at most 1000")),
     responses((status = 200, body = TopTalkers), (status = 400, body = proto::api::ApiError)))]
-pub async fn top_talkers(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<TopTalkers>, Failure> {
+pub async fn top_talkers(
+    State(s): State<AppState>,
+    Query(q): Pairs,
+) -> Result<Json<TopTalkers>, Failure> {
     let mut p = Params::new(q)?;
-    let limit = p.parse::<usize>("limit", "a positive integer")?.unwrap_or(10);
+    let limit = p
+        .parse::<usize>("limit", "a positive integer")?
+        .unwrap_or(10);
     p.finish()?;
     if limit == 0 || limit > 1000 {
         return Err(bad("limit", "must be 1 to 1000"));
     }
-    Ok(Json(ask(&s.aggregator, |r| AggregatorMsg::TopTalkers(limit, r)).await?))
+    Ok(Json(
+        ask(&s.aggregator, |r| AggregatorMsg::TopTalkers(limit, r)).await?,
+    ))
 }
 
 /// The protocol mix.
@@ -118,7 +139,11 @@ pub async fn ready(State(s): State<AppState>) -> Response {
     if metrics.current_leader.is_some() {
         (StatusCode::OK, Json(health(&s, "ok"))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(health(&s, "no raft leader"))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(health(&s, "no raft leader")),
+        )
+            .into_response()
     }
 }
 
@@ -156,52 +181,132 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
     let lane = s.lane.stats();
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
     };
-    gauge("flowlens_flows_total", "Flow records aggregated.", "counter", totals.flows);
-    gauge("flowlens_bytes_total", "Bytes in aggregated flows.", "counter", totals.bytes);
+    gauge(
+        "flowlens_flows_total",
+        "Flow records aggregated.",
+        "counter",
+        totals.flows,
+    );
+    gauge(
+        "flowlens_bytes_total",
+        "Bytes in aggregated flows.",
+        "counter",
+        totals.bytes,
+    );
     gauge(
         "flowlens_queue_dropped_batches_total",
         "Flow batches dropped because the aggregator lane was full.",
         "counter",
-        lane.dropped_batches.load(std::sync::atomic::Ordering::Relaxed),
+        lane.dropped_batches
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
     gauge(
         "flowlens_queue_dropped_flows_total",
         "Flows in dropped batches.",
         "counter",
-        lane.dropped_items.load(std::sync::atomic::Ordering::Relaxed),
+        lane.dropped_items
+            .load(std::sync::atomic::Ordering::Relaxed),
     );
-    gauge("flowlens_assets", "Assets in the projection.", "gauge", assets as u64);
-    gauge("flowlens_services", "Services in the projection.", "gauge", services as u64);
-    gauge("flowlens_dependencies", "Dependencies in the projection.", "gauge", deps as u64);
-    gauge("flowlens_graph_active_dependencies", "Active dependencies in the live graph.", "gauge", graph.dependencies as u64);
-    gauge("flowlens_events_committed_total", "Change events committed by the graph.", "counter", graph.events_committed);
-    gauge("flowlens_raft_applied_index", "Last log index applied.", "gauge", s.log.applied_index());
-    gauge("flowlens_raft_term", "Current Raft term.", "gauge", raft.current_term);
-    gauge("flowlens_process_resident_bytes", "Resident set size.", "gauge", rss);
-    gauge("flowlens_process_resident_peak_bytes", "Peak resident set size.", "gauge", peak);
-    gauge("flowlens_uptime_seconds", "Seconds since start.", "gauge", s.started.elapsed().as_secs());
+    gauge(
+        "flowlens_assets",
+        "Assets in the projection.",
+        "gauge",
+        assets as u64,
+    );
+    gauge(
+        "flowlens_services",
+        "Services in the projection.",
+        "gauge",
+        services as u64,
+    );
+    gauge(
+        "flowlens_dependencies",
+        "Dependencies in the projection.",
+        "gauge",
+        deps as u64,
+    );
+    gauge(
+        "flowlens_graph_active_dependencies",
+        "Active dependencies in the live graph.",
+        "gauge",
+        graph.dependencies as u64,
+    );
+    gauge(
+        "flowlens_events_committed_total",
+        "Change events committed by the graph.",
+        "counter",
+        graph.events_committed,
+    );
+    gauge(
+        "flowlens_raft_applied_index",
+        "Last log index applied.",
+        "gauge",
+        s.log.applied_index(),
+    );
+    gauge(
+        "flowlens_raft_term",
+        "Current Raft term.",
+        "gauge",
+        raft.current_term,
+    );
+    gauge(
+        "flowlens_process_resident_bytes",
+        "Resident set size.",
+        "gauge",
+        rss,
+    );
+    gauge(
+        "flowlens_process_resident_peak_bytes",
+        "Peak resident set size.",
+        "gauge",
+        peak,
+    );
+    gauge(
+        "flowlens_uptime_seconds",
+        "Seconds since start.",
+        "gauge",
+        s.started.elapsed().as_secs(),
+    );
     let _ = writeln!(out, "# HELP flowlens_exporter_packets_total Datagrams received per exporter.\n# TYPE flowlens_exporter_packets_total counter");
     for e in &exporters {
         let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(out, "flowlens_exporter_packets_total{{exporter=\"{addr}\"}} {}", e.packets);
+        let _ = writeln!(
+            out,
+            "flowlens_exporter_packets_total{{exporter=\"{addr}\"}} {}",
+            e.packets
+        );
     }
     let _ = writeln!(out, "# HELP flowlens_exporter_records_total Flow records decoded per exporter.\n# TYPE flowlens_exporter_records_total counter");
     for e in &exporters {
         let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(out, "flowlens_exporter_records_total{{exporter=\"{addr}\"}} {}", e.records);
+        let _ = writeln!(
+            out,
+            "flowlens_exporter_records_total{{exporter=\"{addr}\"}} {}",
+            e.records
+        );
     }
     let _ = writeln!(out, "# HELP flowlens_exporter_sequence_lost_total Records the sequence numbers say were lost.\n# TYPE flowlens_exporter_sequence_lost_total counter");
     for e in &exporters {
         let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(out, "flowlens_exporter_sequence_lost_total{{exporter=\"{addr}\"}} {}", e.sequence_lost);
+        let _ = writeln!(
+            out,
+            "flowlens_exporter_sequence_lost_total{{exporter=\"{addr}\"}} {}",
+            e.sequence_lost
+        );
     }
     let _ = writeln!(out, "# HELP flowlens_exporter_errors_total Datagrams or parts refused, by reason.\n# TYPE flowlens_exporter_errors_total counter");
     for e in &exporters {
         let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
         for (reason, n) in &e.errors {
-            let _ = writeln!(out, "flowlens_exporter_errors_total{{exporter=\"{addr}\",reason=\"{reason}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "flowlens_exporter_errors_total{{exporter=\"{addr}\",reason=\"{reason}\"}} {n}"
+            );
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

@@ -36,12 +36,17 @@ fn parse_ip(s: &str) -> Result<IpAddr, Failure> {
         ("sort" = Option<String>, Query, description = "bytes (default, busiest first), ip, last_seen"),
         ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "Page size, default 100")),
     responses((status = 200, body = Page<Asset>), (status = 400, body = proto::api::ApiError)))]
-pub async fn assets(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Page<Asset>>, Failure> {
+pub async fn assets(
+    State(s): State<AppState>,
+    Query(q): Pairs,
+) -> Result<Json<Page<Asset>>, Failure> {
     let mut p = Params::new(q)?;
     let subnet = p.net("subnet")?;
     let internal = p.parse::<bool>("internal", "true or false")?;
     let status = status_filter(&mut p)?;
-    let sort = p.choice("sort", &["bytes", "ip", "last_seen"])?.unwrap_or("bytes");
+    let sort = p
+        .choice("sort", &["bytes", "ip", "last_seen"])?
+        .unwrap_or("bytes");
     let (offset, limit) = p.page(100, s.max_page)?;
     p.finish()?;
     let mut items = Vec::new();
@@ -56,7 +61,9 @@ pub async fn assets(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<P
     }
     match sort {
         "ip" => {}
-        "last_seen" => items.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then(a.ip.cmp(&b.ip))),
+        "last_seen" => {
+            items.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then(a.ip.cmp(&b.ip)))
+        }
         _ => items.sort_by(|a, b| {
             (b.bytes_in + b.bytes_out)
                 .cmp(&(a.bytes_in + a.bytes_out))
@@ -70,7 +77,10 @@ pub async fn assets(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<P
 #[utoipa::path(get, path = "/api/v1/assets/{ip}", tag = "map",
     params(("ip" = String, Path, description = "The asset's address")),
     responses((status = 200, body = Asset), (status = 404, body = proto::api::ApiError)))]
-pub async fn asset(State(s): State<AppState>, Path(ip): Path<String>) -> Result<Json<Asset>, Failure> {
+pub async fn asset(
+    State(s): State<AppState>,
+    Path(ip): Path<String>,
+) -> Result<Json<Asset>, Failure> {
     let ip = parse_ip(&ip)?;
     s.projection
         .asset(ip)?
@@ -90,7 +100,9 @@ pub async fn asset_services(
     if s.projection.asset(ip)?.is_none() {
         return Err(Failure::NotFound(format!("no asset {ip}")));
     }
-    Ok(Json(s.projection.services_of(ip).collect::<Result<_, _>>()?))
+    Ok(Json(
+        s.projection.services_of(ip).collect::<Result<_, _>>()?,
+    ))
 }
 
 /// An asset's dependencies: downstream (what it calls), upstream (who calls it) or both.
@@ -135,7 +147,10 @@ pub async fn asset_dependencies(
         ("port" = Option<u16>, Query), ("protocol" = Option<String>, Query, description = "Number or tcp/udp/…"),
         ("status" = Option<String>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
     responses((status = 200, body = Page<Service>), (status = 400, body = proto::api::ApiError)))]
-pub async fn services(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Page<Service>>, Failure> {
+pub async fn services(
+    State(s): State<AppState>,
+    Query(q): Pairs,
+) -> Result<Json<Page<Service>>, Failure> {
     let mut p = Params::new(q)?;
     let ip = p.net("ip")?;
     let port = p.port("port")?;
@@ -154,7 +169,11 @@ pub async fn services(State(s): State<AppState>, Query(q): Pairs) -> Result<Json
             items.push(svc);
         }
     }
-    items.sort_by(|a, b| (b.bytes_in + b.bytes_out).cmp(&(a.bytes_in + a.bytes_out)).then(a.key.cmp(&b.key)));
+    items.sort_by(|a, b| {
+        (b.bytes_in + b.bytes_out)
+            .cmp(&(a.bytes_in + a.bytes_out))
+            .then(a.key.cmp(&b.key))
+    });
     Ok(Json(page_of(items, offset, limit)))
 }
 
@@ -223,7 +242,10 @@ pub async fn dependency(
         ("status" = Option<String>, Query, description = "active (default), expired or all"),
         ("max_nodes" = Option<u64>, Query, description = "Default 2000"), ("max_edges" = Option<u64>, Query, description = "Default 5000")),
     responses((status = 200, body = Topology), (status = 400, body = proto::api::ApiError)))]
-pub async fn topology(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Topology>, Failure> {
+pub async fn topology(
+    State(s): State<AppState>,
+    Query(q): Pairs,
+) -> Result<Json<Topology>, Failure> {
     let now = actors::now_ms();
     let mut p = Params::new(q)?;
     let subnet = p.net("subnet")?;
@@ -236,8 +258,12 @@ pub async fn topology(State(s): State<AppState>, Query(q): Pairs) -> Result<Json
         Some("expired") => Some(Status::Expired),
         _ => Some(Status::Active),
     };
-    let max_nodes = p.parse::<usize>("max_nodes", "a positive integer")?.unwrap_or(2000);
-    let max_edges = p.parse::<usize>("max_edges", "a positive integer")?.unwrap_or(5000);
+    let max_nodes = p
+        .parse::<usize>("max_nodes", "a positive integer")?
+        .unwrap_or(2000);
+    let max_edges = p
+        .parse::<usize>("max_edges", "a positive integer")?
+        .unwrap_or(5000);
     p.finish()?;
     if max_nodes == 0 || max_nodes > 100_000 {
         return Err(bad("max_nodes", "must be 1 to 100000"));
@@ -245,12 +271,16 @@ pub async fn topology(State(s): State<AppState>, Query(q): Pairs) -> Result<Json
     if max_edges == 0 || max_edges > 400_000 {
         return Err(bad("max_edges", "must be 1 to 400000"));
     }
-    let in_time = |first: u64, last: u64| since.is_none_or(|t| last >= t) && until.is_none_or(|t| first <= t);
+    let in_time =
+        |first: u64, last: u64| since.is_none_or(|t| last >= t) && until.is_none_or(|t| first <= t);
     let mut assets: HashMap<IpAddr, Asset> = HashMap::new();
     for a in s.projection.assets() {
         let a = a?;
         let env_ok = env.is_none_or(|e| a.internal == (e == "internal"));
-        if env_ok && status.is_none_or(|st| a.status == st) && in_time(a.first_seen_ms, a.last_seen_ms) {
+        if env_ok
+            && status.is_none_or(|st| a.status == st)
+            && in_time(a.first_seen_ms, a.last_seen_ms)
+        {
             assets.insert(a.ip, a);
         }
     }
@@ -270,7 +300,10 @@ pub async fn topology(State(s): State<AppState>, Query(q): Pairs) -> Result<Json
         }
     }
     let mut nodes: Vec<Asset> = if port.is_some() || subnet.is_some() {
-        let touched: HashSet<IpAddr> = edges.iter().flat_map(|d| [d.key.client, d.key.service.ip]).collect();
+        let touched: HashSet<IpAddr> = edges
+            .iter()
+            .flat_map(|d| [d.key.client, d.key.service.ip])
+            .collect();
         assets
             .into_values()
             .filter(|a| touched.contains(&a.ip) || (port.is_none() && in_subnet(&a.ip)))
@@ -280,7 +313,11 @@ pub async fn topology(State(s): State<AppState>, Query(q): Pairs) -> Result<Json
     };
     let total_nodes = nodes.len() as u64;
     let total_edges = edges.len() as u64;
-    nodes.sort_by(|a, b| (b.bytes_in + b.bytes_out).cmp(&(a.bytes_in + a.bytes_out)).then(a.ip.cmp(&b.ip)));
+    nodes.sort_by(|a, b| {
+        (b.bytes_in + b.bytes_out)
+            .cmp(&(a.bytes_in + a.bytes_out))
+            .then(a.ip.cmp(&b.ip))
+    });
     nodes.truncate(max_nodes);
     let kept: HashSet<IpAddr> = nodes.iter().map(|a| a.ip).collect();
     edges.sort_by(|a, b| bytes(b).cmp(&bytes(a)).then(a.key.cmp(&b.key)));
@@ -302,7 +339,10 @@ pub async fn topology(State(s): State<AppState>, Query(q): Pairs) -> Result<Json
                 asset,
             })
             .collect(),
-        edges: edges.into_iter().map(|dependency| TopologyEdge { dependency }).collect(),
+        edges: edges
+            .into_iter()
+            .map(|dependency| TopologyEdge { dependency })
+            .collect(),
         truncated,
         total_nodes,
         total_edges,

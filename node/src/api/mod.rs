@@ -48,11 +48,26 @@ pub struct AppState {
 /// The OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "FlowLens API", description = "Flow collector and application dependency map."),
+    info(
+        title = "FlowLens API",
+        description = "Flow collector and application dependency map."
+    ),
     paths(
-        map::assets, map::asset, map::asset_services, map::asset_dependencies, map::services,
-        map::dependencies, map::dependency, map::topology, live::flows, live::throughput,
-        live::top_talkers, live::protocols, live::exporters, live::live, live::ready
+        map::assets,
+        map::asset,
+        map::asset_services,
+        map::asset_dependencies,
+        map::services,
+        map::dependencies,
+        map::dependency,
+        map::topology,
+        live::flows,
+        live::throughput,
+        live::top_talkers,
+        live::protocols,
+        live::exporters,
+        live::live,
+        live::ready
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
 )]

@@ -120,7 +120,10 @@ impl Params {
                 "icmpv6" => Ok(58),
                 "sctp" => Ok(132),
                 other => other.parse::<u8>().map_err(|_| {
-                    bad(name, format!("`{v}` is not a protocol number or tcp/udp/icmp/icmpv6/sctp"))
+                    bad(
+                        name,
+                        format!("`{v}` is not a protocol number or tcp/udp/icmp/icmpv6/sctp"),
+                    )
                 }),
             })
             .transpose()
@@ -136,14 +139,21 @@ impl Params {
                 humantime::parse_duration(&v)
                     .map(|d: Duration| now_ms.saturating_sub(d.as_millis() as u64))
                     .map_err(|_| {
-                        bad(name, format!("`{v}` is not Unix milliseconds or a duration like 15m"))
+                        bad(
+                            name,
+                            format!("`{v}` is not Unix milliseconds or a duration like 15m"),
+                        )
                     })
             })
             .transpose()
     }
 
     /// One of a fixed set of words.
-    pub fn choice(&mut self, name: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, Failure> {
+    pub fn choice(
+        &mut self,
+        name: &str,
+        allowed: &[&'static str],
+    ) -> Result<Option<&'static str>, Failure> {
         self.take(name)
             .map(|v| {
                 allowed
@@ -157,7 +167,9 @@ impl Params {
 
     /// `offset` and `limit` (default `default_limit`, at most `max`).
     pub fn page(&mut self, default_limit: usize, max: usize) -> Result<(usize, usize), Failure> {
-        let offset = self.parse::<usize>("offset", "a non-negative integer")?.unwrap_or(0);
+        let offset = self
+            .parse::<usize>("offset", "a non-negative integer")?
+            .unwrap_or(0);
         let limit = self
             .parse::<usize>("limit", "a positive integer")?
             .unwrap_or(default_limit.min(max));

@@ -23,6 +23,9 @@ const META: &str = "sm_meta";
 /// The tree names, in snapshot order.
 const TREES: [&str; 6] = [ASSETS, SERVICES, DEPENDENCIES, ALERTS, HISTORY, META];
 
+/// Every tree's key/value pairs by tree name (see [`Projection::contents`]).
+pub type Contents = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
+
 /// The projected state of one node.
 #[derive(Clone)]
 pub struct Projection {
@@ -152,7 +155,7 @@ impl Projection {
     }
 
     /// The projected state without the state machine's metadata, for comparing two projections.
-    pub fn contents(&self) -> Result<BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>, StoreError> {
+    pub fn contents(&self) -> Result<Contents, StoreError> {
         let mut out = BTreeMap::new();
         for (name, tree) in TREES.iter().zip(self.trees()) {
             if *name == META {
@@ -177,9 +180,10 @@ impl Projection {
 
     /// All assets, in address order.
     pub fn assets(&self) -> impl Iterator<Item = Result<Asset, StoreError>> + '_ {
-        self.assets
-            .iter()
-            .map(|item| item.map_err(StoreError::from).and_then(|(_, v)| from_value(ASSETS, &v)))
+        self.assets.iter().map(|item| {
+            item.map_err(StoreError::from)
+                .and_then(|(_, v)| from_value(ASSETS, &v))
+        })
     }
 
     /// One service.
@@ -199,7 +203,10 @@ impl Projection {
     }
 
     /// The services one asset answers on.
-    pub fn services_of(&self, ip: IpAddr) -> impl Iterator<Item = Result<Service, StoreError>> + '_ {
+    pub fn services_of(
+        &self,
+        ip: IpAddr,
+    ) -> impl Iterator<Item = Result<Service, StoreError>> + '_ {
         self.services.scan_prefix(keys::asset(ip)).map(|item| {
             item.map_err(StoreError::from)
                 .and_then(|(_, v)| from_value(SERVICES, &v))
@@ -252,8 +259,14 @@ impl Projection {
         let end = keys::history(to_ms, u64::MAX, u32::MAX);
         self.history.range(start..=end).map(|item| {
             let (k, v) = item?;
-            let at = k.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-            let index = k.get(8..16).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+            let at = k
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            let index = k
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
             Ok((
                 at.unwrap_or(0),
                 index.unwrap_or(0),

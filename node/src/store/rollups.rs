@@ -145,7 +145,10 @@ impl Rollups {
         for item in tree.range(from_ms.to_be_bytes()..end) {
             let (k, v) = item?;
             if k.get(8..) == Some(want.as_slice()) {
-                let at = k.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+                let at = k
+                    .get(..8)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u64::from_be_bytes);
                 out.push((at, Row::from_bytes(&v)));
             }
         }
@@ -288,7 +291,11 @@ mod tests {
         assert_eq!(row(0, t0 + 60_000), Some(7));
         assert_eq!(row(1, t0), Some(22));
         assert_eq!(row(2, t0), Some(22));
-        prune(&trees, &Retention([Duration::from_secs(1); 3]), t0 + 2 * day);
+        prune(
+            &trees,
+            &Retention([Duration::from_secs(1); 3]),
+            t0 + 2 * day,
+        );
         assert!(trees.iter().all(|t| t.is_empty()));
     }
 }

@@ -23,6 +23,16 @@ use crate::{now_ms, EventSink};
 
 /// Batches kept for retry when the event log refuses them.
 const MAX_RETRY_BATCHES: usize = 1024;
+/// Most work in one committed batch (one per event, one per edge of a traffic event): the
+/// projection applies a batch in one transaction, and huge transactions cost memory.
+const MAX_BATCH_WEIGHT: usize = 2000;
+
+fn weight(e: &Event) -> usize {
+    match &e.kind {
+        EventKind::DependencyTraffic { edges } => edges.len().max(1),
+        _ => 1,
+    }
+}
 
 /// The graph's settings.
 #[derive(Clone, Debug)]
@@ -257,14 +267,30 @@ impl GraphState {
         events
     }
 
-    /// Commits retried batches first, then `events`; keeps what fails for the next try.
+    fn queue(&mut self, batch: EventBatch) {
+        if self.retry.len() >= MAX_RETRY_BATCHES {
+            tracing::error!("event log unavailable; dropping the oldest pending batch");
+            self.retry.pop_front();
+        }
+        self.retry.push_back(batch);
+    }
+
+    /// Commits retried batches first, then `events` (split into batches of bounded weight);
+    /// keeps what fails for the next try.
     async fn commit(&mut self, events: Vec<Event>) {
-        if !events.is_empty() {
-            if self.retry.len() >= MAX_RETRY_BATCHES {
-                tracing::error!("event log unavailable; dropping the oldest pending batch");
-                self.retry.pop_front();
+        let mut batch = Vec::new();
+        let mut batch_weight = 0;
+        for e in events {
+            let w = weight(&e);
+            if batch_weight + w > MAX_BATCH_WEIGHT && !batch.is_empty() {
+                self.queue(EventBatch::new(std::mem::take(&mut batch)));
+                batch_weight = 0;
             }
-            self.retry.push_back(EventBatch::new(events));
+            batch_weight += w;
+            batch.push(e);
+        }
+        if !batch.is_empty() {
+            self.queue(EventBatch::new(batch));
         }
         while let Some(batch) = self.retry.front() {
             let n = batch.events.len() as u64;

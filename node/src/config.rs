@@ -179,7 +179,7 @@ impl Default for GraphSection {
             internal_networks: Vec::new(),
             idle_expiry: Duration::from_secs(3600),
             stats_interval: Duration::from_secs(10),
-            max_edges_per_event: 5000,
+            max_edges_per_event: 1000,
         }
     }
 }
@@ -437,5 +437,20 @@ mod tests {
         assert!(e.to_string().contains("idle_expiry"), "{e}");
         let e = load_str(".ini", "", &[]).expect_err("format");
         assert!(e.to_string().contains(".toml"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod deploy_tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_in_deploy_is_the_defaults() {
+        let path = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join("../deploy/flowlens.toml");
+        let c = Config::load(Some(&path), Vec::new()).expect("deploy/flowlens.toml loads");
+        assert_eq!(c, Config::default());
     }
 }

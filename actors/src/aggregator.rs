@@ -396,23 +396,13 @@ impl AggregatorState {
 
     fn top(&self, limit: usize) -> TopTalkers {
         let rank = |pick: fn(&Window) -> &HashMap<IpAddr, Counter>| {
-            let mut all: HashMap<IpAddr, Counter> = pick(&self.previous).clone();
-            for (ip, c) in pick(&self.current) {
-                all.entry(*ip).or_default().merge(c);
-            }
-            let total: u64 = all.values().map(|c| c.bytes).sum();
-            let mut v: Vec<TopTalker> = all
-                .into_iter()
-                .map(|(ip, c)| TopTalker {
+            let mut v: Vec<TopTalker> = merged(pick(&self.previous), pick(&self.current))
+                .map(|(ip, c, share)| TopTalker {
                     ip,
                     bytes: c.bytes,
                     packets: c.packets,
                     flows: c.flows,
-                    share: if total > 0 {
-                        c.bytes as f64 / total as f64
-                    } else {
-                        0.0
-                    },
+                    share,
                 })
                 .collect();
             v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.ip.cmp(&b.ip)));
@@ -427,32 +417,43 @@ impl AggregatorState {
     }
 
     fn protocols(&self) -> ProtocolMix {
-        let mut all: HashMap<u8, Counter> = self.previous.protocols.clone();
-        for (p, c) in &self.current.protocols {
-            all.entry(*p).or_default().merge(c);
-        }
-        let total: u64 = all.values().map(|c| c.bytes).sum();
-        let mut protocols: Vec<ProtocolShare> = all
-            .into_iter()
-            .map(|(protocol, c)| ProtocolShare {
-                protocol,
-                name: protocol_name(protocol),
-                bytes: c.bytes,
-                packets: c.packets,
-                flows: c.flows,
-                share: if total > 0 {
-                    c.bytes as f64 / total as f64
-                } else {
-                    0.0
-                },
-            })
-            .collect();
+        let mut protocols: Vec<ProtocolShare> =
+            merged(&self.previous.protocols, &self.current.protocols)
+                .map(|(protocol, c, share)| ProtocolShare {
+                    protocol,
+                    name: protocol_name(protocol),
+                    bytes: c.bytes,
+                    packets: c.packets,
+                    flows: c.flows,
+                    share,
+                })
+                .collect();
         protocols.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.protocol.cmp(&b.protocol)));
         ProtocolMix {
             window_s: self.window_s(),
             protocols,
         }
     }
+}
+
+/// The counters of two windows summed per key, each with its share of all bytes (0..=1).
+fn merged<K: Copy + Eq + std::hash::Hash>(
+    previous: &HashMap<K, Counter>,
+    current: &HashMap<K, Counter>,
+) -> impl Iterator<Item = (K, Counter, f64)> {
+    let mut all = previous.clone();
+    for (k, c) in current {
+        all.entry(*k).or_default().merge(c);
+    }
+    let total: u64 = all.values().map(|c| c.bytes).sum();
+    all.into_iter().map(move |(k, c)| {
+        let share = if total > 0 {
+            c.bytes as f64 / total as f64
+        } else {
+            0.0
+        };
+        (k, c, share)
+    })
 }
 
 impl Actor for Aggregator {

@@ -210,14 +210,15 @@ fn error_name(e: &DecodeError) -> &'static str {
     }
 }
 
-/// Decodes one datagram into `sink` and updates the exporter's counters.
+/// Decodes one datagram, received at `received_ms`, into `sink` and updates the exporter's
+/// counters.
 fn decode_one(
     state: &mut ListenerState,
     from: SocketAddr,
     bytes: &[u8],
+    received_ms: u64,
     sink: &mut BatchSink,
 ) -> bool {
-    let received_ms = now_ms();
     let ctx = DecodeContext {
         exporter: from.ip(),
         received_ms,
@@ -296,17 +297,20 @@ async fn read_loop(
         };
         let mut learned = false;
         {
+            // Everything in a batch was already queued when the first datagram woke us.
+            let received_ms = now_ms();
             let mut st = lock(&state);
-            let (n, from) = first;
-            learned |= decode_one(&mut st, from, buf.get(..n).unwrap_or_default(), &mut sink);
-            for _ in 1..batch_datagrams {
-                match socket.try_recv_from(&mut buf) {
-                    Ok((n, from)) => {
-                        learned |=
-                            decode_one(&mut st, from, buf.get(..n).unwrap_or_default(), &mut sink);
-                    }
-                    Err(_) => break,
-                }
+            let mut next = Some(first);
+            let mut taken = 0;
+            while let Some((n, from)) = next {
+                let bytes = buf.get(..n).unwrap_or_default();
+                learned |= decode_one(&mut st, from, bytes, received_ms, &mut sink);
+                taken += 1;
+                next = if taken < batch_datagrams {
+                    socket.try_recv_from(&mut buf).ok()
+                } else {
+                    None
+                };
             }
         }
         if learned {

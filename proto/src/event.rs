@@ -337,18 +337,14 @@ impl EventBatch {
 
     /// Encodes the batch with rkyv (the log's format).
     pub fn to_rkyv(&self) -> Vec<u8> {
-        rkyv::to_bytes::<rkyv::rancor::Error>(self)
-            .map(|bytes| bytes.into_vec())
-            .unwrap_or_default()
+        crate::codec::to_rkyv(self)
     }
 
     /// Decodes and validates rkyv bytes made by [`EventBatch::to_rkyv`]; any byte string is
     /// safe to pass (it is checked, copied to aligned memory first).
     pub fn from_rkyv(bytes: &[u8]) -> Result<EventBatch, EventDecodeError> {
-        let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-        aligned.extend_from_slice(bytes);
-        let batch = rkyv::from_bytes::<EventBatch, rkyv::rancor::Error>(&aligned)
-            .map_err(|e| EventDecodeError::Invalid(e.to_string()))?;
+        let batch: EventBatch =
+            crate::codec::from_rkyv(bytes).map_err(EventDecodeError::Invalid)?;
         if batch.version > EVENT_SCHEMA_VERSION {
             return Err(EventDecodeError::Version {
                 found: batch.version,

@@ -144,7 +144,7 @@ fn main() -> Result<(), String> {
     let mut exporter = Exporter::new(args.proto, 1);
     let mut flows = Vec::new();
     let mut pool: Vec<(Vec<u8>, u64)> = Vec::new();
-    let now = actors_now();
+    let now = actors::now_ms();
     let mut pool_flows = 0u64;
     while pool_flows < 400_000 {
         flows.clear();
@@ -238,11 +238,4 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     std::fs::write(results.join("ingest.md"), md).map_err(|e| e.to_string())?;
     Ok(())
-}
-
-fn actors_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

@@ -170,6 +170,9 @@ pub fn rss_bytes() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// A per-exporter counter: name, help text, and how to read it.
+type ExporterMetric = (&'static str, &'static str, fn(&Exporter) -> u64);
+
 /// Prometheus metrics, text format.
 pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
     let exporters = ask(&s.collector, CollectorMsg::Exporters).await?;
@@ -272,32 +275,29 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         "gauge",
         s.started.elapsed().as_secs(),
     );
-    let _ = writeln!(out, "# HELP flowlens_exporter_packets_total Datagrams received per exporter.\n# TYPE flowlens_exporter_packets_total counter");
-    for e in &exporters {
-        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "flowlens_exporter_packets_total{{exporter=\"{addr}\"}} {}",
-            e.packets
-        );
-    }
-    let _ = writeln!(out, "# HELP flowlens_exporter_records_total Flow records decoded per exporter.\n# TYPE flowlens_exporter_records_total counter");
-    for e in &exporters {
-        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "flowlens_exporter_records_total{{exporter=\"{addr}\"}} {}",
-            e.records
-        );
-    }
-    let _ = writeln!(out, "# HELP flowlens_exporter_sequence_lost_total Records the sequence numbers say were lost.\n# TYPE flowlens_exporter_sequence_lost_total counter");
-    for e in &exporters {
-        let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "flowlens_exporter_sequence_lost_total{{exporter=\"{addr}\"}} {}",
-            e.sequence_lost
-        );
+    let per_exporter: [ExporterMetric; 3] = [
+        (
+            "flowlens_exporter_packets_total",
+            "Datagrams received per exporter.",
+            |e| e.packets,
+        ),
+        (
+            "flowlens_exporter_records_total",
+            "Flow records decoded per exporter.",
+            |e| e.records,
+        ),
+        (
+            "flowlens_exporter_sequence_lost_total",
+            "Records the sequence numbers say were lost.",
+            |e| e.sequence_lost,
+        ),
+    ];
+    for (name, help, value) in per_exporter {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for e in &exporters {
+            let addr = e.addr.map(|a| a.to_string()).unwrap_or_default();
+            let _ = writeln!(out, "{name}{{exporter=\"{addr}\"}} {}", value(e));
+        }
     }
     let _ = writeln!(out, "# HELP flowlens_exporter_errors_total Datagrams or parts refused, by reason.\n# TYPE flowlens_exporter_errors_total counter");
     for e in &exporters {

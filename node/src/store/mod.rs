@@ -30,32 +30,14 @@ pub enum StoreError {
 }
 
 /// Encodes a value with rkyv for storage.
-pub fn to_value<T>(value: &T) -> Vec<u8>
-where
-    T: for<'a> rkyv::Serialize<
-        rkyv::api::high::HighSerializer<
-            rkyv::util::AlignedVec,
-            rkyv::ser::allocator::ArenaHandle<'a>,
-            rkyv::rancor::Error,
-        >,
-    >,
-{
-    rkyv::to_bytes::<rkyv::rancor::Error>(value)
-        .map(|bytes| bytes.into_vec())
-        .unwrap_or_default()
-}
+pub use proto::codec::to_rkyv as to_value;
 
-/// Decodes a value stored by [`to_value`], checking it first.
+/// Decodes a value stored by [`to_value`], checking it first; errors name the tree.
 pub fn from_value<T>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError>
 where
     T: rkyv::Archive,
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
         + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
 {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    rkyv::from_bytes::<T, rkyv::rancor::Error>(&aligned).map_err(|e| StoreError::BadValue {
-        tree,
-        why: e.to_string(),
-    })
+    proto::codec::from_rkyv(bytes).map_err(|why| StoreError::BadValue { tree, why })
 }

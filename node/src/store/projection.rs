@@ -121,10 +121,10 @@ impl Projection {
     /// Every tree's contents (metadata included) as one byte string: the Raft snapshot.
     pub fn export(&self) -> Result<Vec<u8>, StoreError> {
         let mut out = Vec::new();
-        for (name, tree) in TREES.iter().zip(self.trees()) {
+        for (number, tree) in (0u8..).zip(self.trees()) {
             for item in tree.iter() {
                 let (k, v) = item?;
-                out.push(TREES.iter().position(|t| t == name).unwrap_or(0) as u8);
+                out.push(number);
                 out.extend_from_slice(&(k.len() as u32).to_be_bytes());
                 out.extend_from_slice(&k);
                 out.extend_from_slice(&(v.len() as u32).to_be_bytes());
@@ -180,10 +180,7 @@ impl Projection {
 
     /// All assets, in address order.
     pub fn assets(&self) -> impl Iterator<Item = Result<Asset, StoreError>> + '_ {
-        self.assets.iter().map(|item| {
-            item.map_err(StoreError::from)
-                .and_then(|(_, v)| from_value(ASSETS, &v))
-        })
+        decoded(ASSETS, self.assets.iter())
     }
 
     /// One service.
@@ -196,10 +193,7 @@ impl Projection {
 
     /// All services, grouped by server address.
     pub fn services(&self) -> impl Iterator<Item = Result<Service, StoreError>> + '_ {
-        self.services.iter().map(|item| {
-            item.map_err(StoreError::from)
-                .and_then(|(_, v)| from_value(SERVICES, &v))
-        })
+        decoded(SERVICES, self.services.iter())
     }
 
     /// The services one asset answers on.
@@ -207,10 +201,7 @@ impl Projection {
         &self,
         ip: IpAddr,
     ) -> impl Iterator<Item = Result<Service, StoreError>> + '_ {
-        self.services.scan_prefix(keys::asset(ip)).map(|item| {
-            item.map_err(StoreError::from)
-                .and_then(|(_, v)| from_value(SERVICES, &v))
-        })
+        decoded(SERVICES, self.services.scan_prefix(keys::asset(ip)))
     }
 
     /// One dependency.
@@ -223,10 +214,7 @@ impl Projection {
 
     /// All dependencies, grouped by client address.
     pub fn dependencies(&self) -> impl Iterator<Item = Result<Dependency, StoreError>> + '_ {
-        self.dependencies.iter().map(|item| {
-            item.map_err(StoreError::from)
-                .and_then(|(_, v)| from_value(DEPENDENCIES, &v))
-        })
+        decoded(DEPENDENCIES, self.dependencies.iter())
     }
 
     /// The dependencies whose client is `ip` (what it calls: downstream).
@@ -234,10 +222,7 @@ impl Projection {
         &self,
         ip: IpAddr,
     ) -> impl Iterator<Item = Result<Dependency, StoreError>> + '_ {
-        self.dependencies.scan_prefix(keys::asset(ip)).map(|item| {
-            item.map_err(StoreError::from)
-                .and_then(|(_, v)| from_value(DEPENDENCIES, &v))
-        })
+        decoded(DEPENDENCIES, self.dependencies.scan_prefix(keys::asset(ip)))
     }
 
     /// Number of assets, services and dependencies.
@@ -274,6 +259,19 @@ impl Projection {
             ))
         })
     }
+}
+
+/// Decodes the values of a sled scan of `tree`.
+fn decoded<T>(tree: &'static str, scan: sled::Iter) -> impl Iterator<Item = Result<T, StoreError>>
+where
+    T: rkyv::Archive,
+    T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
+        + rkyv::Deserialize<T, rkyv::api::high::HighDeserializer<rkyv::rancor::Error>>,
+{
+    scan.map(move |item| {
+        item.map_err(StoreError::from)
+            .and_then(|(_, v)| from_value(tree, &v))
+    })
 }
 
 fn take_chunk(bytes: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {

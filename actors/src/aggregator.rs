@@ -2,11 +2,10 @@
 //! client and which the server, accumulates per-dependency traffic for the graph (flushed every
 //! period), and keeps what the dashboard and flow explorer read: per-second throughput for the
 //! last ten minutes, top talkers and protocol mix over a window, and a bounded ring of recent
-//! flows. Rollups go to a [`RollupSink`] each period. Nothing here goes through Raft.
+//! flows. Nothing here goes through Raft.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -28,6 +27,9 @@ use crate::ports::{has_ports, is_service_port, protocol_name};
 const THROUGHPUT_SECONDS: u64 = 600;
 /// Known server endpoints remembered for "stable server side" inference.
 const MAX_KNOWN_SERVERS: usize = 500_000;
+/// Dependencies accumulated before the period is flushed early: bounds the pending map and the
+/// message to the graph however many distinct dependencies one period sees.
+const MAX_PENDING: usize = 16_384;
 
 /// A batch of decoded flows holding its slot in the lane.
 pub struct FlowBatch {
@@ -37,18 +39,13 @@ pub struct FlowBatch {
     pub slot: Slot,
 }
 
-/// Where each period's per-dependency traffic goes for the 1 min / 1 h / 1 d rollups.
-pub trait RollupSink: Send + Sync + 'static {
-    /// Records one period's traffic, observed at `at_ms`.
-    fn record(&self, at_ms: u64, edges: &[EdgeStats]);
-}
-
 /// The aggregator's settings.
 #[derive(Clone, Debug)]
 pub struct AggregatorConfig {
     /// Recent flows kept for the flow explorer.
     pub recent_flows: usize,
-    /// How often accumulated dependency traffic goes to the graph.
+    /// How often accumulated dependency traffic goes to the graph (sooner when many distinct
+    /// dependencies are pending).
     pub flush_interval: Duration,
     /// Window of top talkers and protocol mix.
     pub window: Duration,
@@ -239,7 +236,6 @@ struct Window {
 pub struct AggregatorState {
     config: AggregatorConfig,
     graph: ActorRef<GraphMsg>,
-    rollups: Option<Arc<dyn RollupSink>>,
     known_servers: HashSet<ServiceKey>,
     pending: HashMap<DependencyKey, TrafficDelta>,
     recent: VecDeque<FlowRecord>,
@@ -258,8 +254,6 @@ pub struct AggregatorArgs {
     pub config: AggregatorConfig,
     /// The graph actor traffic goes to.
     pub graph: ActorRef<GraphMsg>,
-    /// Where rollups go (none: no rollups).
-    pub rollups: Option<Arc<dyn RollupSink>>,
 }
 
 impl AggregatorState {
@@ -297,6 +291,9 @@ impl AggregatorState {
                 delta.packets_to_client = f.packets;
             }
             self.pending.entry(o.key).or_default().merge(&delta);
+            if self.pending.len() >= MAX_PENDING {
+                self.flush();
+            }
             if let Some(s) = self.seconds.get_mut(slot) {
                 s.1.add(f);
             }
@@ -335,9 +332,6 @@ impl AggregatorState {
             })
             .collect();
         let now = now_ms();
-        if let Some(r) = &self.rollups {
-            r.record(now, &edges);
-        }
         if let Err(e) = self.graph.send_message(GraphMsg::Observe(edges, now)) {
             tracing::error!(error = %e, "graph actor gone; traffic dropped");
         }
@@ -477,13 +471,13 @@ impl Actor for Aggregator {
                 }
             }
         });
+        let recent_capacity = args.config.recent_flows;
         Ok(AggregatorState {
             config: args.config,
             graph: args.graph,
-            rollups: args.rollups,
             known_servers: HashSet::new(),
             pending: HashMap::new(),
-            recent: VecDeque::new(),
+            recent: VecDeque::with_capacity(recent_capacity),
             seconds: vec![(0, Counter::default()); THROUGHPUT_SECONDS as usize],
             current: Window {
                 start_ms: now_ms(),

@@ -1,8 +1,9 @@
 //! The graph: the live dependency map as a petgraph of assets (nodes) and dependencies (edges
 //! from client to server), with the services each asset answers on. It turns the aggregator's
 //! per-period traffic into change events — discovered, traffic (one compact batch per stats
-//! period), expired after the idle time — and commits them to the event log. At start it is
-//! seeded from the projection, so a restart does not rediscover what is already known.
+//! period), expired after the idle time — and commits them to the event log; committed traffic
+//! then goes on to the rollups. At start it is seeded from the projection, so a restart does not
+//! rediscover what is already known.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -19,7 +20,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
 use crate::ports::service_name;
-use crate::{now_ms, EventSink};
+use crate::{now_ms, EventSink, RollupSink};
 
 /// Batches kept for retry when the event log refuses them.
 const MAX_RETRY_BATCHES: usize = 1024;
@@ -90,15 +91,23 @@ struct Seen {
     active: bool,
 }
 
+/// One dependency: its edge while active, when it was last seen and the traffic not yet
+/// committed. One map holds all of it: at 200 k dependencies every extra map costs megabytes.
+struct DepState {
+    edge: Option<EdgeIndex>,
+    seen: Seen,
+    traffic: TrafficDelta,
+}
+
 /// The graph's state.
 pub struct GraphState {
     config: GraphConfig,
     sink: Arc<dyn EventSink>,
+    rollups: Option<Arc<dyn RollupSink>>,
     graph: StableDiGraph<IpAddr, DependencyKey>,
     assets: HashMap<IpAddr, (NodeIndex, Seen)>,
     services: HashMap<ServiceKey, Seen>,
-    dependencies: HashMap<DependencyKey, (Option<EdgeIndex>, Seen)>,
-    traffic: HashMap<DependencyKey, TrafficDelta>,
+    dependencies: HashMap<DependencyKey, DepState>,
     retry: VecDeque<EventBatch>,
     committed: u64,
 }
@@ -114,6 +123,8 @@ pub struct GraphArgs {
     pub sink: Arc<dyn EventSink>,
     /// What the projection already knows.
     pub known: KnownState,
+    /// Where committed traffic goes for the rollups (none: no rollups).
+    pub rollups: Option<Arc<dyn RollupSink>>,
 }
 
 /// Whether an address is internal: RFC 1918, RFC 4193, or one of the configured networks.
@@ -183,47 +194,60 @@ impl GraphState {
             }
             let from = self.node(key.client);
             let to = self.node(key.service.ip);
-            let (edge_idx, seen) = self.dependencies.entry(key).or_insert((
-                None,
-                Seen {
+            let dep = self.dependencies.entry(key).or_insert(DepState {
+                edge: None,
+                seen: Seen {
                     last_ms: 0,
                     active: false,
                 },
-            ));
-            seen.last_ms = seen.last_ms.max(at);
-            if !seen.active {
-                seen.active = true;
-                if edge_idx.is_none() {
-                    *edge_idx = Some(self.graph.add_edge(from, to, key));
+                traffic: TrafficDelta::default(),
+            });
+            dep.seen.last_ms = dep.seen.last_ms.max(at);
+            if !dep.seen.active {
+                dep.seen.active = true;
+                if dep.edge.is_none() {
+                    dep.edge = Some(self.graph.add_edge(from, to, key));
                 }
                 events.push(Event {
                     at_ms: at,
                     kind: EventKind::DependencyDiscovered { dependency: key },
                 });
             }
-            self.traffic.entry(key).or_default().merge(&edge.traffic);
+            dep.traffic.merge(&edge.traffic);
         }
         events
     }
 
+    /// The traffic not yet committed, as events of at most `max_edges_per_event` edges each;
+    /// built straight from the dependency map, without an intermediate copy.
     fn traffic_events(&mut self, at: u64) -> Vec<Event> {
-        let edges: Vec<EdgeStats> = self
-            .traffic
-            .drain()
-            .map(|(dependency, traffic)| EdgeStats {
-                dependency,
-                traffic,
-            })
-            .collect();
-        edges
-            .chunks(self.config.max_edges_per_event.max(1))
-            .map(|chunk| Event {
+        let max = self.config.max_edges_per_event.max(1);
+        let mut events = Vec::new();
+        let mut edges = Vec::new();
+        for (key, dep) in &mut self.dependencies {
+            if dep.traffic.flows == 0 {
+                continue;
+            }
+            edges.push(EdgeStats {
+                dependency: *key,
+                traffic: std::mem::take(&mut dep.traffic),
+            });
+            if edges.len() == max {
+                events.push(Event {
+                    at_ms: at,
+                    kind: EventKind::DependencyTraffic {
+                        edges: std::mem::replace(&mut edges, Vec::with_capacity(max)),
+                    },
+                });
+            }
+        }
+        if !edges.is_empty() {
+            events.push(Event {
                 at_ms: at,
-                kind: EventKind::DependencyTraffic {
-                    edges: chunk.to_vec(),
-                },
-            })
-            .collect()
+                kind: EventKind::DependencyTraffic { edges },
+            });
+        }
+        events
     }
 
     fn expiry_events(&mut self, now: u64) -> Vec<Event> {
@@ -231,10 +255,10 @@ impl GraphState {
         let cutoff = now.saturating_sub(idle);
         let mut events = Vec::new();
         let mut gone_edges = Vec::new();
-        for (key, (edge, seen)) in &mut self.dependencies {
-            if seen.active && seen.last_ms < cutoff && !self.traffic.contains_key(key) {
-                seen.active = false;
-                if let Some(e) = edge.take() {
+        for (key, dep) in &mut self.dependencies {
+            if dep.seen.active && dep.seen.last_ms < cutoff && dep.traffic.flows == 0 {
+                dep.seen.active = false;
+                if let Some(e) = dep.edge.take() {
                     gone_edges.push(e);
                 }
                 events.push(Event {
@@ -294,15 +318,29 @@ impl GraphState {
         }
         while let Some(batch) = self.retry.front() {
             let n = batch.events.len() as u64;
-            match self.sink.commit(batch.clone()).await {
+            match self.sink.commit(batch).await {
                 Ok(_) => {
                     self.committed += n;
-                    self.retry.pop_front();
+                    if let Some(batch) = self.retry.pop_front() {
+                        self.committed_traffic(batch);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, pending = self.retry.len(), "event log refused a batch; will retry");
                     return;
                 }
+            }
+        }
+    }
+
+    /// Hands a committed batch's traffic over to the rollups.
+    fn committed_traffic(&self, batch: EventBatch) {
+        let Some(rollups) = &self.rollups else {
+            return;
+        };
+        for e in batch.events {
+            if let EventKind::DependencyTraffic { edges } = e.kind {
+                rollups.record(e.at_ms, edges);
             }
         }
     }
@@ -336,11 +374,11 @@ impl Actor for Graph {
         let mut state = GraphState {
             config: args.config,
             sink: args.sink,
+            rollups: args.rollups,
             graph: StableDiGraph::new(),
             assets: HashMap::new(),
             services: HashMap::new(),
             dependencies: HashMap::new(),
-            traffic: HashMap::new(),
             retry: VecDeque::new(),
             committed: 0,
         };
@@ -379,13 +417,14 @@ impl Actor for Graph {
             };
             state.dependencies.insert(
                 d.key,
-                (
+                DepState {
                     edge,
-                    Seen {
+                    seen: Seen {
                         last_ms: now,
                         active,
                     },
-                ),
+                    traffic: TrafficDelta::default(),
+                },
             );
         }
         let every = state.config.stats_interval.max(Duration::from_millis(50));

@@ -13,15 +13,23 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use proto::event::EventBatch;
+use proto::event::{EdgeStats, EventBatch};
 
 /// Where the graph actor commits its change events: the node's event log.
 pub trait EventSink: Send + Sync + 'static {
-    /// Commits a batch; resolves to its log index once applied, or an error saying why not.
-    fn commit(
-        &self,
-        batch: EventBatch,
-    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>>;
+    /// Commits a batch; resolves to its log index once applied, or an error saying why not. The
+    /// batch is borrowed so that a refused one can be retried without a copy.
+    fn commit<'a>(
+        &'a self,
+        batch: &'a EventBatch,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>>;
+}
+
+/// Where committed per-dependency traffic goes for the 1 min / 1 h / 1 d rollups (local to the
+/// node, never replicated).
+pub trait RollupSink: Send + Sync + 'static {
+    /// Records one stats period's traffic, committed at `at_ms`; the edges are handed over.
+    fn record(&self, at_ms: u64, edges: Vec<EdgeStats>);
 }
 
 /// Wall-clock time, UTC ms since the Unix epoch.

@@ -23,13 +23,13 @@ use ractor::{Actor, ActorRef};
 struct Recorder(Mutex<Vec<EventBatch>>);
 
 impl EventSink for Recorder {
-    fn commit(
-        &self,
-        batch: EventBatch,
-    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
+    fn commit<'a>(
+        &'a self,
+        batch: &'a EventBatch,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>> {
         Box::pin(async move {
             let mut all = self.0.lock().map_err(|e| e.to_string())?;
-            all.push(batch);
+            all.push(batch.clone());
             Ok(all.len() as u64)
         })
     }
@@ -56,6 +56,7 @@ async fn start(state_dir: Option<std::path::PathBuf>) -> Pipeline {
             },
             sink: recorder.clone(),
             known: KnownState::default(),
+            rollups: None,
         },
     )
     .await
@@ -70,7 +71,6 @@ async fn start(state_dir: Option<std::path::PathBuf>) -> Pipeline {
                 window: Duration::from_secs(300),
             },
             graph,
-            rollups: None,
         },
     )
     .await

@@ -9,11 +9,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actors::aggregator::{Aggregator, AggregatorArgs, AggregatorConfig, AggregatorMsg, RollupSink};
+use actors::aggregator::{Aggregator, AggregatorArgs, AggregatorConfig, AggregatorMsg};
 use actors::collector::{Collector, CollectorArgs, CollectorConfig, CollectorMsg};
 use actors::graph::{Graph, GraphArgs, GraphConfig, GraphMsg, KnownState};
 use actors::lane::Lane;
-use actors::EventSink;
+use actors::{EventSink, RollupSink};
 use anyhow::Context;
 use proto::event::EventBatch;
 use ractor::{Actor, ActorRef};
@@ -28,11 +28,11 @@ use crate::store::Projection;
 struct LogSink(Arc<EventLog>);
 
 impl EventSink for LogSink {
-    fn commit(
-        &self,
-        batch: EventBatch,
-    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + '_>> {
-        Box::pin(async move { self.0.append(&batch).await.map_err(|e| e.to_string()) })
+    fn commit<'a>(
+        &'a self,
+        batch: &'a EventBatch,
+    ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>> {
+        Box::pin(async move { self.0.append(batch).await.map_err(|e| e.to_string()) })
     }
 }
 
@@ -91,6 +91,9 @@ impl Node {
             applied = log.applied_index(),
             "projection loaded"
         );
+        let r = &config.retention;
+        let rollups: Arc<dyn RollupSink> =
+            Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
         let (graph, _) = Actor::spawn(
             Some("graph".into()),
             Graph,
@@ -103,12 +106,10 @@ impl Node {
                 },
                 sink: Arc::new(LogSink(log.clone())),
                 known,
+                rollups: Some(rollups),
             },
         )
         .await?;
-        let r = &config.retention;
-        let rollups: Arc<dyn RollupSink> =
-            Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
         let (aggregator, _) = Actor::spawn(
             Some("aggregator".into()),
             Aggregator,
@@ -119,7 +120,6 @@ impl Node {
                     window: config.aggregator.window,
                 },
                 graph: graph.clone(),
-                rollups: Some(rollups),
             },
         )
         .await?;

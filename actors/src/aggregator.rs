@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -20,8 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::GraphMsg;
 use crate::lane::Slot;
-use crate::now_ms;
 use crate::ports::{has_ports, is_service_port, protocol_name};
+use crate::{now_ms, RawSink};
 
 /// Seconds of per-second throughput kept.
 const THROUGHPUT_SECONDS: u64 = 600;
@@ -236,6 +237,7 @@ struct Window {
 pub struct AggregatorState {
     config: AggregatorConfig,
     graph: ActorRef<GraphMsg>,
+    raw: Option<Arc<dyn RawSink>>,
     known_servers: HashSet<ServiceKey>,
     pending: HashMap<DependencyKey, TrafficDelta>,
     recent: VecDeque<FlowRecord>,
@@ -254,10 +256,12 @@ pub struct AggregatorArgs {
     pub config: AggregatorConfig,
     /// The graph actor traffic goes to.
     pub graph: ActorRef<GraphMsg>,
+    /// Where flow records go once aggregated, to be kept raw (none: not kept).
+    pub raw: Option<Arc<dyn RawSink>>,
 }
 
 impl AggregatorState {
-    fn ingest(&mut self, flows: Vec<FlowRecord>) {
+    fn ingest(&mut self, flows: &[FlowRecord]) {
         let now = now_ms();
         let sec = now / 1000;
         let window_ms = self.config.window.as_millis().max(1) as u64;
@@ -271,7 +275,7 @@ impl AggregatorState {
                 *s = (sec, Counter::default());
             }
         }
-        for f in &flows {
+        for f in flows {
             let o = orient(f, &self.known_servers);
             if self.known_servers.len() >= MAX_KNOWN_SERVERS {
                 self.known_servers.clear();
@@ -475,6 +479,7 @@ impl Actor for Aggregator {
         Ok(AggregatorState {
             config: args.config,
             graph: args.graph,
+            raw: args.raw,
             known_servers: HashSet::new(),
             pending: HashMap::new(),
             recent: VecDeque::with_capacity(recent_capacity),
@@ -497,7 +502,10 @@ impl Actor for Aggregator {
         match msg {
             AggregatorMsg::Ingest(batch) => {
                 let FlowBatch { flows, slot } = batch;
-                state.ingest(flows);
+                state.ingest(&flows);
+                if let Some(raw) = &state.raw {
+                    raw.record(flows);
+                }
                 drop(slot);
             }
             AggregatorMsg::Tick => state.flush(),

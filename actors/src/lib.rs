@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use proto::event::{EdgeStats, EventBatch};
+use proto::FlowRecord;
 
 /// Where the graph actor commits its change events: the node's event log.
 pub trait EventSink: Send + Sync + 'static {
@@ -30,6 +31,13 @@ pub trait EventSink: Send + Sync + 'static {
 pub trait RollupSink: Send + Sync + 'static {
     /// Records one stats period's traffic, committed at `at_ms`; the edges are handed over.
     fn record(&self, at_ms: u64, edges: Vec<EdgeStats>);
+}
+
+/// Where aggregated flow records go to be kept raw on disk (local to the node, never
+/// replicated). Must not block: a sink that falls behind drops and counts.
+pub trait RawSink: Send + Sync + 'static {
+    /// Hands over one batch of flow records, as decoded.
+    fn record(&self, flows: Vec<FlowRecord>);
 }
 
 /// Wall-clock time, UTC ms since the Unix epoch.

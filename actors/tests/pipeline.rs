@@ -71,6 +71,7 @@ async fn start(state_dir: Option<std::path::PathBuf>) -> Pipeline {
                 window: Duration::from_secs(300),
             },
             graph,
+            raw: None,
         },
     )
     .await

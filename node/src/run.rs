@@ -120,6 +120,7 @@ impl Node {
                     window: config.aggregator.window,
                 },
                 graph: graph.clone(),
+                raw: None,
             },
         )
         .await?;

@@ -19,11 +19,12 @@ use proto::event::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
+use crate::committer::Committer;
 use crate::ports::service_name;
 use crate::{now_ms, EventSink, RollupSink};
 
-/// Batches kept for retry when the event log refuses them.
-const MAX_RETRY_BATCHES: usize = 1024;
+/// Batches kept waiting while the event log is slow or refusing; beyond this the oldest go.
+const MAX_PENDING_BATCHES: usize = 1024;
 /// Most work in one committed batch (one per event, one per edge of a traffic event): the
 /// projection applies a batch in one transaction, and huge transactions cost memory.
 const MAX_BATCH_WEIGHT: usize = 2000;
@@ -70,8 +71,8 @@ pub struct GraphCounts {
     pub dependencies: usize,
     /// Events committed since start.
     pub events_committed: u64,
-    /// Batches waiting to be retried.
-    pub retry_batches: usize,
+    /// Batches waiting for the event log.
+    pub pending_batches: usize,
 }
 
 /// Messages the graph handles.
@@ -84,6 +85,8 @@ pub enum GraphMsg {
     Flush(RpcReplyPort<()>),
     /// Sizes of the live map.
     Counts(RpcReplyPort<GraphCounts>),
+    /// The committer has room again: hand it waiting batches.
+    Drain,
 }
 
 struct Seen {
@@ -102,14 +105,12 @@ struct DepState {
 /// The graph's state.
 pub struct GraphState {
     config: GraphConfig,
-    sink: Arc<dyn EventSink>,
-    rollups: Option<Arc<dyn RollupSink>>,
+    committer: Committer,
     graph: StableDiGraph<IpAddr, DependencyKey>,
     assets: HashMap<IpAddr, (NodeIndex, Seen)>,
     services: HashMap<ServiceKey, Seen>,
     dependencies: HashMap<DependencyKey, DepState>,
-    retry: VecDeque<EventBatch>,
-    committed: u64,
+    pending: VecDeque<EventBatch>,
 }
 
 /// The graph actor.
@@ -291,58 +292,52 @@ impl GraphState {
         events
     }
 
-    fn queue(&mut self, batch: EventBatch) {
-        if self.retry.len() >= MAX_RETRY_BATCHES {
-            tracing::error!("event log unavailable; dropping the oldest pending batch");
-            self.retry.pop_front();
-        }
-        self.retry.push_back(batch);
-    }
-
-    /// Commits retried batches first, then `events` (split into batches of bounded weight);
-    /// keeps what fails for the next try.
-    async fn commit(&mut self, events: Vec<Event>) {
+    /// Splits `events` into batches of bounded weight, queued behind those already waiting,
+    /// then hands the committer what it has room for. Never waits on the log.
+    fn commit(&mut self, events: Vec<Event>) {
         let mut batch = Vec::new();
         let mut batch_weight = 0;
         for e in events {
             let w = weight(&e);
             if batch_weight + w > MAX_BATCH_WEIGHT && !batch.is_empty() {
-                self.queue(EventBatch::new(std::mem::take(&mut batch)));
+                self.wait(EventBatch::new(std::mem::take(&mut batch)));
                 batch_weight = 0;
             }
             batch_weight += w;
             batch.push(e);
         }
         if !batch.is_empty() {
-            self.queue(EventBatch::new(batch));
+            self.wait(EventBatch::new(batch));
         }
-        while let Some(batch) = self.retry.front() {
-            let n = batch.events.len() as u64;
-            match self.sink.commit(batch).await {
-                Ok(_) => {
-                    self.committed += n;
-                    if let Some(batch) = self.retry.pop_front() {
-                        self.committed_traffic(batch);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, pending = self.retry.len(), "event log refused a batch; will retry");
-                    return;
-                }
+        self.drain();
+    }
+
+    fn wait(&mut self, batch: EventBatch) {
+        if self.pending.len() >= MAX_PENDING_BATCHES {
+            tracing::error!("event log unavailable; dropping the oldest waiting batch");
+            self.pending.pop_front();
+        }
+        self.pending.push_back(batch);
+    }
+
+    /// Hands waiting batches to the committer, in order, while it has room.
+    fn drain(&mut self) {
+        while let Some(batch) = self.pending.pop_front() {
+            if let Err(batch) = self.committer.try_queue(batch) {
+                self.pending.push_front(batch);
+                return;
             }
         }
     }
 
-    /// Hands a committed batch's traffic over to the rollups.
-    fn committed_traffic(&self, batch: EventBatch) {
-        let Some(rollups) = &self.rollups else {
-            return;
-        };
-        for e in batch.events {
-            if let EventKind::DependencyTraffic { edges } = e.kind {
-                rollups.record(e.at_ms, edges);
-            }
+    /// Commits everything observed so far and resolves once it is in the log.
+    async fn flush(&mut self) {
+        let events = self.traffic_events(now_ms());
+        self.commit(events);
+        while let Some(batch) = self.pending.pop_front() {
+            self.committer.queue(batch).await;
         }
+        self.committer.barrier().await;
     }
 
     fn counts(&self) -> GraphCounts {
@@ -350,8 +345,8 @@ impl GraphState {
             assets: self.assets.values().filter(|(_, s)| s.active).count(),
             services: self.services.values().filter(|s| s.active).count(),
             dependencies: self.graph.edge_count(),
-            events_committed: self.committed,
-            retry_batches: self.retry.len(),
+            events_committed: self.committer.committed(),
+            pending_batches: self.pending.len(),
         }
     }
 
@@ -371,16 +366,18 @@ impl Actor for Graph {
         myself: ActorRef<Self::Msg>,
         args: GraphArgs,
     ) -> Result<GraphState, ActorProcessingErr> {
+        let wake = myself.clone();
+        let committer = Committer::start(args.sink, args.rollups, move || {
+            let _ = wake.send_message(GraphMsg::Drain);
+        });
         let mut state = GraphState {
             config: args.config,
-            sink: args.sink,
-            rollups: args.rollups,
+            committer,
             graph: StableDiGraph::new(),
             assets: HashMap::new(),
             services: HashMap::new(),
             dependencies: HashMap::new(),
-            retry: VecDeque::new(),
-            committed: 0,
+            pending: VecDeque::new(),
         };
         let now = now_ms();
         // Known things count as seen now: the node was down, not the network.
@@ -450,17 +447,24 @@ impl Actor for Graph {
         match msg {
             GraphMsg::Observe(edges, at) => {
                 let events = state.observe(edges, at);
-                state.commit(events).await;
+                state.commit(events);
             }
             GraphMsg::Tick => {
                 let now = now_ms();
-                let mut events = state.traffic_events(now);
+                state.drain();
+                // While the log is behind, traffic keeps merging per dependency instead of
+                // piling up as batches: it goes with the first tick that finds the queue clear.
+                let mut events = if state.pending.is_empty() && state.committer.has_room() {
+                    state.traffic_events(now)
+                } else {
+                    Vec::new()
+                };
                 events.extend(state.expiry_events(now));
-                state.commit(events).await;
+                state.commit(events);
             }
+            GraphMsg::Drain => state.drain(),
             GraphMsg::Flush(reply) => {
-                let events = state.traffic_events(now_ms());
-                state.commit(events).await;
+                state.flush().await;
                 let _ = reply.send(());
             }
             GraphMsg::Counts(reply) => {

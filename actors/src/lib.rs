@@ -4,6 +4,7 @@
 
 pub mod aggregator;
 pub mod collector;
+mod committer;
 pub mod graph;
 pub mod lane;
 pub mod ports;

@@ -4,7 +4,7 @@
 //! last ten minutes, top talkers and protocol mix over a window, and a bounded ring of recent
 //! flows. Nothing here goes through Raft.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::graph::GraphMsg;
 use crate::lane::Slot;
 use crate::ports::{has_ports, is_service_port, protocol_name};
-use crate::{now_ms, RawSink};
+use crate::{now_ms, FastMap, FastSet, RawSink};
 
 /// Seconds of per-second throughput kept.
 const THROUGHPUT_SECONDS: u64 = 600;
@@ -133,7 +133,7 @@ pub struct Orientation {
 
 /// Decides client and server for a flow: biflow direction when the exporter says it, then a
 /// known server endpoint, then one side on a service port, then a client SYN, then the lower port.
-pub fn orient(f: &FlowRecord, known_servers: &HashSet<ServiceKey>) -> Orientation {
+pub fn orient(f: &FlowRecord, known_servers: &FastSet<ServiceKey>) -> Orientation {
     let forward = |to_server: bool| {
         let (client, server, port) = if to_server {
             (f.src_addr, f.dst_addr, f.dst_port)
@@ -228,9 +228,9 @@ impl Counter {
 #[derive(Default)]
 struct Window {
     start_ms: u64,
-    sources: HashMap<IpAddr, Counter>,
-    destinations: HashMap<IpAddr, Counter>,
-    protocols: HashMap<u8, Counter>,
+    sources: FastMap<IpAddr, Counter>,
+    destinations: FastMap<IpAddr, Counter>,
+    protocols: FastMap<u8, Counter>,
 }
 
 /// The aggregator's state.
@@ -238,8 +238,8 @@ pub struct AggregatorState {
     config: AggregatorConfig,
     graph: ActorRef<GraphMsg>,
     raw: Option<Arc<dyn RawSink>>,
-    known_servers: HashSet<ServiceKey>,
-    pending: HashMap<DependencyKey, TrafficDelta>,
+    known_servers: FastSet<ServiceKey>,
+    pending: FastMap<DependencyKey, TrafficDelta>,
     recent: VecDeque<FlowRecord>,
     seconds: Vec<(u64, Counter)>,
     current: Window,
@@ -393,7 +393,7 @@ impl AggregatorState {
     }
 
     fn top(&self, limit: usize) -> TopTalkers {
-        let rank = |pick: fn(&Window) -> &HashMap<IpAddr, Counter>| {
+        let rank = |pick: fn(&Window) -> &FastMap<IpAddr, Counter>| {
             let mut v: Vec<TopTalker> = merged(pick(&self.previous), pick(&self.current))
                 .map(|(ip, c, share)| TopTalker {
                     ip,
@@ -436,8 +436,8 @@ impl AggregatorState {
 
 /// The counters of two windows summed per key, each with its share of all bytes (0..=1).
 fn merged<K: Copy + Eq + std::hash::Hash>(
-    previous: &HashMap<K, Counter>,
-    current: &HashMap<K, Counter>,
+    previous: &FastMap<K, Counter>,
+    current: &FastMap<K, Counter>,
 ) -> impl Iterator<Item = (K, Counter, f64)> {
     let mut all = previous.clone();
     for (k, c) in current {
@@ -480,8 +480,8 @@ impl Actor for Aggregator {
             config: args.config,
             graph: args.graph,
             raw: args.raw,
-            known_servers: HashSet::new(),
-            pending: HashMap::new(),
+            known_servers: FastSet::default(),
+            pending: FastMap::default(),
             recent: VecDeque::with_capacity(recent_capacity),
             seconds: vec![(0, Counter::default()); THROUGHPUT_SECONDS as usize],
             current: Window {

@@ -5,7 +5,7 @@
 //! then goes on to the rollups. At start it is seeded from the projection, so a restart does not
 //! rediscover what is already known.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::committer::Committer;
 use crate::ports::service_name;
-use crate::{now_ms, EventSink, RollupSink};
+use crate::{now_ms, EventSink, FastMap, RollupSink};
 
 /// Batches kept waiting while the event log is slow or refusing; beyond this the oldest go.
 const MAX_PENDING_BATCHES: usize = 1024;
@@ -107,9 +107,9 @@ pub struct GraphState {
     config: GraphConfig,
     committer: Committer,
     graph: StableDiGraph<IpAddr, DependencyKey>,
-    assets: HashMap<IpAddr, (NodeIndex, Seen)>,
-    services: HashMap<ServiceKey, Seen>,
-    dependencies: HashMap<DependencyKey, DepState>,
+    assets: FastMap<IpAddr, (NodeIndex, Seen)>,
+    services: FastMap<ServiceKey, Seen>,
+    dependencies: FastMap<DependencyKey, DepState>,
     pending: VecDeque<EventBatch>,
 }
 
@@ -374,9 +374,9 @@ impl Actor for Graph {
             config: args.config,
             committer,
             graph: StableDiGraph::new(),
-            assets: HashMap::new(),
-            services: HashMap::new(),
-            dependencies: HashMap::new(),
+            assets: FastMap::default(),
+            services: FastMap::default(),
+            dependencies: FastMap::default(),
             pending: VecDeque::new(),
         };
         let now = now_ms();

@@ -89,6 +89,25 @@ pub enum GraphMsg {
     Drain,
 }
 
+/// What an edge carries: the called port (the client is the edge's source asset, the server its
+/// target). Three bytes rather than the whole key: the graph holds one per dependency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServicePort {
+    /// Port on the server.
+    pub port: u16,
+    /// IP protocol number.
+    pub protocol: u8,
+}
+
+impl ServicePort {
+    fn of(key: &DependencyKey) -> Self {
+        ServicePort {
+            port: key.service.port,
+            protocol: key.service.protocol,
+        }
+    }
+}
+
 struct Seen {
     last_ms: u64,
     active: bool,
@@ -106,7 +125,7 @@ struct DepState {
 pub struct GraphState {
     config: GraphConfig,
     committer: Committer,
-    graph: StableDiGraph<IpAddr, DependencyKey>,
+    graph: StableDiGraph<IpAddr, ServicePort>,
     assets: FastMap<IpAddr, (NodeIndex, Seen)>,
     services: FastMap<ServiceKey, Seen>,
     dependencies: FastMap<DependencyKey, DepState>,
@@ -207,7 +226,7 @@ impl GraphState {
             if !dep.seen.active {
                 dep.seen.active = true;
                 if dep.edge.is_none() {
-                    dep.edge = Some(self.graph.add_edge(from, to, key));
+                    dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
                 }
                 events.push(Event {
                     at_ms: at,
@@ -351,7 +370,7 @@ impl GraphState {
     }
 
     /// The live graph (assets as nodes, active dependencies as edges).
-    pub fn graph(&self) -> &StableDiGraph<IpAddr, DependencyKey> {
+    pub fn graph(&self) -> &StableDiGraph<IpAddr, ServicePort> {
         &self.graph
     }
 }
@@ -408,7 +427,7 @@ impl Actor for Graph {
             let edge = if active {
                 let from = state.node(d.key.client);
                 let to = state.node(d.key.service.ip);
-                Some(state.graph.add_edge(from, to, d.key))
+                Some(state.graph.add_edge(from, to, ServicePort::of(&d.key)))
             } else {
                 None
             };

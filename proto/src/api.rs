@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{DependencyKey, ServiceKey};
-use crate::record::FlowSource;
+use crate::record::{FlowRecord, FlowSource};
 
 /// Whether a projected thing is carrying traffic or has gone idle past the expiry time.
 #[derive(
@@ -153,6 +153,58 @@ pub struct Page<T> {
     pub offset: u64,
     /// Page size asked for.
     pub limit: u64,
+}
+
+/// Which store answered a flow-explorer query.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum FlowTier {
+    /// The aggregator's in-memory ring of recent flows.
+    #[default]
+    Memory,
+    /// The node's on-disk raw flow segments.
+    Disk,
+}
+
+/// One page of flows: a [`Page`] of [`FlowRecord`]s, and which tier answered and how much of it
+/// was read. Clients that know only `Page` read it unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlowPage {
+    /// The flows on this page, newest first.
+    pub items: Vec<FlowRecord>,
+    /// How many flows match; when `truncated`, how many matched among the records scanned.
+    pub total: u64,
+    /// Index of the first item of this page among all matches.
+    pub offset: u64,
+    /// Page size asked for.
+    pub limit: u64,
+    /// The tier that answered.
+    #[serde(default)]
+    pub tier: FlowTier,
+    /// Records read from disk to answer (0 when the memory tier answered).
+    #[serde(default)]
+    pub scanned: u64,
+    /// The disk scan stopped at its bound before reading every segment that could match: older
+    /// matches may exist; narrow the time range or the filters.
+    #[serde(default)]
+    pub truncated: bool,
+}
+
+impl FlowPage {
+    /// A page answered by the in-memory ring.
+    pub fn from_memory(page: Page<FlowRecord>) -> FlowPage {
+        FlowPage {
+            items: page.items,
+            total: page.total,
+            offset: page.offset,
+            limit: page.limit,
+            tier: FlowTier::Memory,
+            scanned: 0,
+            truncated: false,
+        }
+    }
 }
 
 /// A node of the topology map.

@@ -1,8 +1,10 @@
-//! The node's local storage on sled: the projection of the event log (replicated state, rebuilt
-//! from the log) and the hot store of rollups and collector state (local, never replicated).
+//! The node's local storage: on sled, the projection of the event log (replicated state, rebuilt
+//! from the log) and the hot store of rollups and collector state; in segment files, the raw
+//! flows. Rollups, collector state and raw flows are local, never replicated.
 
 pub mod keys;
 pub mod projection;
+pub mod raw;
 pub mod rollups;
 
 pub use projection::Projection;
@@ -24,6 +26,14 @@ pub enum StoreError {
     /// A committed event batch could not be decoded.
     #[error("store: {0}")]
     Event(#[from] proto::event::EventDecodeError),
+    /// The raw flow tier's directory could not be used.
+    #[error("raw flows at {path}: {why}")]
+    Raw {
+        /// The segment directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        why: String,
+    },
     /// A snapshot could not be read.
     #[error("store: bad snapshot: {0}")]
     BadSnapshot(String),

@@ -90,13 +90,19 @@ pub struct GraphSection {
     pub max_edges_per_event: usize,
 }
 
-/// Retention of the local rollups (never replicated).
+/// Retention of the local raw flows and rollups (never replicated).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSection {
-    /// Raw flows kept in memory (the recent-flow ring is also bounded by count).
+    /// How far back the in-memory ring answers flow queries (it is also bounded by count,
+    /// `aggregator.recent_flows`); older flows are read from disk.
     #[serde(with = "humantime_serde")]
     pub raw_hot: Duration,
+    /// Raw flows kept on disk under `<data_dir>/flows`.
+    #[serde(with = "humantime_serde")]
+    pub raw: Duration,
+    /// Most bytes of raw flows kept on disk; the oldest minutes are deleted first.
+    pub raw_max_bytes: u64,
     /// Per-minute rollups.
     #[serde(with = "humantime_serde")]
     pub minute: Duration,
@@ -189,6 +195,8 @@ impl Default for RetentionSection {
         const DAY: u64 = 86_400;
         RetentionSection {
             raw_hot: Duration::from_secs(600),
+            raw: Duration::from_secs(72 * 3600),
+            raw_max_bytes: 10 << 30,
             minute: Duration::from_secs(7 * DAY),
             hour: Duration::from_secs(90 * DAY),
             day: Duration::from_secs(730 * DAY),
@@ -339,6 +347,18 @@ impl Config {
         if self.graph.max_edges_per_event == 0 {
             return Err(invalid("graph.max_edges_per_event", "must be 1 or more"));
         }
+        if self.retention.raw < Duration::from_secs(60) {
+            return Err(invalid(
+                "retention.raw",
+                "must be at least 1m (raw flows are kept in one file per minute)",
+            ));
+        }
+        if self.retention.raw_max_bytes < 1 << 20 {
+            return Err(invalid(
+                "retention.raw_max_bytes",
+                "must be at least 1048576 (1 MiB)",
+            ));
+        }
         if self.store.cache_capacity_mb == 0 {
             return Err(invalid("store.cache_capacity_mb", "must be 1 or more"));
         }
@@ -435,6 +455,15 @@ mod tests {
         let e =
             load_str(".toml", "", &[("FLOWLENS_GRAPH__IDLE_EXPIRY", "soon")]).expect_err("bad env");
         assert!(e.to_string().contains("idle_expiry"), "{e}");
+        let e = load_str(".toml", "[retention]\nraw = \"30s\"\n", &[]).expect_err("short");
+        assert!(e.to_string().contains("retention.raw"), "{e}");
+        let e = load_str(
+            ".toml",
+            "",
+            &[("FLOWLENS_RETENTION__RAW_MAX_BYTES", "1000")],
+        )
+        .expect_err("small");
+        assert!(e.to_string().contains("retention.raw_max_bytes"), "{e}");
         let e = load_str(".ini", "", &[]).expect_err("format");
         assert!(e.to_string().contains(".toml"), "{e}");
     }

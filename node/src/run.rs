@@ -1,7 +1,8 @@
-//! Starting and stopping a node: opens the store, starts the event log, seeds the graph from the
-//! projection, spawns graph → aggregator → collector, serves the API, and on SIGINT/SIGTERM
-//! stops in the order that loses nothing: stop reading UDP (templates saved), flush the
-//! aggregator into the graph and the graph into the log, shut Raft down, flush sled.
+//! Starting and stopping a node: opens the store and the raw flow tier, starts the event log,
+//! seeds the graph from the projection, spawns graph → aggregator → collector, serves the API,
+//! and on SIGINT/SIGTERM stops in the order that loses nothing: stop reading UDP (templates
+//! saved), flush the aggregator (traffic into the graph, raw flows to disk) and the graph into
+//! the log, shut Raft down, flush sled.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use actors::aggregator::{Aggregator, AggregatorArgs, AggregatorConfig, Aggregato
 use actors::collector::{Collector, CollectorArgs, CollectorConfig, CollectorMsg};
 use actors::graph::{Graph, GraphArgs, GraphConfig, GraphMsg, KnownState};
 use actors::lane::Lane;
-use actors::{EventSink, RollupSink};
+use actors::{EventSink, RawSink, RollupSink};
 use anyhow::Context;
 use proto::event::EventBatch;
 use ractor::{Actor, ActorRef};
@@ -21,6 +22,7 @@ use ractor::{Actor, ActorRef};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::raft::{EventLog, SoloNetwork};
+use crate::store::raw::{RawConfig, RawStore};
 use crate::store::rollups::{Retention, Rollups};
 use crate::store::Projection;
 
@@ -47,6 +49,7 @@ pub struct Node {
     collector: ActorRef<CollectorMsg>,
     aggregator: ActorRef<AggregatorMsg>,
     graph: ActorRef<GraphMsg>,
+    raw: Arc<RawStore>,
     server: tokio::task::JoinHandle<()>,
     stop_api: tokio::sync::oneshot::Sender<()>,
 }
@@ -94,6 +97,11 @@ impl Node {
         let r = &config.retention;
         let rollups: Arc<dyn RollupSink> =
             Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
+        let raw = RawStore::open(RawConfig {
+            dir: config.data_dir.join("flows"),
+            keep: r.raw,
+            max_bytes: r.raw_max_bytes,
+        })?;
         let (graph, _) = Actor::spawn(
             Some("graph".into()),
             Graph,
@@ -120,7 +128,7 @@ impl Node {
                     window: config.aggregator.window,
                 },
                 graph: graph.clone(),
-                raw: None,
+                raw: Some(raw.clone() as Arc<dyn RawSink>),
             },
         )
         .await?;
@@ -151,6 +159,8 @@ impl Node {
             lane,
             started,
             max_page: config.api.max_page,
+            raw: raw.clone(),
+            raw_hot: config.retention.raw_hot,
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -174,6 +184,7 @@ impl Node {
             collector,
             aggregator,
             graph,
+            raw,
             server,
             stop_api,
         })
@@ -189,6 +200,13 @@ impl Node {
         let flushed = self.aggregator.call(AggregatorMsg::Flush, timeout).await;
         if let Err(e) = flushed {
             tracing::error!(error = %e, "final flush failed");
+        }
+        let raw = self.raw.clone();
+        if !matches!(
+            tokio::task::spawn_blocking(move || raw.flush(Duration::from_secs(10))).await,
+            Ok(true)
+        ) {
+            tracing::error!("raw flows: final flush failed");
         }
         let _ = self.stop_api.send(());
         let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;

@@ -1,7 +1,8 @@
 //! End to end: a real `flowlens node` process receives real exporter captures over UDP; the REST
 //! API must then show the captured network — assets, dependencies in the right direction, byte
-//! totals equal to tshark's truth. Also: bad parameters are 400s naming the parameter, and a node
-//! killed with SIGKILL mid-stream restarts with everything committed and its templates.
+//! totals equal to tshark's truth. Also: bad parameters are 400s naming the parameter, a node
+//! killed with SIGKILL mid-stream restarts with everything committed and its templates, and
+//! flows the in-memory ring cannot answer for are read from disk, across a SIGKILL too.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -20,6 +21,11 @@ struct NodeProcess {
 
 impl NodeProcess {
     fn start(data: &Path, api_port: u16, udp_port: u16) -> NodeProcess {
+        NodeProcess::start_with(data, api_port, udp_port, &[])
+    }
+
+    /// Starts a node with extra environment variables (`FLOWLENS_…` settings).
+    fn start_with(data: &Path, api_port: u16, udp_port: u16, env: &[(&str, &str)]) -> NodeProcess {
         let api = SocketAddr::from(([127, 0, 0, 1], api_port));
         let udp = SocketAddr::from(([127, 0, 0, 1], udp_port));
         let child = Command::new(env!("CARGO_BIN_EXE_flowlens"))
@@ -34,6 +40,7 @@ impl NodeProcess {
             .env("FLOWLENS_AGGREGATOR__FLUSH_INTERVAL", "100ms")
             .env("FLOWLENS_GRAPH__STATS_INTERVAL", "200ms")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -217,6 +224,14 @@ fn a_node_maps_real_exports_with_direction_and_byte_totals() {
         .filter(|r| r.src_port == 5432 || r.dst_port == 5432)
         .count();
     assert_eq!(flows["total"].as_u64(), Some(on_5432 as u64));
+    assert_eq!(flows["tier"], "memory");
+    // A recent range the ring covers is answered from memory; one reaching further back than
+    // retention.raw_hot, from the raw flows on disk.
+    let (_, hot) = node.get("/api/v1/flows?from=5m");
+    assert_eq!(hot["tier"], "memory", "{hot}");
+    let (_, cold) = node.get("/api/v1/flows?from=0&port=5432&protocol=tcp&limit=2");
+    assert_eq!(cold["tier"], "disk", "{cold}");
+    assert_eq!(cold["total"].as_u64(), Some(on_5432 as u64), "{cold}");
     let (_, exporters) = node.get("/api/v1/exporters");
     assert_eq!(
         exporters[0]["records"].as_u64(),
@@ -281,4 +296,133 @@ fn a_node_killed_mid_stream_keeps_what_was_committed_and_its_templates() {
     node.wait_until(|n| dependencies(n) == want, "complete after restart");
     let (_, exporters) = node.get("/api/v1/exporters");
     assert_eq!(exporters[0]["errors"], serde_json::json!({}), "{exporters}");
+}
+
+/// A flow as the API shows it and as tshark's truth has it: addresses, ports, protocol, bytes,
+/// packets.
+type FlowKey = (String, String, u64, u64, u64, u64, u64);
+
+fn flow_keys(page: &Value) -> Vec<FlowKey> {
+    let mut keys: Vec<FlowKey> = page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|f| {
+                    let n = |k: &str| f[k].as_u64().unwrap_or(u64::MAX);
+                    (
+                        f["src_addr"].as_str().unwrap_or_default().to_string(),
+                        f["dst_addr"].as_str().unwrap_or_default().to_string(),
+                        n("src_port"),
+                        n("dst_port"),
+                        n("protocol"),
+                        n("bytes"),
+                        n("packets"),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+fn metric(node: &NodeProcess, name: &str) -> Option<u64> {
+    let text = http_get(node.api, "/metrics").ok()?.1;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn flows_the_ring_does_not_hold_are_read_from_disk_and_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (api_port, udp_port) = (free_tcp_port(), free_udp_port());
+    // No ring at all: only the disk can answer.
+    let env = [("FLOWLENS_AGGREGATOR__RECENT_FLOWS", "0")];
+    let capture = "softflowd_ipfix";
+    let truth = load_truth(capture).expect("truth");
+    let mut want: Vec<FlowKey> = truth
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.src.to_string(),
+                r.dst.to_string(),
+                u64::from(r.src_port),
+                u64::from(r.dst_port),
+                u64::from(r.proto),
+                r.bytes,
+                r.packets,
+            )
+        })
+        .collect();
+    want.sort();
+    let node = NodeProcess::start_with(dir.path(), api_port, udp_port, &env);
+    let packets = payloads(capture);
+    node.send(&packets.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let count = truth.records.len() as u64;
+    node.wait_until(
+        |n| metric(n, "flowlens_raw_flows_written_total") == Some(count),
+        "done writing raw flows",
+    );
+    // Without a time range the (empty) ring answers, as before.
+    let (status, recent) = node.get("/api/v1/flows");
+    assert_eq!(
+        (status, &recent["tier"], &recent["total"]),
+        (200, &"memory".into(), &0.into())
+    );
+    // The writer flushes every second: after that, a SIGKILL loses nothing written.
+    std::thread::sleep(Duration::from_millis(1500));
+    node.kill9();
+
+    let node = NodeProcess::start_with(dir.path(), api_port, udp_port, &env);
+    let to = now_ms();
+    let (status, page) = node.get(&format!("/api/v1/flows?from=0&to={to}&limit=10000"));
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["tier"], "disk", "{page}");
+    assert_eq!(page["total"].as_u64(), Some(count), "{page}");
+    assert_eq!(page["truncated"], false);
+    assert_eq!(page["scanned"].as_u64(), Some(count));
+    assert_eq!(flow_keys(&page), want, "every flow, exactly, from disk");
+    let bytes: u64 = truth.records.iter().map(|r| r.bytes).sum();
+    let got: u64 = page["items"].as_array().map_or(0, |a| {
+        a.iter().map(|f| f["bytes"].as_u64().unwrap_or(0)).sum()
+    });
+    assert_eq!(got, bytes);
+
+    // Filters and paging on disk agree with the truth, newest received first.
+    let on_5432 = truth
+        .records
+        .iter()
+        .filter(|r| r.src_port == 5432 || r.dst_port == 5432)
+        .count() as u64;
+    let (_, first) = node.get("/api/v1/flows?from=0&port=5432&protocol=tcp&limit=3");
+    let (_, second) = node.get("/api/v1/flows?from=0&port=5432&protocol=tcp&limit=3&offset=3");
+    assert_eq!(first["total"].as_u64(), Some(on_5432), "{first}");
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(3));
+    assert_eq!(second["offset"], 3);
+    let (_, six) = node.get("/api/v1/flows?from=0&port=5432&protocol=tcp&limit=6");
+    let six = six["items"].as_array().cloned().unwrap_or_default();
+    let paged: Vec<Value> = [first, second]
+        .iter()
+        .flat_map(|p| p["items"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(paged, six, "two pages of three are the first six");
+    // The capture's flows ended long ago: none in the last minute, though the disk is read.
+    let (_, recent) = node.get("/api/v1/flows?from=1m");
+    assert_eq!(
+        (&recent["tier"], &recent["total"]),
+        (&"disk".into(), &0.into())
+    );
+    assert!(metric(&node, "flowlens_raw_bytes") >= Some(count * 136));
+    assert!(metric(&node, "flowlens_raw_files") >= Some(1));
+    assert_eq!(metric(&node, "flowlens_raw_dropped_batches_total"), Some(0));
+    assert!(node.terminate().success());
+}
+
+/// Wall-clock time, Unix ms.
+fn now_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }

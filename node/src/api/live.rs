@@ -1,5 +1,6 @@
-//! API over the live actors: recent flows, throughput, top talkers, protocol mix, exporters,
-//! health and Prometheus metrics.
+//! API over the live actors and the raw flow tier: flows (recent ones from the aggregator's
+//! ring, older ones from disk), throughput, top talkers, protocol mix, exporters, health and
+//! Prometheus metrics.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -11,8 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use proto::api::{Exporter, Health, Page, ProtocolMix, Throughput, TopTalkers};
-use proto::FlowRecord;
+use proto::api::{Exporter, FlowPage, FlowTier, Health, ProtocolMix, Throughput, TopTalkers};
 use ractor::{ActorRef, RpcReplyPort};
 
 use super::params::{bad, Failure, Params};
@@ -39,19 +39,28 @@ where
     }
 }
 
-/// Recent flows, newest first.
+/// Records a disk read may scan for one request (136 bytes each: about 270 MB).
+const SCAN_BUDGET: u64 = 2_000_000;
+/// How long a disk read waits for the raw writer to write out what it has buffered.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// Flows matching the filters, newest first. Without `from`, the in-memory ring of recent flows
+/// answers (`"tier": "memory"`). When `from` reaches back further than `retention.raw_hot` or
+/// than the oldest flow the ring holds, the raw flow files on disk answer (`"tier": "disk"`):
+/// newest received first, reading at most 2 million records (`scanned`); when that bound stops
+/// the read, `truncated` is true and `total` counts the matches among the records read.
+/// Times filter on the flow's end (`last_ms`).
 #[utoipa::path(get, path = "/api/v1/flows", tag = "flows",
     params(("src" = Option<String>, Query, description = "Source address or CIDR"),
         ("dst" = Option<String>, Query, description = "Destination address or CIDR"),
         ("host" = Option<String>, Query, description = "Either address"),
         ("port" = Option<u16>, Query, description = "Source or destination port"),
-        ("protocol" = Option<String>, Query), ("from" = Option<String>, Query, description = "Unix ms or duration ago"),
-        ("to" = Option<String>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
-    responses((status = 200, body = Page<FlowRecord>), (status = 400, body = proto::api::ApiError)))]
-pub async fn flows(
-    State(s): State<AppState>,
-    Query(q): Pairs,
-) -> Result<Json<Page<FlowRecord>>, Failure> {
+        ("protocol" = Option<String>, Query),
+        ("from" = Option<String>, Query, description = "Flows ending at or after: Unix ms or duration ago; further back than retention.raw_hot reads the disk"),
+        ("to" = Option<String>, Query, description = "Flows ending at or before: Unix ms or duration ago"),
+        ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
+    responses((status = 200, body = FlowPage), (status = 400, body = proto::api::ApiError)))]
+pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<FlowPage>, Failure> {
     let now = actors::now_ms();
     let mut p = Params::new(q)?;
     let query = FlowQuery {
@@ -77,9 +86,57 @@ pub async fn flows(
         limit,
         ..query
     };
-    Ok(Json(
-        ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?,
-    ))
+    if ring_answers(&s, query.from_ms, now).await? {
+        let page = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?;
+        return Ok(Json(FlowPage::from_memory(page)));
+    }
+    let raw = s.raw.clone();
+    let page = tokio::task::spawn_blocking(move || {
+        // Whatever the aggregator handed over before this request is on disk when read.
+        raw.flush(FLUSH_WAIT);
+        let scan = raw.query(&query, SCAN_BUDGET);
+        FlowPage {
+            items: scan.items,
+            total: scan.total,
+            offset: query.offset as u64,
+            limit: query.limit as u64,
+            tier: FlowTier::Disk,
+            scanned: scan.scanned,
+            truncated: scan.truncated,
+        }
+    })
+    .await
+    .map_err(|e| Failure::Internal(format!("raw flow read failed: {e}")))?;
+    Ok(Json(page))
+}
+
+/// Whether the in-memory ring can answer flows ending at or after `from_ms`: always without a
+/// time range; otherwise only within `retention.raw_hot` and when the ring's oldest flow ended
+/// no later than `from_ms` (it has not dropped any that could match).
+async fn ring_answers(s: &AppState, from_ms: Option<u64>, now: u64) -> Result<bool, Failure> {
+    let Some(from) = from_ms else {
+        return Ok(true);
+    };
+    let hot_ms = u64::try_from(s.raw_hot.as_millis()).unwrap_or(u64::MAX);
+    if from < now.saturating_sub(hot_ms) {
+        return Ok(false);
+    }
+    let one = |offset| FlowQuery {
+        offset,
+        limit: 1,
+        ..FlowQuery::default()
+    };
+    let held = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(one(0), r))
+        .await?
+        .total;
+    if held == 0 {
+        return Ok(false);
+    }
+    let oldest = ask(&s.aggregator, |r| {
+        AggregatorMsg::RecentFlows(one(held as usize - 1), r)
+    })
+    .await?;
+    Ok(oldest.items.first().is_some_and(|f| f.last_ms <= from))
 }
 
 /// Throughput per second over the last ten minutes.
@@ -215,6 +272,48 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         lane.dropped_items
             .load(std::sync::atomic::Ordering::Relaxed),
     );
+    let raw = s.raw.stats();
+    let raw_metrics = [
+        (
+            "flowlens_raw_bytes",
+            "Bytes of raw flow files on disk.",
+            "gauge",
+            raw.bytes,
+        ),
+        (
+            "flowlens_raw_files",
+            "Raw flow files on disk (one per minute).",
+            "gauge",
+            raw.files,
+        ),
+        (
+            "flowlens_raw_flows_written_total",
+            "Flows written to the raw flow files.",
+            "counter",
+            raw.flows_written,
+        ),
+        (
+            "flowlens_raw_dropped_batches_total",
+            "Flow batches dropped because the raw flow writer fell behind.",
+            "counter",
+            raw.dropped_batches,
+        ),
+        (
+            "flowlens_raw_dropped_flows_total",
+            "Flows in batches dropped by the raw flow writer.",
+            "counter",
+            raw.dropped_flows,
+        ),
+        (
+            "flowlens_raw_write_errors_total",
+            "Flows lost to raw flow write errors.",
+            "counter",
+            raw.write_errors,
+        ),
+    ];
+    for (name, help, kind, value) in raw_metrics {
+        gauge(name, help, kind, value);
+    }
     gauge(
         "flowlens_assets",
         "Assets in the projection.",

@@ -7,7 +7,7 @@ pub mod map;
 pub mod params;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actors::aggregator::AggregatorMsg;
 use actors::collector::CollectorMsg;
@@ -21,6 +21,7 @@ use ractor::ActorRef;
 use utoipa::OpenApi;
 
 use crate::raft::EventLog;
+use crate::store::raw::RawStore;
 use crate::store::Projection;
 use params::Failure;
 
@@ -43,6 +44,10 @@ pub struct AppState {
     pub started: Instant,
     /// Largest page size.
     pub max_page: usize,
+    /// The raw flows on disk (flow queries reaching back past the ring, metrics).
+    pub raw: Arc<RawStore>,
+    /// How far back the in-memory ring answers flow queries (`retention.raw_hot`).
+    pub raw_hot: Duration,
 }
 
 /// The OpenAPI document.

@@ -1,11 +1,13 @@
 //! The on-disk raw flow tier (local, never replicated): every aggregated flow batch is handed
 //! over a bounded channel to a writer thread that appends it to the segment of its minute of
-//! receipt under `<data_dir>/flows/` (a full channel drops the batch and counts it: the
-//! aggregator never waits on disk). The writer flushes at least every second and when a
-//! segment closes, and prunes segments past `retention.raw` or beyond `retention.raw_max_bytes`
-//! on start and every minute. The flow explorer reads it newest first, with a bounded scan.
+//! receipt under `<data_dir>/flows/`, in LZ4-compressed blocks of fixed-size records (a full
+//! channel drops the batch and counts it: the aggregator never waits on disk). The writer
+//! writes its pending block out at least every second and when a segment closes, and prunes
+//! segments past `retention.raw` or beyond `retention.raw_max_bytes` on start and every
+//! minute. The flow explorer reads it newest first, with a bounded scan.
 
 mod record;
+mod scan;
 mod segment;
 
 use std::collections::HashSet;
@@ -20,10 +22,10 @@ use actors::{now_ms, RawSink};
 use proto::FlowRecord;
 
 pub use record::RECORD_SIZE;
-pub use segment::Scan;
+pub use scan::Scan;
 
 use super::StoreError;
-use segment::SegmentWriter;
+use segment::{SegmentWriter, Written};
 
 /// Batches that may wait for the writer before new ones are dropped.
 pub const QUEUE_BATCHES: usize = 256;
@@ -48,11 +50,11 @@ pub struct RawConfig {
 /// The raw tier's counters, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RawStats {
-    /// Bytes in segment files (written or buffered).
+    /// Bytes in segment files.
     pub bytes: u64,
     /// Segment files.
     pub files: u64,
-    /// Flows written since start.
+    /// Flows written since start (in blocks on disk).
     pub flows_written: u64,
     /// Batches dropped because the writer fell behind.
     pub dropped_batches: u64,
@@ -151,7 +153,7 @@ impl RawStore {
             Ok(w) => w,
             Err(poisoned) => poisoned.into_inner(),
         };
-        segment::scan(&self.dir, q, budget, &mut warned)
+        scan::scan(&self.dir, q, budget, &mut warned)
     }
 }
 
@@ -191,26 +193,19 @@ fn writer(
             tracing::warn!(dir = %config.dir.display(), error = %e, "raw flows: {what}");
         }
     };
+    let count = |w: Written| {
+        counters.bytes.fetch_add(w.bytes, Ordering::Relaxed);
+        counters.files.fetch_add(w.segments, Ordering::Relaxed);
+        counters
+            .flows_written
+            .fetch_add(w.records, Ordering::Relaxed);
+        counters.write_errors.fetch_add(w.lost, Ordering::Relaxed);
+    };
     loop {
         match rx.recv_timeout(FLUSH_EVERY) {
             Ok(Command::Batch(at, flows)) => {
-                match segments.append(at, &flows) {
-                    Ok(bytes) => {
-                        counters.bytes.fetch_add(bytes, Ordering::Relaxed);
-                        counters
-                            .flows_written
-                            .fetch_add(flows.len() as u64, Ordering::Relaxed);
-                        if bytes > (flows.len() * RECORD_SIZE) as u64 {
-                            // A header was written: a new segment.
-                            counters.files.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => {
-                        counters
-                            .write_errors
-                            .fetch_add(flows.len() as u64, Ordering::Relaxed);
-                        warn("cannot write", &e);
-                    }
+                if let Err(e) = segments.append(at, &flows) {
+                    warn("cannot write", &e);
                 }
             }
             Ok(Command::Flush(ack)) => {
@@ -218,6 +213,7 @@ fn writer(
                     warn("cannot flush", &e);
                 }
                 last_flush = Instant::now();
+                count(segments.take_written());
                 let _ = ack.send(());
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -225,6 +221,7 @@ fn writer(
                 if let Err(e) = segments.close() {
                     warn("cannot flush", &e);
                 }
+                count(segments.take_written());
                 return;
             }
         }
@@ -234,13 +231,11 @@ fn writer(
             }
             last_flush = Instant::now();
         }
+        count(segments.take_written());
         let over = counters.bytes.load(Ordering::Relaxed) > config.max_bytes;
         let due = last_prune.elapsed() >= PRUNE_EVERY;
         if due || (over && last_prune.elapsed() >= FLUSH_EVERY) {
             last_prune = Instant::now();
-            if let Err(e) = segments.flush() {
-                warn("cannot flush", &e);
-            }
             let open = segments.open_minute();
             match segment::prune(&config.dir, now_ms(), config.keep, config.max_bytes, open) {
                 Ok(kept) => {

@@ -1,9 +1,12 @@
-//! The raw tier's on-disk layout: a 16-byte segment header and fixed-size 136-byte
-//! little-endian flow records, each ending in a check word, encoded and decoded without
-//! allocating.
+//! The raw tier's on-disk layout: a 16-byte segment header, then blocks of up to 256 fixed-size
+//! 136-byte little-endian flow records, each block LZ4-compressed (`lz4_flex` block format)
+//! behind a 12-byte block header; encoded and decoded without allocating.
 //!
-//! Header (16 bytes): magic `FLWR`, format version (u16), record size (u16), the UTC minute the
-//! segment holds (u64 ms).
+//! Segment header (16 bytes): magic `FLWR`, format version (u16), record size (u16), the UTC
+//! minute the segment holds (u64 ms).
+//!
+//! Block header (12 bytes): record count (u32, 1..=256), compressed length (u32), check (u32) of
+//! the two; then the compressed bytes, which inflate to exactly count × 136 bytes.
 //!
 //! Record (136 bytes; addresses are 16 bytes, an IPv4 address in the first four, the rest zero):
 //!
@@ -34,7 +37,13 @@ pub const HEADER_SIZE: usize = 16;
 /// The first four bytes of every segment.
 pub const MAGIC: [u8; 4] = *b"FLWR";
 /// The layout version written; a segment with another version is skipped.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
+/// Records in one compressed block at most.
+pub const BLOCK_RECORDS: usize = 256;
+/// Bytes in a block header.
+pub const BLOCK_HEADER_SIZE: usize = 12;
+/// Largest compressed size of a full block.
+pub const MAX_PACKED: usize = lz4_flex::block::get_maximum_output_size(BLOCK_RECORDS * RECORD_SIZE);
 
 const FLAG_SRC_V6: u8 = 1;
 const FLAG_DST_V6: u8 = 1 << 1;
@@ -74,6 +83,32 @@ pub fn check_header(h: &[u8]) -> Result<u64, String> {
         return Err(format!("record size {size}, expected {RECORD_SIZE}"));
     }
     Ok(u64_at(h, 8))
+}
+
+/// The header of a block of `count` records compressed to `packed_len` bytes.
+pub fn block_header(count: u32, packed_len: u32) -> [u8; BLOCK_HEADER_SIZE] {
+    let mut h = [0u8; BLOCK_HEADER_SIZE];
+    h[..4].copy_from_slice(&count.to_le_bytes());
+    h[4..8].copy_from_slice(&packed_len.to_le_bytes());
+    h[8..].copy_from_slice(&block_check(count, packed_len).to_le_bytes());
+    h
+}
+
+/// A block header's record count and compressed length; `None` when it is not one (a torn,
+/// zeroed or corrupted header).
+pub fn check_block_header(h: &[u8; BLOCK_HEADER_SIZE]) -> Option<(usize, usize)> {
+    let count = u32_at(h, 0);
+    let packed = u32_at(h, 4);
+    let (c, p) = (count as usize, packed as usize);
+    let plausible = (1..=BLOCK_RECORDS).contains(&c)
+        && p <= lz4_flex::block::get_maximum_output_size(c * RECORD_SIZE);
+    (plausible && u32_at(h, 8) == block_check(count, packed)).then_some((c, p))
+}
+
+fn block_check(count: u32, packed_len: u32) -> u32 {
+    let h = ((u64::from(count) << 32) | (u64::from(packed_len) ^ 0x5bd1_e995))
+        .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 32) as u32
 }
 
 /// A cheap word-wise hash of a record's first 132 bytes: catches torn and zero-filled records.
@@ -334,6 +369,19 @@ pub(crate) mod tests {
         encode(&v4_flow(9), &mut b);
         b[70] ^= 1;
         assert_eq!(decode(&b), None, "one flipped bit");
+    }
+
+    #[test]
+    fn block_headers_refuse_zeros_and_implausible_sizes() {
+        let h = block_header(256, 900);
+        assert_eq!(check_block_header(&h), Some((256, 900)));
+        assert_eq!(check_block_header(&[0u8; BLOCK_HEADER_SIZE]), None);
+        assert_eq!(check_block_header(&block_header(0, 10)), None);
+        assert_eq!(check_block_header(&block_header(257, 10)), None);
+        assert_eq!(check_block_header(&block_header(1, 10_000)), None);
+        let mut bad = h;
+        bad[4] ^= 1;
+        assert_eq!(check_block_header(&bad), None);
     }
 
     #[test]

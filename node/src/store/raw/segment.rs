@@ -1,28 +1,20 @@
 //! Segment files of the raw tier: one file per UTC minute of receipt, named
-//! `<minute-ms, zero-padded>.flw` so that names sort by time. Owns appending (buffered, one
-//! record at a time through a stack buffer), listing, retention (by age, then by total size,
-//! oldest first) and scanning newest-first with a bound on the records read.
+//! `<minute-ms, zero-padded>.flw` so that names sort by time. Owns appending (records gathered
+//! into compressed blocks), listing, and retention (by age, then by total size, oldest first).
 
-use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use actors::aggregator::FlowQuery;
+use lz4_flex::block::{compress_into_with_table, CompressTable};
 use proto::FlowRecord;
 
-use super::record::{self, HEADER_SIZE, RECORD_SIZE};
+use super::record::{self, BLOCK_HEADER_SIZE, BLOCK_RECORDS, HEADER_SIZE, MAX_PACKED, RECORD_SIZE};
+use super::scan;
 
 /// Width of a segment, ms.
 pub const MINUTE_MS: u64 = 60_000;
-/// How far ahead of this node's clock an exporter's clock may run: flows received in a minute
-/// are assumed to have ended no later than this after it (used to stop a time-bounded scan).
-pub const CLOCK_AHEAD_MS: u64 = 5 * MINUTE_MS;
-/// Records read from disk per read call when scanning.
-const CHUNK_RECORDS: usize = 512;
-/// Write buffer per open segment.
-const WRITE_BUFFER: usize = 256 * RECORD_SIZE;
 const EXTENSION: &str = "flw";
 
 /// One segment file on disk.
@@ -71,13 +63,34 @@ pub fn list(dir: &Path) -> io::Result<Vec<Segment>> {
 /// The segment being appended to.
 struct Open {
     minute_ms: u64,
-    file: BufWriter<File>,
+    file: File,
+    /// Bytes of whole blocks in the file: where the next block goes.
+    len: u64,
 }
 
-/// Appends flows to the segment of their minute of receipt.
+/// What a [`SegmentWriter`] has put on disk since it was last asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes added to the directory (headers and blocks).
+    pub bytes: u64,
+    /// Segments created.
+    pub segments: u64,
+    /// Records in blocks written.
+    pub records: u64,
+    /// Records in blocks lost to write errors.
+    pub lost: u64,
+}
+
+/// Appends flows to the segment of their minute of receipt, a compressed block at a time: up to
+/// [`record::BLOCK_RECORDS`] records wait in a block buffer, which is compressed and written when
+/// full, on [`SegmentWriter::flush`] and when the segment closes. Its buffers are allocated once.
 pub struct SegmentWriter {
     dir: PathBuf,
     open: Option<Open>,
+    block: Vec<u8>,
+    packed: Vec<u8>,
+    table: CompressTable,
+    written: Written,
 }
 
 impl SegmentWriter {
@@ -87,6 +100,10 @@ impl SegmentWriter {
         Ok(SegmentWriter {
             dir: dir.to_path_buf(),
             open: None,
+            block: Vec::with_capacity(BLOCK_RECORDS * RECORD_SIZE),
+            packed: vec![0u8; BLOCK_HEADER_SIZE + MAX_PACKED],
+            table: CompressTable::default(),
+            written: Written::default(),
         })
     }
 
@@ -95,49 +112,97 @@ impl SegmentWriter {
         self.open.as_ref().map(|o| o.minute_ms)
     }
 
-    /// Appends `flows` received at `receipt_ms`, rotating to that minute's segment first;
-    /// returns the bytes added to the directory (records and any new header).
-    pub fn append(&mut self, receipt_ms: u64, flows: &[FlowRecord]) -> io::Result<u64> {
-        let minute_ms = receipt_ms - receipt_ms % MINUTE_MS;
-        let mut added = 0;
-        let file = match &mut self.open {
-            Some(o) if o.minute_ms == minute_ms => &mut o.file,
-            _ => {
-                self.close()?;
-                let (file, header_bytes) = open_segment(&self.dir, minute_ms)?;
-                added += header_bytes;
-                &mut self.open.insert(Open { minute_ms, file }).file
-            }
-        };
-        let mut buf = [0u8; RECORD_SIZE];
-        for f in flows {
-            record::encode(f, &mut buf);
-            file.write_all(&buf)?;
-        }
-        Ok(added + (flows.len() * RECORD_SIZE) as u64)
+    /// What was put on disk since the last call.
+    pub fn take_written(&mut self) -> Written {
+        std::mem::take(&mut self.written)
     }
 
-    /// Writes buffered records to the file.
-    pub fn flush(&mut self) -> io::Result<()> {
-        match &mut self.open {
-            Some(o) => o.file.flush(),
-            None => Ok(()),
+    /// Appends `flows` received at `receipt_ms`, rotating to that minute's segment first.
+    pub fn append(&mut self, receipt_ms: u64, flows: &[FlowRecord]) -> io::Result<()> {
+        let minute_ms = receipt_ms - receipt_ms % MINUTE_MS;
+        if self.open_minute() != Some(minute_ms) {
+            let closed = self.close();
+            match open_segment(&self.dir, minute_ms, &mut self.written) {
+                Ok(open) => self.open = Some(open),
+                Err(e) => {
+                    self.written.lost += flows.len() as u64;
+                    return Err(e);
+                }
+            }
+            closed?;
         }
+        let mut buf = [0u8; RECORD_SIZE];
+        for (i, f) in flows.iter().enumerate() {
+            record::encode(f, &mut buf);
+            self.block.extend_from_slice(&buf);
+            if self.block.len() >= BLOCK_RECORDS * RECORD_SIZE {
+                if let Err(e) = self.write_block() {
+                    self.written.lost += (flows.len() - i - 1) as u64;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses and writes the records waiting in the block buffer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.write_block()
     }
 
     /// Flushes and closes the open segment.
     pub fn close(&mut self) -> io::Result<()> {
-        match self.open.take() {
-            Some(mut o) => o.file.flush(),
-            None => Ok(()),
+        let flushed = self.write_block();
+        self.open = None;
+        flushed
+    }
+
+    fn write_block(&mut self) -> io::Result<()> {
+        let count = self.block.len() / RECORD_SIZE;
+        if count == 0 {
+            return Ok(());
+        }
+        let Some(open) = self.open.as_mut() else {
+            self.block.clear();
+            return Ok(());
+        };
+        let too_small = || io::Error::other("block buffer too small");
+        let packed = match self.packed.get_mut(BLOCK_HEADER_SIZE..) {
+            Some(body) => compress_into_with_table(&self.block, body, &mut self.table)
+                .map_err(|e| io::Error::other(format!("lz4: {e}"))),
+            None => Err(too_small()),
+        };
+        self.block.clear();
+        let result = packed.and_then(|n| {
+            let header = record::block_header(count as u32, n as u32);
+            let frame = BLOCK_HEADER_SIZE + n;
+            let bytes = self.packed.get_mut(..frame).ok_or_else(too_small)?;
+            bytes[..BLOCK_HEADER_SIZE].copy_from_slice(&header);
+            open.file.write_all(bytes)?;
+            Ok(frame as u64)
+        });
+        match result {
+            Ok(frame) => {
+                open.len += frame;
+                self.written.bytes += frame;
+                self.written.records += count as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.written.lost += count as u64;
+                // Cut a partly written block off so the blocks after it stay reachable.
+                let _ = open.file.set_len(open.len);
+                let _ = open.file.seek(SeekFrom::Start(open.len));
+                Err(e)
+            }
         }
     }
 }
 
 /// Opens a minute's segment for appending: a new file gets a header; an existing one (a restart
-/// within the minute) is checked, and a partial record left by a crash is cut off so that the
-/// records appended next stay aligned. Returns the file and the header bytes written.
-fn open_segment(dir: &Path, minute_ms: u64) -> io::Result<(BufWriter<File>, u64)> {
+/// within the minute) is checked, and a partial block left by a crash is cut off so that the
+/// blocks appended next stay reachable.
+fn open_segment(dir: &Path, minute_ms: u64, written: &mut Written) -> io::Result<Open> {
     let path = segment_path(dir, minute_ms);
     let mut file = OpenOptions::new()
         .read(true)
@@ -150,14 +215,14 @@ fn open_segment(dir: &Path, minute_ms: u64) -> io::Result<(BufWriter<File>, u64)
     let valid = len >= HEADER_SIZE as u64
         && file.read_exact(&mut head).is_ok()
         && record::check_header(&head).is_ok();
-    let mut header_bytes = 0;
-    if valid {
-        let aligned = len - (len - HEADER_SIZE as u64) % RECORD_SIZE as u64;
-        if aligned != len {
-            tracing::warn!(path = %path.display(), cut = len - aligned, "raw segment: partial last record cut off");
-            file.set_len(aligned)?;
+    let end = if valid {
+        let blocks = scan::blocks(&mut file, len)?;
+        let end = blocks.end;
+        if end != len {
+            tracing::warn!(path = %path.display(), cut = len - end, "raw segment: partial last block cut off");
+            file.set_len(end)?;
         }
-        file.seek(SeekFrom::Start(aligned))?;
+        end
     } else {
         if len > 0 {
             tracing::warn!(path = %path.display(), "raw segment: unreadable header, segment rewritten");
@@ -165,9 +230,16 @@ fn open_segment(dir: &Path, minute_ms: u64) -> io::Result<(BufWriter<File>, u64)
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;
         file.write_all(&record::header(minute_ms))?;
-        header_bytes = HEADER_SIZE as u64;
-    }
-    Ok((BufWriter::with_capacity(WRITE_BUFFER, file), header_bytes))
+        written.bytes += HEADER_SIZE as u64;
+        written.segments += 1;
+        HEADER_SIZE as u64
+    };
+    file.seek(SeekFrom::Start(end))?;
+    Ok(Open {
+        minute_ms,
+        file,
+        len: end,
+    })
 }
 
 /// What retention left on disk.
@@ -216,122 +288,4 @@ pub fn prune(
     kept.files = segments.len() as u64;
     kept.bytes = total;
     Ok(kept)
-}
-
-/// Whether a flow matches a flow-explorer query (the same rules as the aggregator's ring).
-pub fn matches(q: &FlowQuery, f: &FlowRecord) -> bool {
-    q.src.is_none_or(|n| n.contains(&f.src_addr))
-        && q.dst.is_none_or(|n| n.contains(&f.dst_addr))
-        && q.host
-            .is_none_or(|n| n.contains(&f.src_addr) || n.contains(&f.dst_addr))
-        && q.port.is_none_or(|p| f.src_port == p || f.dst_port == p)
-        && q.protocol.is_none_or(|p| f.protocol == p)
-        && q.from_ms.is_none_or(|t| f.last_ms >= t)
-        && q.to_ms.is_none_or(|t| f.last_ms <= t)
-}
-
-/// The answer of a scan.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scan {
-    /// The page of matches, newest first.
-    pub items: Vec<FlowRecord>,
-    /// Matches among the records read.
-    pub total: u64,
-    /// Records read.
-    pub scanned: u64,
-    /// Records that failed their check and were skipped.
-    pub damaged: u64,
-    /// The scan stopped at its budget before reading every segment that could match.
-    pub truncated: bool,
-}
-
-/// Reads matches of `q` newest first (segments newest first, records in each from the last),
-/// keeping the page `q.offset .. q.offset + q.limit`, reading at most `budget` records.
-/// A segment whose header is wrong is skipped, with a warning the first time (`warned`
-/// remembers); a partial last record is ignored.
-pub fn scan(dir: &Path, q: &FlowQuery, budget: u64, warned: &mut HashSet<PathBuf>) -> Scan {
-    let mut out = Scan::default();
-    let segments = match list(dir) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "raw segments cannot be listed");
-            return out;
-        }
-    };
-    let mut chunk = vec![0u8; CHUNK_RECORDS * RECORD_SIZE];
-    for s in segments.iter().rev() {
-        let newest_possible = s.minute_ms.saturating_add(MINUTE_MS + CLOCK_AHEAD_MS);
-        if q.from_ms.is_some_and(|from| newest_possible < from) {
-            break;
-        }
-        if out.scanned >= budget {
-            out.truncated = true;
-            break;
-        }
-        match scan_segment(s, q, budget, &mut chunk, &mut out) {
-            Ok(()) => {}
-            Err(why) => {
-                if warned.insert(s.path.clone()) {
-                    tracing::warn!(path = %s.path.display(), why = %why, "raw segment skipped");
-                }
-            }
-        }
-    }
-    out
-}
-
-fn scan_segment(
-    s: &Segment,
-    q: &FlowQuery,
-    budget: u64,
-    chunk: &mut [u8],
-    out: &mut Scan,
-) -> Result<(), String> {
-    let mut file = match File::open(&s.path) {
-        Ok(f) => f,
-        // Deleted by retention since it was listed.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
-    let mut head = [0u8; HEADER_SIZE];
-    file.read_exact(&mut head)
-        .map_err(|e| format!("header: {e}"))?;
-    record::check_header(&head)?;
-    let records = len.saturating_sub(HEADER_SIZE as u64) / RECORD_SIZE as u64;
-    let mut end = records;
-    while end > 0 {
-        let start = end.saturating_sub(CHUNK_RECORDS as u64);
-        let n = (end - start) as usize;
-        let bytes = chunk
-            .get_mut(..n * RECORD_SIZE)
-            .ok_or_else(|| "chunk buffer too small".to_string())?;
-        file.seek(SeekFrom::Start(
-            HEADER_SIZE as u64 + start * RECORD_SIZE as u64,
-        ))
-        .and_then(|_| file.read_exact(bytes))
-        .map_err(|e| format!("records {start}..{end}: {e}"))?;
-        for rec in bytes.chunks_exact(RECORD_SIZE).rev() {
-            if out.scanned >= budget {
-                out.truncated = true;
-                return Ok(());
-            }
-            out.scanned += 1;
-            let Some(f) = <&[u8; RECORD_SIZE]>::try_from(rec)
-                .ok()
-                .and_then(record::decode)
-            else {
-                out.damaged += 1;
-                continue;
-            };
-            if matches(q, &f) {
-                if out.total >= q.offset as u64 && out.items.len() < q.limit {
-                    out.items.push(f);
-                }
-                out.total += 1;
-            }
-        }
-        end = start;
-    }
-    Ok(())
 }

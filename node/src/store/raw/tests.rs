@@ -1,5 +1,6 @@
-//! The raw tier on real files: layout round trips, minute rotation, crash leftovers, retention,
-//! paging with a bounded scan, and a sink that drops rather than waits.
+//! The raw tier on real files: layout round trips through compressed blocks, minute rotation,
+//! crash leftovers, damaged blocks, retention, paging with a bounded scan, and a sink that drops
+//! rather than waits.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -12,7 +13,8 @@ use actors::RawSink;
 use proto::FlowRecord;
 
 use super::record::tests::{v4_flow, v6_flow};
-use super::record::{self, HEADER_SIZE, RECORD_SIZE};
+use super::record::{self, BLOCK_RECORDS, RECORD_SIZE};
+use super::scan::{self, scan};
 use super::segment::{self, segment_path, SegmentWriter, MINUTE_MS};
 use super::{RawConfig, RawStore};
 
@@ -27,7 +29,15 @@ fn all() -> FlowQuery {
 }
 
 fn read_all(dir: &Path) -> Vec<FlowRecord> {
-    segment::scan(dir, &all(), u64::MAX, &mut HashSet::new()).items
+    scan(dir, &all(), u64::MAX, &mut HashSet::new()).items
+}
+
+fn sizes(dir: &Path) -> Vec<u64> {
+    segment::list(dir)
+        .expect("list")
+        .iter()
+        .map(|s| s.len)
+        .collect()
 }
 
 fn write(dir: &Path, at: u64, flows: &[FlowRecord]) {
@@ -41,9 +51,10 @@ fn tempdir() -> tempfile::TempDir {
 }
 
 #[test]
-fn records_round_trip_through_a_segment_exactly_v4_and_v6() {
+fn records_round_trip_through_compressed_blocks_exactly_v4_and_v6() {
     let dir = tempdir();
-    let flows: Vec<FlowRecord> = (0..50)
+    // Three blocks: two full, one partial.
+    let flows: Vec<FlowRecord> = (0..2 * BLOCK_RECORDS as u64 + 50)
         .map(|n| if n % 2 == 0 { v4_flow(n) } else { v6_flow(n) })
         .collect();
     write(dir.path(), T0 + 1, &flows);
@@ -53,7 +64,11 @@ fn records_round_trip_through_a_segment_exactly_v4_and_v6() {
     let len = fs::metadata(segment_path(dir.path(), T0))
         .expect("segment")
         .len();
-    assert_eq!(len, (HEADER_SIZE + 50 * RECORD_SIZE) as u64);
+    let raw = (flows.len() * RECORD_SIZE) as u64;
+    assert!(
+        len < raw / 2,
+        "{len} bytes on disk for {raw} bytes of records"
+    );
     assert_eq!(RECORD_SIZE, 136);
 }
 
@@ -84,21 +99,24 @@ fn each_minute_of_receipt_gets_its_own_segment_read_newest_first() {
 }
 
 #[test]
-fn a_truncated_last_record_is_ignored_then_cut_before_appending() {
+fn a_truncated_last_block_is_ignored_then_cut_before_appending() {
     let dir = tempdir();
-    write(dir.path(), T0, &[v4_flow(1), v4_flow(2), v4_flow(3)]);
+    let mut w = SegmentWriter::new(dir.path()).expect("writer");
+    w.append(T0, &[v4_flow(1), v4_flow(2)]).expect("append");
+    w.flush().expect("first block");
+    w.append(T0 + 1, &[v4_flow(3)]).expect("append");
+    w.close().expect("second block");
     let path = segment_path(dir.path(), T0);
     let full = fs::metadata(&path).expect("meta").len();
     let file = OpenOptions::new().write(true).open(&path).expect("open");
-    file.set_len(full - 50).expect("crash mid-record");
+    file.set_len(full - 5).expect("crash mid-block");
     assert_eq!(read_all(dir.path()), [v4_flow(2), v4_flow(1)]);
-    // A restart within the same minute appends after the last whole record.
+    // A restart within the same minute appends after the last whole block.
     write(dir.path(), T0 + 10, &[v4_flow(4)]);
     assert_eq!(read_all(dir.path()), [v4_flow(4), v4_flow(2), v4_flow(1)]);
-    assert_eq!(
-        fs::metadata(&path).expect("meta").len(),
-        (HEADER_SIZE + 3 * RECORD_SIZE) as u64
-    );
+    let len = fs::metadata(&path).expect("meta").len();
+    let blocks = scan::blocks(&mut fs::File::open(&path).expect("open"), len).expect("blocks");
+    assert_eq!((blocks.list.len(), blocks.end), (2, len));
 }
 
 #[test]
@@ -110,9 +128,31 @@ fn a_zeroed_tail_left_by_a_power_loss_is_not_read_as_flows() {
         .open(segment_path(dir.path(), T0))
         .expect("open");
     file.write_all(&[0u8; 2 * RECORD_SIZE]).expect("zeros");
-    let scan = segment::scan(dir.path(), &all(), u64::MAX, &mut HashSet::new());
+    let scan = scan(dir.path(), &all(), u64::MAX, &mut HashSet::new());
     assert_eq!(scan.items, [v4_flow(1)]);
-    assert_eq!((scan.scanned, scan.damaged), (3, 2));
+    assert_eq!((scan.scanned, scan.damaged), (1, 0));
+}
+
+#[test]
+fn a_block_that_does_not_inflate_is_skipped_and_counted_the_others_read() {
+    let dir = tempdir();
+    let mut w = SegmentWriter::new(dir.path()).expect("writer");
+    w.append(T0, &[v4_flow(1)]).expect("append");
+    w.flush().expect("first block");
+    w.append(T0, &[v4_flow(2), v4_flow(3)]).expect("append");
+    w.flush().expect("second block");
+    w.append(T0, &[v4_flow(4)]).expect("append");
+    w.close().expect("third block");
+    let path = segment_path(dir.path(), T0);
+    let mut bytes = fs::read(&path).expect("read");
+    let len = bytes.len() as u64;
+    let blocks = scan::blocks(&mut fs::File::open(&path).expect("open"), len).expect("blocks");
+    let second = blocks.list[1];
+    bytes[second.at as usize..second.at as usize + second.packed_len].fill(0xff);
+    fs::write(&path, &bytes).expect("write");
+    let scan = scan(dir.path(), &all(), u64::MAX, &mut HashSet::new());
+    assert_eq!(scan.items, [v4_flow(4), v4_flow(1)]);
+    assert_eq!((scan.scanned, scan.damaged), (4, 2));
 }
 
 #[test]
@@ -127,7 +167,7 @@ fn segments_with_a_bad_magic_version_or_header_are_skipped() {
         }),
         (T0 + 2 * MINUTE_MS, {
             let mut h = record::header(T0 + 2 * MINUTE_MS).to_vec();
-            h[4] = 2;
+            h[4] = 1;
             let mut rec = [0u8; RECORD_SIZE];
             record::encode(&v4_flow(9), &mut rec);
             h.extend_from_slice(&rec);
@@ -139,7 +179,7 @@ fn segments_with_a_bad_magic_version_or_header_are_skipped() {
     }
     fs::write(dir.path().join("notes.txt"), "not a segment").expect("write");
     let mut warned = HashSet::new();
-    let scan = segment::scan(dir.path(), &all(), u64::MAX, &mut warned);
+    let scan = scan(dir.path(), &all(), u64::MAX, &mut warned);
     assert_eq!(scan.items, [v4_flow(1)]);
     assert_eq!(warned.len(), 3, "each bad segment warned about once");
 }
@@ -166,24 +206,25 @@ fn retention_by_age_deletes_only_segments_older_than_it() {
         .collect();
     // Minute 7 ended at 8:00, 2.5 min before now: kept; minute 6 ended 3.5 min before.
     assert_eq!(left, [7, 8, 9]);
-    let seg = (HEADER_SIZE + 2 * RECORD_SIZE) as u64;
-    assert_eq!((kept.files, kept.bytes, kept.deleted), (3, 3 * seg, 7));
+    let left: u64 = sizes(dir.path()).iter().sum();
+    assert_eq!((kept.files, kept.bytes, kept.deleted), (3, left, 7));
 }
 
 #[test]
 fn retention_by_size_deletes_oldest_first_but_never_the_open_segment() {
     let dir = tempdir();
     segments(dir.path(), 5, 10);
-    let seg = (HEADER_SIZE + 10 * RECORD_SIZE) as u64;
+    let all_sizes = sizes(dir.path());
+    let newest_three: u64 = all_sizes[2..].iter().sum();
     let keep = Duration::from_secs(86_400);
-    let kept = segment::prune(dir.path(), T0, keep, 3 * seg, None).expect("prune");
-    assert_eq!((kept.files, kept.bytes, kept.deleted), (3, 3 * seg, 2));
+    let kept = segment::prune(dir.path(), T0, keep, newest_three, None).expect("prune");
+    assert_eq!((kept.files, kept.bytes, kept.deleted), (3, newest_three, 2));
     let oldest = segment::list(dir.path()).expect("list")[0].minute_ms;
     assert_eq!(oldest, T0 + 2 * MINUTE_MS);
     // Only the open segment is left when the bound is smaller than it.
     let open = Some(T0 + 2 * MINUTE_MS);
     let kept = segment::prune(dir.path(), T0, keep, 1, open).expect("prune");
-    assert_eq!((kept.files, kept.bytes), (1, seg));
+    assert_eq!((kept.files, kept.bytes), (1, all_sizes[2]));
     assert_eq!(
         segment::list(dir.path()).expect("list")[0].minute_ms,
         T0 + 2 * MINUTE_MS
@@ -196,7 +237,7 @@ fn scans_page_filter_and_stop_at_their_budget() {
     segments(dir.path(), 3, 40);
     let newest_first: Vec<FlowRecord> = read_all(dir.path());
     assert_eq!(newest_first.first(), Some(&v4_flow(2039)));
-    let page = |q: FlowQuery, budget| segment::scan(dir.path(), &q, budget, &mut HashSet::new());
+    let page = |q: FlowQuery, budget| scan(dir.path(), &q, budget, &mut HashSet::new());
 
     let p = page(
         FlowQuery {
@@ -242,7 +283,7 @@ fn a_scan_from_a_time_stops_before_segments_received_too_early_to_match() {
         from_ms: Some(T0 + 100 * MINUTE_MS),
         ..all()
     };
-    let scan = segment::scan(dir.path(), &q, u64::MAX, &mut HashSet::new());
+    let scan = scan(dir.path(), &q, u64::MAX, &mut HashSet::new());
     assert_eq!((scan.scanned, scan.truncated), (1, false));
 }
 
@@ -283,6 +324,6 @@ fn the_store_writes_flushes_on_request_prunes_on_open_and_counts() {
     let stats = store.stats();
     assert_eq!(stats.flows_written, 101);
     assert!(stats.files >= 1, "{stats:?}");
-    assert!(stats.bytes >= (HEADER_SIZE + 101 * RECORD_SIZE) as u64);
+    assert_eq!(stats.bytes, sizes(&flows).iter().sum::<u64>());
     assert_eq!((stats.dropped_batches, stats.write_errors), (0, 0));
 }

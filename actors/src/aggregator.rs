@@ -76,7 +76,8 @@ pub struct FlowQuery {
 }
 
 impl FlowQuery {
-    fn matches(&self, f: &FlowRecord) -> bool {
+    /// Whether a flow matches the query's filters and time range (paging aside).
+    pub fn matches(&self, f: &FlowRecord) -> bool {
         self.src.is_none_or(|n| n.contains(&f.src_addr))
             && self.dst.is_none_or(|n| n.contains(&f.dst_addr))
             && self

@@ -118,7 +118,8 @@ pub struct RetentionSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// sled page cache, MiB (sled's own default is 1 GiB).
+    /// sled page cache, MiB (sled's own default is 1 GiB). sled uses several times this under
+    /// write load; at 50k hosts 16 gave a peak RSS of 295 MB where 64 gave 330 MB.
     pub cache_capacity_mb: u64,
 }
 
@@ -207,7 +208,7 @@ impl Default for RetentionSection {
 impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
-            cache_capacity_mb: 64,
+            cache_capacity_mb: 16,
         }
     }
 }

@@ -69,18 +69,6 @@ pub fn blocks(file: &mut File, len: u64) -> io::Result<Blocks> {
     Ok(out)
 }
 
-/// Whether a flow matches a flow-explorer query (the same rules as the aggregator's ring).
-pub fn matches(q: &FlowQuery, f: &FlowRecord) -> bool {
-    q.src.is_none_or(|n| n.contains(&f.src_addr))
-        && q.dst.is_none_or(|n| n.contains(&f.dst_addr))
-        && q.host
-            .is_none_or(|n| n.contains(&f.src_addr) || n.contains(&f.dst_addr))
-        && q.port.is_none_or(|p| f.src_port == p || f.dst_port == p)
-        && q.protocol.is_none_or(|p| f.protocol == p)
-        && q.from_ms.is_none_or(|t| f.last_ms >= t)
-        && q.to_ms.is_none_or(|t| f.last_ms <= t)
-}
-
 /// The answer of a scan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Scan {
@@ -190,7 +178,7 @@ fn scan_segment(
                 out.damaged += 1;
                 continue;
             };
-            if matches(q, &f) {
+            if q.matches(&f) {
                 if out.total >= q.offset as u64 && out.items.len() < q.limit {
                     out.items.push(f);
                 }

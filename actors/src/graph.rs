@@ -194,6 +194,15 @@ impl GraphState {
         let mut events = Vec::new();
         for edge in edges {
             let key = edge.dependency;
+            // Hot path, one lookup: an active dependency's assets and service are active too,
+            // and their last-seen times are brought up to its own before expiry is decided.
+            if let Some(dep) = self.dependencies.get_mut(&key) {
+                if dep.seen.active {
+                    dep.seen.last_ms = dep.seen.last_ms.max(at);
+                    dep.traffic.merge(&edge.traffic);
+                    continue;
+                }
+            }
             self.touch_asset(key.client, at, &mut events);
             self.touch_asset(key.service.ip, at, &mut events);
             let service = self.services.entry(key.service).or_insert(Seen {
@@ -275,6 +284,19 @@ impl GraphState {
         let cutoff = now.saturating_sub(idle);
         let mut events = Vec::new();
         let mut gone_edges = Vec::new();
+        for (key, dep) in &self.dependencies {
+            if !dep.seen.active {
+                continue;
+            }
+            for ip in [key.client, key.service.ip] {
+                if let Some((_, seen)) = self.assets.get_mut(&ip) {
+                    seen.last_ms = seen.last_ms.max(dep.seen.last_ms);
+                }
+            }
+            if let Some(seen) = self.services.get_mut(&key.service) {
+                seen.last_ms = seen.last_ms.max(dep.seen.last_ms);
+            }
+        }
         for (key, dep) in &mut self.dependencies {
             if dep.seen.active && dep.seen.last_ms < cutoff && dep.traffic.flows == 0 {
                 dep.seen.active = false;
@@ -491,5 +513,117 @@ impl Actor for Graph {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+
+    use super::*;
+
+    struct Nowhere;
+
+    impl EventSink for Nowhere {
+        fn commit<'a>(
+            &'a self,
+            _batch: &'a EventBatch,
+        ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>> {
+            Box::pin(async { Ok(0) })
+        }
+    }
+
+    fn edge(client: [u8; 4], server: [u8; 4], port: u16) -> EdgeStats {
+        EdgeStats {
+            dependency: DependencyKey {
+                client: IpAddr::from(client),
+                service: ServiceKey {
+                    ip: IpAddr::from(server),
+                    port,
+                    protocol: 6,
+                },
+            },
+            traffic: TrafficDelta {
+                bytes_to_server: 100,
+                flows: 1,
+                ..TrafficDelta::default()
+            },
+        }
+    }
+
+    fn kinds(events: &[Event]) -> Vec<String> {
+        let mut v: Vec<String> = events
+            .iter()
+            .map(|e| {
+                format!("{:?}", e.kind)
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[tokio::test]
+    async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_expire_together() {
+        let mut g = GraphState {
+            config: GraphConfig {
+                internal_networks: vec![],
+                idle_expiry: Duration::from_secs(60),
+                stats_interval: Duration::from_secs(10),
+                max_edges_per_event: 1000,
+            },
+            committer: Committer::start(Arc::new(Nowhere), None, || {}),
+            graph: StableDiGraph::new(),
+            assets: FastMap::default(),
+            services: FastMap::default(),
+            dependencies: FastMap::default(),
+            pending: VecDeque::new(),
+        };
+        let t0 = 1_000_000;
+        let first = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0);
+        assert_eq!(
+            kinds(&first),
+            [
+                "AssetDiscovered",
+                "AssetDiscovered",
+                "DependencyDiscovered",
+                "ServiceDiscovered"
+            ]
+        );
+        // Seen again (the one-lookup path) 50 s later: nothing new, traffic merged.
+        assert!(g
+            .observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 50_000)
+            .is_empty());
+        let traffic = g.traffic_events(t0 + 50_000);
+        match traffic.first().map(|e| &e.kind) {
+            Some(EventKind::DependencyTraffic { edges }) => {
+                assert_eq!(edges.len(), 1);
+                assert_eq!(edges[0].traffic.bytes_to_server, 200);
+                assert_eq!(edges[0].traffic.flows, 2);
+            }
+            other => panic!("expected one traffic event, got {other:?}"),
+        }
+        // 70 s after the first sighting but 20 s after the last: assets and service stay.
+        assert!(g.expiry_events(t0 + 70_000).is_empty());
+        // Idle past the expiry after the last sighting: all four go at once.
+        let gone = g.expiry_events(t0 + 50_000 + 61_000);
+        assert_eq!(
+            kinds(&gone),
+            [
+                "AssetExpired",
+                "AssetExpired",
+                "DependencyExpired",
+                "ServiceExpired"
+            ]
+        );
+        assert_eq!(g.graph.edge_count(), 0);
+        // Seen again: rediscovered.
+        let again = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 200_000);
+        assert_eq!(kinds(&again), kinds(&first));
+        assert_eq!(g.graph.edge_count(), 1);
     }
 }

@@ -161,6 +161,7 @@ impl Node {
             max_page: config.api.max_page,
             raw: raw.clone(),
             raw_hot: config.retention.raw_hot,
+            disk_reads: Arc::new(tokio::sync::Semaphore::new(api::DISK_READS)),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

@@ -90,8 +90,15 @@ pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Fl
         let page = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?;
         return Ok(Json(FlowPage::from_memory(page)));
     }
+    let permit = s
+        .disk_reads
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| Failure::Internal(format!("raw flow read failed: {e}")))?;
     let raw = s.raw.clone();
     let page = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         // Whatever the aggregator handed over before this request is on disk when read.
         raw.flush(FLUSH_WAIT);
         let scan = raw.query(&query, SCAN_BUDGET);

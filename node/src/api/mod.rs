@@ -25,6 +25,9 @@ use crate::store::raw::RawStore;
 use crate::store::Projection;
 use params::Failure;
 
+/// Disk reads of raw flows that may run at once (each on a blocking thread).
+pub const DISK_READS: usize = 2;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +51,9 @@ pub struct AppState {
     pub raw: Arc<RawStore>,
     /// How far back the in-memory ring answers flow queries (`retention.raw_hot`).
     pub raw_hot: Duration,
+    /// Disk reads of raw flows running at once are bounded (each may scan millions of
+    /// records); further ones wait their turn.
+    pub disk_reads: Arc<tokio::sync::Semaphore>,
 }
 
 /// The OpenAPI document.

@@ -243,7 +243,10 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
     let totals = ask(&s.aggregator, AggregatorMsg::Totals).await?;
     let graph = ask(&s.graph, GraphMsg::Counts).await?;
     let raft = s.log.metrics();
-    let (assets, services, deps) = s.projection.counts();
+    let (assets, services, deps) = s
+        .projection
+        .counts()
+        .map_err(|e| Failure::Internal(format!("projection counts: {e}")))?;
     let (rss, peak) = rss_bytes();
     let lane = s.lane.stats();
     let mut out = String::new();
@@ -325,19 +328,19 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         "flowlens_assets",
         "Assets in the projection.",
         "gauge",
-        assets as u64,
+        assets,
     );
     gauge(
         "flowlens_services",
         "Services in the projection.",
         "gauge",
-        services as u64,
+        services,
     );
     gauge(
         "flowlens_dependencies",
         "Dependencies in the projection.",
         "gauge",
-        deps as u64,
+        deps,
     );
     gauge(
         "flowlens_graph_active_dependencies",

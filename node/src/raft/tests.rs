@@ -199,7 +199,7 @@ async fn replaying_the_log_into_an_empty_store_gives_an_identical_projection() {
     let live = log.projection().contents().unwrap();
     assert_eq!(replay.contents().unwrap(), live);
     // Five assets: the four discovered and the DNS server, known from traffic only.
-    assert_eq!(log.projection().counts(), (5, 3, 3));
+    assert_eq!(log.projection().counts().expect("counts"), (5, 3, 3));
     assert!(
         live.values().filter(|items| !items.is_empty()).count() >= 4,
         "{live:?}"

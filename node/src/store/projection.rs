@@ -19,6 +19,9 @@ const DEPENDENCIES: &str = "dependencies";
 const ALERTS: &str = "alerts";
 const HISTORY: &str = "history";
 const META: &str = "sm_meta";
+/// Meta key of the row counts of assets, services and dependencies (8 bytes big-endian each),
+/// kept with every entry so that counting needs no scan.
+const COUNTS: &[u8] = b"counts";
 
 /// The tree names, in snapshot order.
 const TREES: [&str; 6] = [ASSETS, SERVICES, DEPENDENCIES, ALERTS, HISTORY, META];
@@ -46,14 +49,24 @@ fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
 impl Projection {
     /// Opens (creating if needed) the projection's trees in `db`.
     pub fn open(db: &sled::Db) -> Result<Projection, StoreError> {
-        Ok(Projection {
+        let projection = Projection {
             assets: db.open_tree(ASSETS)?,
             services: db.open_tree(SERVICES)?,
             dependencies: db.open_tree(DEPENDENCIES)?,
             alerts: db.open_tree(ALERTS)?,
             history: db.open_tree(HISTORY)?,
             meta: db.open_tree(META)?,
-        })
+        };
+        if projection.meta.get(COUNTS)?.is_none() {
+            // A store written before the counts were kept: count once.
+            let counts = [
+                projection.assets.len() as u64,
+                projection.services.len() as u64,
+                projection.dependencies.len() as u64,
+            ];
+            projection.meta.insert(COUNTS, &encode_counts(counts)[..])?;
+        }
+        Ok(projection)
     }
 
     fn trees(&self) -> [&sled::Tree; 6] {
@@ -84,6 +97,7 @@ impl Projection {
                 assets,
                 services,
                 dependencies,
+                new: [0; 3],
             };
             if let Some(batch) = batch {
                 for (position, event) in batch.events.iter().enumerate() {
@@ -98,6 +112,13 @@ impl Projection {
             }
             for (key, value) in meta {
                 meta_tx.insert(*key, value.as_slice())?;
+            }
+            if fold.new != [0; 3] {
+                let mut counts = decode_counts(meta_tx.get(COUNTS)?.as_deref());
+                for (count, new) in counts.iter_mut().zip(fold.new) {
+                    *count = count.saturating_add(new);
+                }
+                meta_tx.insert(COUNTS, &encode_counts(counts)[..])?;
             }
             Ok(())
         });
@@ -225,13 +246,10 @@ impl Projection {
         decoded(DEPENDENCIES, self.dependencies.scan_prefix(keys::asset(ip)))
     }
 
-    /// Number of assets, services and dependencies.
-    pub fn counts(&self) -> (usize, usize, usize) {
-        (
-            self.assets.len(),
-            self.services.len(),
-            self.dependencies.len(),
-        )
+    /// Number of assets, services and dependencies (kept with every applied entry: no scan).
+    pub fn counts(&self) -> Result<(u64, u64, u64), StoreError> {
+        let [assets, services, dependencies] = decode_counts(self.meta.get(COUNTS)?.as_deref());
+        Ok((assets, services, dependencies))
     }
 
     /// History index entries (time, log index, event kind) between two times, inclusive.
@@ -274,6 +292,25 @@ where
     })
 }
 
+fn encode_counts(counts: [u64; 3]) -> [u8; 24] {
+    let mut out = [0; 24];
+    for (chunk, count) in out.chunks_exact_mut(8).zip(counts) {
+        chunk.copy_from_slice(&count.to_be_bytes());
+    }
+    out
+}
+
+/// Decodes [`encode_counts`]; a missing or short value counts as zero.
+fn decode_counts(bytes: Option<&[u8]>) -> [u64; 3] {
+    let mut counts = [0; 3];
+    if let Some(bytes) = bytes {
+        for (count, chunk) in counts.iter_mut().zip(bytes.chunks_exact(8)) {
+            *count = chunk.try_into().map_or(0, u64::from_be_bytes);
+        }
+    }
+    counts
+}
+
 fn take_chunk(bytes: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
     let (len, rest) = bytes
         .split_first_chunk::<4>()
@@ -293,6 +330,8 @@ struct Fold<'a> {
     assets: &'a TransactionalTree,
     services: &'a TransactionalTree,
     dependencies: &'a TransactionalTree,
+    /// Rows created so far: assets, services, dependencies.
+    new: [u64; 3],
 }
 
 impl Fold<'_> {
@@ -398,8 +437,12 @@ impl Fold<'_> {
             .transpose()
     }
 
-    fn asset_or_new(&self, ip: IpAddr, at: u64) -> TxResult<Asset> {
-        Ok(self.get_asset(ip)?.unwrap_or(Asset {
+    fn asset_or_new(&mut self, ip: IpAddr, at: u64) -> TxResult<Asset> {
+        if let Some(asset) = self.get_asset(ip)? {
+            return Ok(asset);
+        }
+        self.new[0] += 1;
+        Ok(Asset {
             ip,
             internal: false,
             status: Status::Active,
@@ -409,7 +452,7 @@ impl Fold<'_> {
             bytes_out: 0,
             packets_in: 0,
             packets_out: 0,
-        }))
+        })
     }
 
     fn put_asset(&self, asset: &Asset) -> TxResult<()> {
@@ -424,8 +467,12 @@ impl Fold<'_> {
             .transpose()
     }
 
-    fn service_or_new(&self, key: &ServiceKey, at: u64) -> TxResult<Service> {
-        Ok(self.get_service(key)?.unwrap_or(Service {
+    fn service_or_new(&mut self, key: &ServiceKey, at: u64) -> TxResult<Service> {
+        if let Some(service) = self.get_service(key)? {
+            return Ok(service);
+        }
+        self.new[1] += 1;
+        Ok(Service {
             id: key.id(),
             key: *key,
             name: None,
@@ -435,7 +482,7 @@ impl Fold<'_> {
             bytes_in: 0,
             bytes_out: 0,
             flows: 0,
-        }))
+        })
     }
 
     fn put_service(&self, service: &Service) -> TxResult<()> {
@@ -451,10 +498,11 @@ impl Fold<'_> {
             .transpose()
     }
 
-    fn dependency_or_new(&self, key: &DependencyKey, at: u64) -> TxResult<Dependency> {
+    fn dependency_or_new(&mut self, key: &DependencyKey, at: u64) -> TxResult<Dependency> {
         if let Some(d) = self.get_dependency(key)? {
             return Ok(d);
         }
+        self.new[2] += 1;
         let service_name = self.get_service(&key.service)?.and_then(|s| s.name);
         Ok(Dependency {
             id: key.id(),
@@ -475,5 +523,80 @@ impl Fold<'_> {
         self.dependencies
             .insert(keys::dependency(&d.key), to_value(d))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use proto::event::{EdgeStats, Event};
+
+    use super::*;
+
+    fn key(client: u8, server: u8, port: u16) -> DependencyKey {
+        let ip = |d| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
+        DependencyKey {
+            client: ip(client),
+            service: ServiceKey {
+                ip: ip(server),
+                port,
+                protocol: 6,
+            },
+        }
+    }
+
+    fn traffic(keys: &[DependencyKey]) -> EventBatch {
+        let edges = keys
+            .iter()
+            .map(|k| EdgeStats {
+                dependency: *k,
+                traffic: TrafficDelta {
+                    bytes_to_server: 100,
+                    flows: 1,
+                    first_ms: 1_000,
+                    last_ms: 2_000,
+                    ..TrafficDelta::default()
+                },
+            })
+            .collect();
+        EventBatch::new(vec![Event {
+            at_ms: 2_000,
+            kind: EventKind::DependencyTraffic { edges },
+        }])
+    }
+
+    fn scanned(p: &Projection) -> (u64, u64, u64) {
+        (
+            p.assets.len() as u64,
+            p.services.len() as u64,
+            p.dependencies.len() as u64,
+        )
+    }
+
+    #[test]
+    fn counts_follow_new_rows_only_and_are_rebuilt_for_an_old_store() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let p = Projection::open(&db).unwrap();
+        assert_eq!(p.counts().unwrap(), (0, 0, 0));
+        // Two clients of one service, then the same rows again plus a new server.
+        p.apply(1, Some(&traffic(&[key(1, 9, 443), key(2, 9, 443)])), &[])
+            .unwrap();
+        assert_eq!(p.counts().unwrap(), (3, 1, 2));
+        p.apply(
+            2,
+            Some(&traffic(&[key(1, 9, 443), key(1, 8, 22), key(1, 8, 22)])),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.counts().unwrap(), (4, 2, 3));
+        assert_eq!(p.counts().unwrap(), scanned(&p));
+
+        // A store written before counts were kept gets them counted when opened.
+        p.meta.remove(COUNTS).unwrap();
+        drop(p);
+        let reopened = Projection::open(&db).unwrap();
+        assert_eq!(reopened.counts().unwrap(), (4, 2, 3));
     }
 }

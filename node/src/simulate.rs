@@ -51,6 +51,10 @@ pub struct SimulateArgs {
     /// PRNG seed (same seed → same network and flows).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Grow the network to at least this many dependencies with extra client → web calls
+    /// (HTTPS 443, HTTP 80, 8443); by default a network has about three per client.
+    #[arg(long)]
+    pub dependencies: Option<u32>,
 }
 
 /// What a run sent.
@@ -184,7 +188,7 @@ impl Kind {
 }
 
 /// One directed dependency: `src` calls `dst` on `port` over `proto`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Edge {
     src: Ipv4Addr,
     dst: Ipv4Addr,
@@ -306,6 +310,36 @@ impl Network {
             scan: scan.then_some((scanner, target)),
             scan_step: 0,
             pending: None,
+        }
+    }
+
+    /// Adds client → web-server calls (TCP 443, 80 or 8443, each pair and port once) until the
+    /// network has at least `target` dependencies or no new pair is left to add.
+    pub fn widen(&mut self, target: usize) {
+        let web = &self.edges[Kind::Web as usize];
+        let mut have: std::collections::HashSet<Edge> = web.iter().copied().collect();
+        let mut clients: Vec<Ipv4Addr> = web.iter().map(|e| e.src).collect();
+        let mut servers: Vec<Ipv4Addr> = web.iter().map(|e| e.dst).collect();
+        for v in [&mut clients, &mut servers] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        let room = clients.len() * servers.len() * 3;
+        let mut total: usize = self.edges.iter().map(Vec::len).sum();
+        let mut tries = 0;
+        while total < target && have.len() < room && tries < 8 * target {
+            tries += 1;
+            let port = [443, 80, 8443][self.rng.below(3) as usize];
+            let edge = Edge {
+                src: self.rng.pick(&clients),
+                dst: self.rng.pick(&servers),
+                port,
+                proto: TCP,
+            };
+            if have.insert(edge) {
+                self.edges[Kind::Web as usize].push(edge);
+                total += 1;
+            }
         }
     }
 
@@ -712,6 +746,9 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<SimulateReport> {
         .await
         .with_context(|| format!("binding a UDP socket on {bind}"))?;
     let mut network = Network::new(args.hosts, args.scan, args.seed);
+    if let Some(target) = args.dependencies {
+        network.widen(target as usize);
+    }
     let mut exporter = Exporter::new(args.proto, 1);
     tracing::info!(to = %args.to, proto = ?args.proto, rate = args.rate, hosts = args.hosts,
         dependencies = network.dependencies().len(), "simulating");
@@ -904,6 +941,35 @@ mod tests {
         assert!(servers.len() > 3_000, "{}", servers.len());
     }
 
+    #[test]
+    fn widening_adds_distinct_web_calls_up_to_the_target_or_what_fits() {
+        let mut net = Network::new(50_000, false, 1);
+        let before = net.dependencies();
+        net.widen(200_000);
+        let after = net.dependencies();
+        assert!(
+            after.len() >= 200_000 && after.len() < 200_010,
+            "{}",
+            after.len()
+        );
+        let distinct: std::collections::HashSet<_> = after.iter().collect();
+        assert_eq!(distinct.len(), after.len());
+        assert!(before.iter().all(|d| distinct.contains(d)));
+        // A tiny network runs out of pairs: it stops, with every pair used once.
+        let mut tiny = Network::new(1, false, 1);
+        tiny.widen(1_000);
+        let deps = tiny.dependencies();
+        assert!(deps.len() < 1_000);
+        assert_eq!(
+            deps.iter().collect::<std::collections::HashSet<_>>().len(),
+            deps.len()
+        );
+        // Same seed, same widened network.
+        let mut again = Network::new(50_000, false, 1);
+        again.widen(200_000);
+        assert_eq!(again.dependencies(), after);
+    }
+
     #[tokio::test]
     async fn run_delivers_every_flow_over_loopback() {
         // Current-thread runtime: the sender yields after each batch and the receiver drains.
@@ -926,6 +992,7 @@ mod tests {
             flows: Some(5_000),
             scan: true,
             seed: 1,
+            dependencies: Some(400),
         };
         let report = run(&args).await.expect("run");
         assert_eq!(report.flows, 5_000);

@@ -115,9 +115,13 @@ struct Seen {
 
 /// One dependency: its edge while active, when it was last seen and the traffic not yet
 /// committed. One map holds all of it: at 200 k dependencies every extra map costs megabytes.
+/// Flat, so that the flags share padding (80 bytes).
 struct DepState {
     edge: Option<EdgeIndex>,
-    seen: Seen,
+    last_ms: u64,
+    active: bool,
+    /// Equal to the graph's `mark` once the current (or last) traffic sweep has visited it.
+    swept: bool,
     traffic: TrafficDelta,
 }
 
@@ -130,6 +134,10 @@ pub struct GraphState {
     services: FastMap<ServiceKey, Seen>,
     dependencies: FastMap<DependencyKey, DepState>,
     pending: VecDeque<EventBatch>,
+    /// The time of the traffic sweep under way, if any.
+    sweep: Option<u64>,
+    /// Flips at the start of each sweep; a dependency whose `swept` differs is not visited yet.
+    mark: bool,
 }
 
 /// The graph actor.
@@ -197,8 +205,8 @@ impl GraphState {
             // Hot path, one lookup: an active dependency's assets and service are active too,
             // and their last-seen times are brought up to its own before expiry is decided.
             if let Some(dep) = self.dependencies.get_mut(&key) {
-                if dep.seen.active {
-                    dep.seen.last_ms = dep.seen.last_ms.max(at);
+                if dep.active {
+                    dep.last_ms = dep.last_ms.max(at);
                     dep.traffic.merge(&edge.traffic);
                     continue;
                 }
@@ -223,17 +231,17 @@ impl GraphState {
             }
             let from = self.node(key.client);
             let to = self.node(key.service.ip);
+            // New during a sweep: its traffic goes with the next one.
             let dep = self.dependencies.entry(key).or_insert(DepState {
                 edge: None,
-                seen: Seen {
-                    last_ms: 0,
-                    active: false,
-                },
+                last_ms: 0,
+                active: false,
+                swept: self.mark,
                 traffic: TrafficDelta::default(),
             });
-            dep.seen.last_ms = dep.seen.last_ms.max(at);
-            if !dep.seen.active {
-                dep.seen.active = true;
+            dep.last_ms = dep.last_ms.max(at);
+            if !dep.active {
+                dep.active = true;
                 if dep.edge.is_none() {
                     dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
                 }
@@ -247,13 +255,37 @@ impl GraphState {
         events
     }
 
-    /// The traffic not yet committed, as events of at most `max_edges_per_event` edges each;
-    /// built straight from the dependency map, without an intermediate copy.
-    fn traffic_events(&mut self, at: u64) -> Vec<Event> {
+    /// Starts a traffic sweep stamped `at`, unless one is under way.
+    fn start_sweep(&mut self, at: u64) {
+        if self.sweep.is_none() {
+            self.mark = !self.mark;
+            self.sweep = Some(at);
+        }
+    }
+
+    /// The sweep's next traffic, at most `limit` edges, as events of at most
+    /// `max_edges_per_event` edges each, taken straight from the dependency map; the sweep ends
+    /// once every dependency has been visited. Only what goes to the log now is ever copied, so
+    /// a period's traffic never sits in memory twice, whatever the size of the map.
+    fn sweep_events(&mut self, limit: usize) -> Vec<Event> {
+        let Some(at) = self.sweep else {
+            return Vec::new();
+        };
         let max = self.config.max_edges_per_event.max(1);
+        let mark = self.mark;
         let mut events = Vec::new();
         let mut edges = Vec::new();
+        let mut taken = 0;
+        let mut done = true;
         for (key, dep) in &mut self.dependencies {
+            if dep.swept == mark {
+                continue;
+            }
+            if taken == limit {
+                done = false;
+                break;
+            }
+            dep.swept = mark;
             if dep.traffic.flows == 0 {
                 continue;
             }
@@ -261,11 +293,12 @@ impl GraphState {
                 dependency: *key,
                 traffic: std::mem::take(&mut dep.traffic),
             });
+            taken += 1;
             if edges.len() == max {
                 events.push(Event {
                     at_ms: at,
                     kind: EventKind::DependencyTraffic {
-                        edges: std::mem::replace(&mut edges, Vec::with_capacity(max)),
+                        edges: std::mem::take(&mut edges),
                     },
                 });
             }
@@ -276,7 +309,20 @@ impl GraphState {
                 kind: EventKind::DependencyTraffic { edges },
             });
         }
+        if done {
+            self.sweep = None;
+        }
         events
+    }
+
+    /// Hands the committer the sweep's next batches while it has room, or all of them.
+    fn sweep(&mut self, all: bool) {
+        while self.sweep.is_some()
+            && (all || (self.pending.is_empty() && self.committer.has_room()))
+        {
+            let events = self.sweep_events(MAX_BATCH_WEIGHT);
+            self.commit(events);
+        }
     }
 
     fn expiry_events(&mut self, now: u64) -> Vec<Event> {
@@ -285,21 +331,21 @@ impl GraphState {
         let mut events = Vec::new();
         let mut gone_edges = Vec::new();
         for (key, dep) in &self.dependencies {
-            if !dep.seen.active {
+            if !dep.active {
                 continue;
             }
             for ip in [key.client, key.service.ip] {
                 if let Some((_, seen)) = self.assets.get_mut(&ip) {
-                    seen.last_ms = seen.last_ms.max(dep.seen.last_ms);
+                    seen.last_ms = seen.last_ms.max(dep.last_ms);
                 }
             }
             if let Some(seen) = self.services.get_mut(&key.service) {
-                seen.last_ms = seen.last_ms.max(dep.seen.last_ms);
+                seen.last_ms = seen.last_ms.max(dep.last_ms);
             }
         }
         for (key, dep) in &mut self.dependencies {
-            if dep.seen.active && dep.seen.last_ms < cutoff && dep.traffic.flows == 0 {
-                dep.seen.active = false;
+            if dep.active && dep.last_ms < cutoff && dep.traffic.flows == 0 {
+                dep.active = false;
                 if let Some(e) = dep.edge.take() {
                     gone_edges.push(e);
                 }
@@ -373,8 +419,10 @@ impl GraphState {
 
     /// Commits everything observed so far and resolves once it is in the log.
     async fn flush(&mut self) {
-        let events = self.traffic_events(now_ms());
-        self.commit(events);
+        // The sweep under way passed dependencies that have seen traffic since: a second one.
+        self.sweep(true);
+        self.start_sweep(now_ms());
+        self.sweep(true);
         while let Some(batch) = self.pending.pop_front() {
             self.committer.queue(batch).await;
         }
@@ -419,6 +467,8 @@ impl Actor for Graph {
             services: FastMap::default(),
             dependencies: FastMap::default(),
             pending: VecDeque::new(),
+            sweep: None,
+            mark: false,
         };
         let now = now_ms();
         // Known things count as seen now: the node was down, not the network.
@@ -457,10 +507,9 @@ impl Actor for Graph {
                 d.key,
                 DepState {
                     edge,
-                    seen: Seen {
-                        last_ms: now,
-                        active,
-                    },
+                    last_ms: now,
+                    active,
+                    swept: false,
                     traffic: TrafficDelta::default(),
                 },
             );
@@ -494,16 +543,19 @@ impl Actor for Graph {
                 let now = now_ms();
                 state.drain();
                 // While the log is behind, traffic keeps merging per dependency instead of
-                // piling up as batches: it goes with the first tick that finds the queue clear.
-                let mut events = if state.pending.is_empty() && state.committer.has_room() {
-                    state.traffic_events(now)
-                } else {
-                    Vec::new()
-                };
-                events.extend(state.expiry_events(now));
+                // piling up as batches: a sweep starts with the first tick that finds the queue
+                // clear, and goes on batch by batch as the committer makes room.
+                if state.pending.is_empty() && state.committer.has_room() {
+                    state.start_sweep(now);
+                }
+                state.sweep(false);
+                let events = state.expiry_events(now);
                 state.commit(events);
             }
-            GraphMsg::Drain => state.drain(),
+            GraphMsg::Drain => {
+                state.drain();
+                state.sweep(false);
+            }
             GraphMsg::Flush(reply) => {
                 state.flush().await;
                 let _ = reply.send(());
@@ -567,14 +619,13 @@ mod tests {
         v
     }
 
-    #[tokio::test]
-    async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_expire_together() {
-        let mut g = GraphState {
+    fn state(max_edges_per_event: usize) -> GraphState {
+        GraphState {
             config: GraphConfig {
                 internal_networks: vec![],
                 idle_expiry: Duration::from_secs(60),
                 stats_interval: Duration::from_secs(10),
-                max_edges_per_event: 1000,
+                max_edges_per_event,
             },
             committer: Committer::start(Arc::new(Nowhere), None, || {}),
             graph: StableDiGraph::new(),
@@ -582,7 +633,61 @@ mod tests {
             services: FastMap::default(),
             dependencies: FastMap::default(),
             pending: VecDeque::new(),
-        };
+            sweep: None,
+            mark: false,
+        }
+    }
+
+    /// Edges and bytes of the traffic events among `events`.
+    fn traffic_of(events: &[Event]) -> (usize, u64) {
+        let mut out = (0, 0);
+        for e in events {
+            if let EventKind::DependencyTraffic { edges } = &e.kind {
+                assert!(edges.len() <= 1000);
+                out.0 += edges.len();
+                out.1 += edges.iter().map(|e| e.traffic.bytes_to_server).sum::<u64>();
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
+        let mut g = state(1000);
+        let many: Vec<EdgeStats> = (0..5000u32)
+            .map(|i| {
+                let [_, _, a, b] = i.to_be_bytes();
+                edge([10, 1, a, b], [10, 2, 0, 1], 443)
+            })
+            .collect();
+        g.observe(many.clone(), 1_000);
+        g.start_sweep(2_000);
+        let first = g.sweep_events(2000);
+        assert_eq!(first.len(), 2);
+        assert_eq!(traffic_of(&first), (2000, 200_000));
+        assert!(g.sweep.is_some());
+        // Mid-sweep: everything seen again, plus a new dependency.
+        g.observe(many, 3_000);
+        g.observe(vec![edge([10, 9, 9, 9], [10, 2, 0, 1], 443)], 3_000);
+        // A second start does not restart the sweep under way.
+        g.start_sweep(4_000);
+        let rest: Vec<Event> = [g.sweep_events(2000), g.sweep_events(2000)].concat();
+        assert!(rest.iter().all(|e| e.at_ms == 2_000));
+        // Not yet visited: both observations; already visited or new: wait for the next sweep.
+        assert_eq!(traffic_of(&rest), (3000, 600_000));
+        assert!(g.sweep.is_none());
+        g.start_sweep(10_000);
+        let next = g.sweep_events(usize::MAX);
+        assert_eq!(traffic_of(&next), (2001, 200_100));
+        assert!(g.sweep.is_none());
+        // Nothing is left: a sweep over a quiet map is empty.
+        g.start_sweep(20_000);
+        assert!(g.sweep_events(usize::MAX).is_empty());
+    }
+
+    #[tokio::test]
+    async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_expire_together() {
+        let mut g = state(1000);
         let t0 = 1_000_000;
         let first = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0);
         assert_eq!(
@@ -598,7 +703,9 @@ mod tests {
         assert!(g
             .observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 50_000)
             .is_empty());
-        let traffic = g.traffic_events(t0 + 50_000);
+        g.start_sweep(t0 + 50_000);
+        let traffic = g.sweep_events(usize::MAX);
+        assert!(g.sweep.is_none());
         match traffic.first().map(|e| &e.kind) {
             Some(EventKind::DependencyTraffic { edges }) => {
                 assert_eq!(edges.len(), 1);

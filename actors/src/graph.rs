@@ -5,8 +5,9 @@
 //! then goes on to the rollups. At start it is seeded from the projection, so a restart does not
 //! rediscover what is already known.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,14 +116,17 @@ struct Seen {
 
 /// One dependency: its edge while active, when it was last seen and the traffic not yet
 /// committed. One map holds all of it: at 200 k dependencies every extra map costs megabytes.
-/// Flat, so that the flags share padding (80 bytes).
 struct DepState {
     edge: Option<EdgeIndex>,
     last_ms: u64,
     active: bool,
-    /// Equal to the graph's `mark` once the current (or last) traffic sweep has visited it.
-    swept: bool,
     traffic: TrafficDelta,
+}
+
+/// A traffic sweep under way: its time, and the last dependency it has visited.
+struct Sweep {
+    at: u64,
+    after: Option<DependencyKey>,
 }
 
 /// The graph's state.
@@ -132,12 +136,11 @@ pub struct GraphState {
     graph: StableDiGraph<IpAddr, ServicePort>,
     assets: FastMap<IpAddr, (NodeIndex, Seen)>,
     services: FastMap<ServiceKey, Seen>,
-    dependencies: FastMap<DependencyKey, DepState>,
+    /// In key order, which is the projection's and the rollups' storage order: a sweep's batches
+    /// each touch a narrow run of their pages instead of pages all over the store.
+    dependencies: BTreeMap<DependencyKey, DepState>,
     pending: VecDeque<EventBatch>,
-    /// The time of the traffic sweep under way, if any.
-    sweep: Option<u64>,
-    /// Flips at the start of each sweep; a dependency whose `swept` differs is not visited yet.
-    mark: bool,
+    sweep: Option<Sweep>,
 }
 
 /// The graph actor.
@@ -231,12 +234,10 @@ impl GraphState {
             }
             let from = self.node(key.client);
             let to = self.node(key.service.ip);
-            // New during a sweep: its traffic goes with the next one.
             let dep = self.dependencies.entry(key).or_insert(DepState {
                 edge: None,
                 last_ms: 0,
                 active: false,
-                swept: self.mark,
                 traffic: TrafficDelta::default(),
             });
             dep.last_ms = dep.last_ms.max(at);
@@ -258,34 +259,37 @@ impl GraphState {
     /// Starts a traffic sweep stamped `at`, unless one is under way.
     fn start_sweep(&mut self, at: u64) {
         if self.sweep.is_none() {
-            self.mark = !self.mark;
-            self.sweep = Some(at);
+            self.sweep = Some(Sweep { at, after: None });
         }
     }
 
-    /// The sweep's next traffic, at most `limit` edges, as events of at most
+    /// The sweep's next traffic, at most `limit` edges in key order, as events of at most
     /// `max_edges_per_event` edges each, taken straight from the dependency map; the sweep ends
-    /// once every dependency has been visited. Only what goes to the log now is ever copied, so
-    /// a period's traffic never sits in memory twice, whatever the size of the map.
+    /// after the last dependency. Only what goes to the log now is ever copied, so a period's
+    /// traffic never sits in memory twice, whatever the size of the map. Traffic a dependency
+    /// sees after the sweep passed it goes with the next sweep.
     fn sweep_events(&mut self, limit: usize) -> Vec<Event> {
-        let Some(at) = self.sweep else {
+        let Some(sweep) = &mut self.sweep else {
             return Vec::new();
         };
+        let at = sweep.at;
         let max = self.config.max_edges_per_event.max(1);
-        let mark = self.mark;
+        let range = match sweep.after {
+            None => self.dependencies.range_mut(..),
+            Some(after) => self
+                .dependencies
+                .range_mut((Bound::Excluded(after), Bound::Unbounded)),
+        };
         let mut events = Vec::new();
         let mut edges = Vec::new();
         let mut taken = 0;
         let mut done = true;
-        for (key, dep) in &mut self.dependencies {
-            if dep.swept == mark {
-                continue;
-            }
+        for (key, dep) in range {
             if taken == limit {
                 done = false;
                 break;
             }
-            dep.swept = mark;
+            sweep.after = Some(*key);
             if dep.traffic.flows == 0 {
                 continue;
             }
@@ -315,11 +319,9 @@ impl GraphState {
         events
     }
 
-    /// Hands the committer the sweep's next batches while it has room, or all of them.
-    fn sweep(&mut self, all: bool) {
-        while self.sweep.is_some()
-            && (all || (self.pending.is_empty() && self.committer.has_room()))
-        {
+    /// Hands the committer the sweep's next batches while it has room.
+    fn sweep(&mut self) {
+        while self.sweep.is_some() && self.pending.is_empty() && self.committer.has_room() {
             let events = self.sweep_events(MAX_BATCH_WEIGHT);
             self.commit(events);
         }
@@ -420,11 +422,21 @@ impl GraphState {
     /// Commits everything observed so far and resolves once it is in the log.
     async fn flush(&mut self) {
         // The sweep under way passed dependencies that have seen traffic since: a second one.
-        self.sweep(true);
-        self.start_sweep(now_ms());
-        self.sweep(true);
-        while let Some(batch) = self.pending.pop_front() {
-            self.committer.queue(batch).await;
+        // Batch by batch, waiting for the committer, so that memory stays bounded here too.
+        for fresh in [false, true] {
+            if fresh {
+                self.start_sweep(now_ms());
+            }
+            loop {
+                while let Some(batch) = self.pending.pop_front() {
+                    self.committer.queue(batch).await;
+                }
+                if self.sweep.is_none() {
+                    break;
+                }
+                let events = self.sweep_events(MAX_BATCH_WEIGHT);
+                self.commit(events);
+            }
         }
         self.committer.barrier().await;
     }
@@ -465,10 +477,9 @@ impl Actor for Graph {
             graph: StableDiGraph::new(),
             assets: FastMap::default(),
             services: FastMap::default(),
-            dependencies: FastMap::default(),
+            dependencies: BTreeMap::new(),
             pending: VecDeque::new(),
             sweep: None,
-            mark: false,
         };
         let now = now_ms();
         // Known things count as seen now: the node was down, not the network.
@@ -509,7 +520,6 @@ impl Actor for Graph {
                     edge,
                     last_ms: now,
                     active,
-                    swept: false,
                     traffic: TrafficDelta::default(),
                 },
             );
@@ -548,13 +558,13 @@ impl Actor for Graph {
                 if state.pending.is_empty() && state.committer.has_room() {
                     state.start_sweep(now);
                 }
-                state.sweep(false);
+                state.sweep();
                 let events = state.expiry_events(now);
                 state.commit(events);
             }
             GraphMsg::Drain => {
                 state.drain();
-                state.sweep(false);
+                state.sweep();
             }
             GraphMsg::Flush(reply) => {
                 state.flush().await;
@@ -631,10 +641,9 @@ mod tests {
             graph: StableDiGraph::new(),
             assets: FastMap::default(),
             services: FastMap::default(),
-            dependencies: FastMap::default(),
+            dependencies: BTreeMap::new(),
             pending: VecDeque::new(),
             sweep: None,
-            mark: false,
         }
     }
 
@@ -673,12 +682,13 @@ mod tests {
         g.start_sweep(4_000);
         let rest: Vec<Event> = [g.sweep_events(2000), g.sweep_events(2000)].concat();
         assert!(rest.iter().all(|e| e.at_ms == 2_000));
-        // Not yet visited: both observations; already visited or new: wait for the next sweep.
-        assert_eq!(traffic_of(&rest), (3000, 600_000));
+        // Not yet visited: both observations, and the new one (after the cursor in key order);
+        // already visited: waits for the next sweep.
+        assert_eq!(traffic_of(&rest), (3001, 600_100));
         assert!(g.sweep.is_none());
         g.start_sweep(10_000);
         let next = g.sweep_events(usize::MAX);
-        assert_eq!(traffic_of(&next), (2001, 200_100));
+        assert_eq!(traffic_of(&next), (2000, 200_000));
         assert!(g.sweep.is_none());
         // Nothing is left: a sweep over a quiet map is empty.
         g.start_sweep(20_000);

@@ -64,7 +64,8 @@ pub struct CollectorSection {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AggregatorSection {
-    /// Recent flows kept in memory for the flow explorer.
+    /// Recent flows kept in memory for the flow explorer (144 bytes each); a query without a
+    /// time range that they cannot fill once older flows have gone is read from disk.
     pub recent_flows: usize,
     /// How often dependency traffic is handed to the graph.
     #[serde(with = "humantime_serde")]
@@ -175,7 +176,7 @@ impl Default for CollectorSection {
 impl Default for AggregatorSection {
     fn default() -> Self {
         AggregatorSection {
-            recent_flows: 100_000,
+            recent_flows: 50_000,
             flush_interval: Duration::from_secs(5),
             window: Duration::from_secs(300),
         }

@@ -95,8 +95,7 @@ impl Node {
             "projection loaded"
         );
         let r = &config.retention;
-        let rollups: Arc<dyn RollupSink> =
-            Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
+        let rollups = Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
         let raw = RawStore::open(RawConfig {
             dir: config.data_dir.join("flows"),
             keep: r.raw,
@@ -114,7 +113,7 @@ impl Node {
                 },
                 sink: Arc::new(LogSink(log.clone())),
                 known,
-                rollups: Some(rollups),
+                rollups: Some(rollups.clone() as Arc<dyn RollupSink>),
             },
         )
         .await?;
@@ -160,6 +159,8 @@ impl Node {
             started,
             max_page: config.api.max_page,
             raw: raw.clone(),
+            rollups,
+            ring_capacity: config.aggregator.recent_flows,
             raw_hot: config.retention.raw_hot,
             disk_reads: Arc::new(tokio::sync::Semaphore::new(api::DISK_READS)),
         };

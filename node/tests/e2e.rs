@@ -365,11 +365,12 @@ fn flows_the_ring_does_not_hold_are_read_from_disk_and_survive_kill_9() {
         |n| metric(n, "flowlens_raw_flows_written_total") == Some(count),
         "done writing raw flows",
     );
-    // Without a time range the (empty) ring answers, as before.
-    let (status, recent) = node.get("/api/v1/flows");
+    // Without a time range a ring that cannot fill the page and has let flows go (this one
+    // keeps none) hands the query to the disk.
+    let (status, recent) = node.get("/api/v1/flows?limit=10000");
     assert_eq!(
         (status, &recent["tier"], &recent["total"]),
-        (200, &"memory".into(), &0.into())
+        (200, &"disk".into(), &count.into())
     );
     // The writer flushes every second: after that, a SIGKILL loses nothing written.
     std::thread::sleep(Duration::from_millis(1500));
@@ -421,6 +422,41 @@ fn flows_the_ring_does_not_hold_are_read_from_disk_and_survive_kill_9() {
     );
     assert!(metric(&node, "flowlens_raw_files") >= Some(1));
     assert_eq!(metric(&node, "flowlens_raw_dropped_batches_total"), Some(0));
+    assert!(node.terminate().success());
+}
+
+#[test]
+fn a_full_ring_answers_what_it_can_fill_and_hands_the_rest_to_the_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (api_port, udp_port) = (free_tcp_port(), free_udp_port());
+    let env = [("FLOWLENS_AGGREGATOR__RECENT_FLOWS", "5")];
+    let capture = "softflowd_ipfix";
+    let truth = load_truth(capture).expect("truth");
+    let count = truth.records.len() as u64;
+    assert!(count > 20, "{count}");
+    let node = NodeProcess::start_with(dir.path(), api_port, udp_port, &env);
+    let packets = payloads(capture);
+    node.send(&packets.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    node.wait_until(
+        |n| metric(n, "flowlens_raw_flows_written_total") == Some(count),
+        "done writing raw flows",
+    );
+    // A page the ring can fill comes from memory.
+    let (status, page) = node.get("/api/v1/flows?limit=3");
+    assert_eq!((status, &page["tier"]), (200, &"memory".into()), "{page}");
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(3));
+    // One it cannot: the disk answers, with every flow.
+    let (status, page) = node.get("/api/v1/flows?limit=10000");
+    assert_eq!((status, &page["tier"]), (200, &"disk".into()), "{page}");
+    assert_eq!(page["total"].as_u64(), Some(count), "{page}");
+    // So does a filter whose flows the ring no longer holds.
+    let on_5432 = truth
+        .records
+        .iter()
+        .filter(|r| r.src_port == 5432 || r.dst_port == 5432)
+        .count() as u64;
+    let (_, page) = node.get("/api/v1/flows?port=5432&protocol=tcp&limit=1000");
+    assert_eq!(page["total"].as_u64(), Some(on_5432), "{page}");
     assert!(node.terminate().success());
 }
 

@@ -87,8 +87,18 @@ pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Fl
         ..query
     };
     if ring_answers(&s, query.from_ms, now).await? {
-        let page = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(query, r)).await?;
-        return Ok(Json(FlowPage::from_memory(page)));
+        let page = ask(&s.aggregator, |r| {
+            AggregatorMsg::RecentFlows(query.clone(), r)
+        })
+        .await?;
+        // Without a time range the ring answers, unless it could not fill the page and has
+        // already let older flows go: then the disk, which has those too, answers.
+        if query.from_ms.is_some()
+            || page.items.len() >= limit
+            || ring_held(&s).await? < s.ring_capacity
+        {
+            return Ok(Json(FlowPage::from_memory(page)));
+        }
     }
     let permit = s
         .disk_reads
@@ -115,6 +125,16 @@ pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<Fl
     .await
     .map_err(|e| Failure::Internal(format!("raw flow read failed: {e}")))?;
     Ok(Json(page))
+}
+
+/// How many flows the ring holds.
+async fn ring_held(s: &AppState) -> Result<usize, Failure> {
+    let all = FlowQuery {
+        limit: 1,
+        ..FlowQuery::default()
+    };
+    let held = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(all, r)).await?;
+    Ok(usize::try_from(held.total).unwrap_or(usize::MAX))
 }
 
 /// Whether the in-memory ring can answer flows ending at or after `from_ms`: always without a
@@ -324,6 +344,12 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
     for (name, help, kind, value) in raw_metrics {
         gauge(name, help, kind, value);
     }
+    gauge(
+        "flowlens_rollup_dropped_periods_total",
+        "Committed traffic batches the rollup writer had no room for (not in the rollups).",
+        "counter",
+        s.rollups.dropped(),
+    );
     gauge(
         "flowlens_assets",
         "Assets in the projection.",

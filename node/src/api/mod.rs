@@ -49,6 +49,10 @@ pub struct AppState {
     pub max_page: usize,
     /// The raw flows on disk (flow queries reaching back past the ring, metrics).
     pub raw: Arc<RawStore>,
+    /// The rollups (metrics).
+    pub rollups: Arc<crate::store::rollups::Rollups>,
+    /// Most flows the in-memory ring holds (`aggregator.recent_flows`).
+    pub ring_capacity: usize,
     /// How far back the in-memory ring answers flow queries (`retention.raw_hot`).
     pub raw_hot: Duration,
     /// Disk reads of raw flows running at once are bounded (each may scan millions of

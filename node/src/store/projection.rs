@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use proto::api::{Asset, Dependency, Service, Status};
-use proto::event::{DependencyKey, EventBatch, EventKind, ServiceKey, TrafficDelta};
+use proto::event::{DependencyKey, EdgeStats, EventBatch, EventKind, ServiceKey};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
@@ -325,6 +325,50 @@ fn take_chunk(bytes: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
     Ok(rest.split_at(len))
 }
 
+/// What one traffic event adds to one asset or service: bytes and packets in (received) and out
+/// (sent), flows, and the times it covers.
+struct Sum {
+    bytes_in: u64,
+    bytes_out: u64,
+    packets_in: u64,
+    packets_out: u64,
+    flows: u64,
+    first: u64,
+    last: u64,
+}
+
+impl Sum {
+    fn new(first: u64, last: u64) -> Sum {
+        Sum {
+            bytes_in: 0,
+            bytes_out: 0,
+            packets_in: 0,
+            packets_out: 0,
+            flows: 0,
+            first,
+            last,
+        }
+    }
+
+    /// Adds `(bytes, packets)` received and sent.
+    fn add(
+        &mut self,
+        inbound: (u64, u64),
+        outbound: (u64, u64),
+        flows: u64,
+        first: u64,
+        last: u64,
+    ) {
+        self.bytes_in = self.bytes_in.saturating_add(inbound.0);
+        self.packets_in = self.packets_in.saturating_add(inbound.1);
+        self.bytes_out = self.bytes_out.saturating_add(outbound.0);
+        self.packets_out = self.packets_out.saturating_add(outbound.1);
+        self.flows = self.flows.saturating_add(flows);
+        self.first = self.first.min(first);
+        self.last = self.last.max(last);
+    }
+}
+
 /// The fold of events over the projection's trees inside one transaction.
 struct Fold<'a> {
     assets: &'a TransactionalTree,
@@ -359,12 +403,7 @@ impl Fold<'_> {
                 d.last_seen_ms = d.last_seen_ms.max(at);
                 self.put_dependency(&d)
             }
-            EventKind::DependencyTraffic { edges } => {
-                for edge in edges {
-                    self.traffic(&edge.dependency, &edge.traffic, at)?;
-                }
-                Ok(())
-            }
+            EventKind::DependencyTraffic { edges } => self.traffic(edges, at),
             EventKind::AssetExpired { ip } => {
                 if let Some(mut asset) = self.get_asset(*ip)? {
                     asset.status = Status::Expired;
@@ -389,45 +428,61 @@ impl Fold<'_> {
         }
     }
 
-    fn traffic(&mut self, key: &DependencyKey, t: &TrafficDelta, at: u64) -> TxResult<()> {
-        let first = if t.first_ms == 0 { at } else { t.first_ms };
-        let last = t.last_ms.max(first);
-        let mut d = self.dependency_or_new(key, first)?;
-        d.bytes_to_server = d.bytes_to_server.saturating_add(t.bytes_to_server);
-        d.bytes_to_client = d.bytes_to_client.saturating_add(t.bytes_to_client);
-        d.packets_to_server = d.packets_to_server.saturating_add(t.packets_to_server);
-        d.packets_to_client = d.packets_to_client.saturating_add(t.packets_to_client);
-        d.flows = d.flows.saturating_add(t.flows);
-        d.first_seen_ms = d.first_seen_ms.min(first);
-        d.last_seen_ms = d.last_seen_ms.max(last);
-        d.status = Status::Active;
-        self.put_dependency(&d)?;
+    /// One traffic event: each dependency's row once per edge, but each service's and asset's
+    /// row once for the whole event, with the event's sums for it (in key order).
+    fn traffic(&mut self, edges: &[EdgeStats], at: u64) -> TxResult<()> {
+        let mut services: BTreeMap<ServiceKey, Sum> = BTreeMap::new();
+        let mut assets: BTreeMap<IpAddr, Sum> = BTreeMap::new();
+        for edge in edges {
+            let (key, t) = (&edge.dependency, &edge.traffic);
+            let first = if t.first_ms == 0 { at } else { t.first_ms };
+            let last = t.last_ms.max(first);
+            let mut d = self.dependency_or_new(key, first)?;
+            d.bytes_to_server = d.bytes_to_server.saturating_add(t.bytes_to_server);
+            d.bytes_to_client = d.bytes_to_client.saturating_add(t.bytes_to_client);
+            d.packets_to_server = d.packets_to_server.saturating_add(t.packets_to_server);
+            d.packets_to_client = d.packets_to_client.saturating_add(t.packets_to_client);
+            d.flows = d.flows.saturating_add(t.flows);
+            d.first_seen_ms = d.first_seen_ms.min(first);
+            d.last_seen_ms = d.last_seen_ms.max(last);
+            d.status = Status::Active;
+            self.put_dependency(&d)?;
 
-        let mut s = self.service_or_new(&key.service, first)?;
-        s.bytes_in = s.bytes_in.saturating_add(t.bytes_to_server);
-        s.bytes_out = s.bytes_out.saturating_add(t.bytes_to_client);
-        s.flows = s.flows.saturating_add(t.flows);
-        s.last_seen_ms = s.last_seen_ms.max(last);
-        s.status = Status::Active;
-        self.put_service(&s)?;
-
-        let mut client = self.asset_or_new(key.client, first)?;
-        client.bytes_out = client.bytes_out.saturating_add(t.bytes_to_server);
-        client.bytes_in = client.bytes_in.saturating_add(t.bytes_to_client);
-        client.packets_out = client.packets_out.saturating_add(t.packets_to_server);
-        client.packets_in = client.packets_in.saturating_add(t.packets_to_client);
-        client.last_seen_ms = client.last_seen_ms.max(last);
-        client.status = Status::Active;
-        self.put_asset(&client)?;
-
-        let mut server = self.asset_or_new(key.service.ip, first)?;
-        server.bytes_in = server.bytes_in.saturating_add(t.bytes_to_server);
-        server.bytes_out = server.bytes_out.saturating_add(t.bytes_to_client);
-        server.packets_in = server.packets_in.saturating_add(t.packets_to_server);
-        server.packets_out = server.packets_out.saturating_add(t.packets_to_client);
-        server.last_seen_ms = server.last_seen_ms.max(last);
-        server.status = Status::Active;
-        self.put_asset(&server)
+            let to_server = (t.bytes_to_server, t.packets_to_server);
+            let to_client = (t.bytes_to_client, t.packets_to_client);
+            services
+                .entry(key.service)
+                .or_insert_with(|| Sum::new(first, last))
+                .add(to_server, to_client, t.flows, first, last);
+            assets
+                .entry(key.client)
+                .or_insert_with(|| Sum::new(first, last))
+                .add(to_client, to_server, t.flows, first, last);
+            assets
+                .entry(key.service.ip)
+                .or_insert_with(|| Sum::new(first, last))
+                .add(to_server, to_client, t.flows, first, last);
+        }
+        for (key, sum) in &services {
+            let mut s = self.service_or_new(key, sum.first)?;
+            s.bytes_in = s.bytes_in.saturating_add(sum.bytes_in);
+            s.bytes_out = s.bytes_out.saturating_add(sum.bytes_out);
+            s.flows = s.flows.saturating_add(sum.flows);
+            s.last_seen_ms = s.last_seen_ms.max(sum.last);
+            s.status = Status::Active;
+            self.put_service(&s)?;
+        }
+        for (ip, sum) in &assets {
+            let mut a = self.asset_or_new(*ip, sum.first)?;
+            a.bytes_in = a.bytes_in.saturating_add(sum.bytes_in);
+            a.bytes_out = a.bytes_out.saturating_add(sum.bytes_out);
+            a.packets_in = a.packets_in.saturating_add(sum.packets_in);
+            a.packets_out = a.packets_out.saturating_add(sum.packets_out);
+            a.last_seen_ms = a.last_seen_ms.max(sum.last);
+            a.status = Status::Active;
+            self.put_asset(&a)?;
+        }
+        Ok(())
     }
 
     fn get_asset(&self, ip: IpAddr) -> TxResult<Option<Asset>> {
@@ -530,7 +585,7 @@ impl Fold<'_> {
 mod tests {
     use std::net::Ipv4Addr;
 
-    use proto::event::{EdgeStats, Event};
+    use proto::event::{Event, TrafficDelta};
 
     use super::*;
 
@@ -572,6 +627,29 @@ mod tests {
             p.services.len() as u64,
             p.dependencies.len() as u64,
         )
+    }
+
+    #[test]
+    fn one_traffic_event_adds_each_edge_to_its_assets_and_service_once() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let p = Projection::open(&db).unwrap();
+        // Clients .1 and .2 call .9:443; .1 also calls .8:22. Each edge: 100 bytes to the
+        // server in one flow (see `traffic`).
+        let edges = [key(1, 9, 443), key(2, 9, 443), key(1, 8, 22)];
+        p.apply(1, Some(&traffic(&edges)), &[]).unwrap();
+        p.apply(2, Some(&traffic(&edges[..1])), &[]).unwrap();
+        let ip = |d| IpAddr::V4(Ipv4Addr::new(10, 0, 0, d));
+        let asset = |d| p.asset(ip(d)).unwrap().unwrap();
+        assert_eq!((asset(1).bytes_out, asset(1).bytes_in), (300, 0));
+        assert_eq!((asset(2).bytes_out, asset(2).bytes_in), (100, 0));
+        assert_eq!((asset(9).bytes_in, asset(9).bytes_out), (300, 0));
+        assert_eq!(asset(8).bytes_in, 100);
+        assert_eq!((asset(1).first_seen_ms, asset(1).last_seen_ms), (1_000, 2_000));
+        let https = p.service(&key(1, 9, 443).service).unwrap().unwrap();
+        assert_eq!((https.bytes_in, https.flows), (300, 3));
+        let d = p.dependency(&key(1, 9, 443)).unwrap().unwrap();
+        assert_eq!((d.bytes_to_server, d.flows), (200, 2));
     }
 
     #[test]

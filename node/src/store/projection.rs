@@ -645,7 +645,10 @@ mod tests {
         assert_eq!((asset(2).bytes_out, asset(2).bytes_in), (100, 0));
         assert_eq!((asset(9).bytes_in, asset(9).bytes_out), (300, 0));
         assert_eq!(asset(8).bytes_in, 100);
-        assert_eq!((asset(1).first_seen_ms, asset(1).last_seen_ms), (1_000, 2_000));
+        assert_eq!(
+            (asset(1).first_seen_ms, asset(1).last_seen_ms),
+            (1_000, 2_000)
+        );
         let https = p.service(&key(1, 9, 443).service).unwrap().unwrap();
         assert_eq!((https.bytes_in, https.flows), (300, 3));
         let d = p.dependency(&key(1, 9, 443)).unwrap().unwrap();

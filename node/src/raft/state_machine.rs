@@ -153,15 +153,23 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = LogEntry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
-        let mut replies = Vec::new();
-        for entry in entries {
-            apply_entry(&self.projection, &entry)?;
-            self.applied.store(entry.log_id.index, Ordering::Release);
-            replies.push(Applied {
-                index: entry.log_id.index,
-            });
-        }
-        Ok(replies)
+        let entries: Vec<LogEntry> = entries.into_iter().collect();
+        let projection = self.projection.clone();
+        let applied = self.applied.clone();
+        // sled work blocks (page reads, long transactions): it runs off the async workers, so
+        // that receiving and aggregating flows never waits behind it.
+        let work = tokio::task::spawn_blocking(move || {
+            let mut replies = Vec::with_capacity(entries.len());
+            for entry in &entries {
+                apply_entry(&projection, entry)?;
+                applied.store(entry.log_id.index, Ordering::Release);
+                replies.push(Applied {
+                    index: entry.log_id.index,
+                });
+            }
+            Ok(replies)
+        });
+        work.await.map_err(sm_write_err)?
     }
 
     // The copy is taken here, serialized with `apply`, because the builder runs concurrently.

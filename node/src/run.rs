@@ -78,6 +78,7 @@ impl Node {
         let log = Arc::new(
             EventLog::open(
                 &db,
+                &config.data_dir.join("raft"),
                 projection.clone(),
                 config.node_id,
                 config.api.listen.to_string(),

@@ -1,4 +1,5 @@
-//! The event log: openraft over sled (log store, state machine applying batches to the projection).
+//! The event log: openraft over a segment-file log store ([`log_store`]) and a state machine
+//! applying batches to the sled projection.
 
 mod log_store;
 mod network;
@@ -9,6 +10,7 @@ mod tests;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Cursor;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -19,7 +21,8 @@ use proto::event::{EventBatch, EventDecodeError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::store::{Projection, StoreError};
-use log_store::{LogStore, LogTrees};
+pub use log_store::{EntryDecodeError, LogFileError, RecordError};
+use log_store::{FileLog, LogStore, SEGMENT_BYTES};
 pub use network::{SoloNetwork, SoloPeer};
 use state_machine::StateMachine;
 
@@ -131,9 +134,12 @@ pub enum LogError {
     /// The projection could not be read or written.
     #[error("event log: projection: {0}")]
     Store(#[from] StoreError),
-    /// sled failed under the log.
+    /// sled failed under the state machine.
     #[error("event log: sled: {0}")]
     Sled(#[from] sled::Error),
+    /// The log's segment or meta files could not be opened, read or written.
+    #[error("event log: {0}")]
+    LogFile(#[from] LogFileError),
     /// The Raft configuration is invalid.
     #[error("event log: invalid raft configuration: {0}")]
     Config(Box<openraft::ConfigError>),
@@ -216,7 +222,7 @@ fn config() -> Result<Config, LogError> {
 pub struct EventLog {
     raft: openraft::Raft<TypeConfig>,
     projection: Projection,
-    log: LogTrees,
+    log: FileLog,
     applied: Arc<AtomicU64>,
     /// Dropped to zero once Raft's tasks have released the log store and state machine.
     storage_in_use: Weak<()>,
@@ -224,12 +230,14 @@ pub struct EventLog {
 }
 
 impl EventLog {
-    /// Opens the log store + state machine in `db` (trees prefixed `raft_`), starts Raft with
-    /// `node_id` and `network`, and initialises a single-member cluster (this node, address
+    /// Opens the log store in `log_dir` (segment files; a log still in `db`'s old sled trees is
+    /// moved there once) and the state machine in `db` (trees prefixed `raft_`), starts Raft
+    /// with `node_id` and `network`, and initialises a single-member cluster (this node, address
     /// `addr`) if the log was never initialised. Waits until this node is leader (at most 10 s)
     /// and has applied the entries already in its log.
     pub async fn open<N: openraft::RaftNetworkFactory<TypeConfig>>(
         db: &sled::Db,
+        log_dir: &Path,
         projection: Projection,
         node_id: u64,
         addr: String,
@@ -237,8 +245,14 @@ impl EventLog {
     ) -> Result<EventLog, LogError> {
         let config = Arc::new(config()?);
         let in_use = Arc::new(());
-        let log_store = LogStore::open(db, in_use.clone())?;
-        let log = log_store.trees().clone();
+        let log_store = {
+            let (db, dir, in_use) = (db.clone(), log_dir.to_path_buf(), in_use.clone());
+            // Opening reads every segment: not on a tokio worker.
+            tokio::task::spawn_blocking(move || LogStore::open(&db, &dir, SEGMENT_BYTES, in_use))
+                .await
+                .map_err(LogFileError::from)??
+        };
+        let log = log_store.log().clone();
         let state_machine = StateMachine::open(db, projection.clone(), in_use.clone())?;
         let applied = state_machine.applied_counter();
         let storage_in_use = Arc::downgrade(&in_use);
@@ -317,7 +331,7 @@ impl EventLog {
     /// for blank & membership).
     pub fn entries(&self) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
         self.log
-            .read(0..)?
+            .read(..)?
             .into_iter()
             .map(|entry| {
                 let index = entry.log_id.index;
@@ -337,7 +351,8 @@ impl EventLog {
         self.raft.metrics().borrow().clone()
     }
 
-    /// Shuts Raft down, waits until its tasks have released the storage, and flushes sled.
+    /// Shuts Raft down, waits until its tasks have released the storage, writes the log's meta
+    /// file (the committed log id may not be written yet) and flushes sled.
     pub async fn shutdown(&self) -> Result<(), LogError> {
         self.raft
             .shutdown()
@@ -352,6 +367,10 @@ impl EventLog {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || log.close())
+            .await
+            .map_err(LogFileError::from)??;
         self.projection.flush().await?;
         self.db.flush_async().await?;
         Ok(())

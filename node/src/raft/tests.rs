@@ -1,6 +1,7 @@
 //! Tests of the event log: replay, restart, openraft's storage suite, corrupted payloads.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
@@ -163,18 +164,28 @@ fn batches() -> Vec<EventBatch> {
     ]
 }
 
-async fn open(db: &sled::Db) -> EventLog {
-    let projection = Projection::open(db).unwrap();
-    EventLog::open(db, projection, 1, "127.0.0.1:7000".into(), SoloNetwork)
-        .await
-        .unwrap()
+/// Opens the event log of a node whose data directory is `dir`: sled in `dir/store`, the log in
+/// `dir/raft`, as the node lays them out.
+async fn open(dir: &Path) -> (sled::Db, EventLog) {
+    let db = sled::open(dir.join("store")).unwrap();
+    let projection = Projection::open(&db).unwrap();
+    let log = EventLog::open(
+        &db,
+        &dir.join("raft"),
+        projection,
+        1,
+        "127.0.0.1:7000".into(),
+        SoloNetwork,
+    )
+    .await
+    .unwrap();
+    (db, log)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_the_log_into_an_empty_store_gives_an_identical_projection() {
     let dir = TempDir::new().unwrap();
-    let db = sled::open(dir.path().join("live")).unwrap();
-    let log = open(&db).await;
+    let (_db, log) = open(&dir.path().join("live")).await;
     let mut indexes = Vec::new();
     for batch in batches() {
         indexes.push(log.append(&batch).await.unwrap());
@@ -218,8 +229,7 @@ async fn committed_batches_survive_a_restart() {
     let dir = TempDir::new().unwrap();
     let all = batches();
     let (last, before, metrics) = {
-        let db = sled::open(dir.path()).unwrap();
-        let log = open(&db).await;
+        let (_db, log) = open(dir.path()).await;
         let mut last = 0;
         for batch in &all[..4] {
             last = log.append(batch).await.unwrap();
@@ -232,8 +242,7 @@ async fn committed_batches_survive_a_restart() {
     };
     assert_eq!(metrics.current_leader, Some(1));
 
-    let db = sled::open(dir.path()).unwrap();
-    let log = open(&db).await;
+    let (_db, log) = open(dir.path()).await;
     assert!(log.applied_index() >= last);
     assert_eq!(log.projection().contents().unwrap(), before);
     // A single voter with a committed vote leads again at once, possibly in the same term.
@@ -261,13 +270,12 @@ const ABORT_DIR: &str = "FLOWLENS_TEST_RAFT_ABORT_DIR";
 
 /// Run twice: the child (given a directory) appends and acknowledges batches, then aborts like
 /// kill -9, without shutdown or flush; the parent reopens the log, finds them all, and the
-/// recovered projection equals a replay. (A process kill keeps what sled handed to the OS; the
-/// fsync before `append`'s callback is for power loss, which a test cannot simulate.)
+/// recovered projection equals a replay. (A process kill keeps what was written to the OS; the
+/// fdatasync before `append`'s callback is for power loss, which a test cannot simulate.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_batches_survive_an_abort() {
     if let Ok(dir) = std::env::var(ABORT_DIR) {
-        let db = sled::open(dir).unwrap();
-        let log = open(&db).await;
+        let (_db, log) = open(Path::new(&dir)).await;
         for batch in batches() {
             println!("acknowledged {}", log.append(&batch).await.unwrap());
         }
@@ -291,8 +299,7 @@ async fn acknowledged_batches_survive_an_abort() {
         .collect();
     assert_eq!(acknowledged.len(), batches().len(), "{stdout}");
 
-    let db = sled::open(dir.path()).unwrap();
-    let log = open(&db).await;
+    let (_db, log) = open(dir.path()).await;
     assert!(log.applied_index() >= *acknowledged.last().unwrap());
     let entries = log.entries().unwrap();
     let committed: Vec<EventBatch> = entries.iter().filter_map(|(_, b)| b.clone()).collect();
@@ -333,8 +340,7 @@ async fn a_corrupted_payload_is_an_error_not_a_panic() {
     assert_eq!(applied.map(|id| id.index), Some(1));
 
     // Through Raft: the write fails, Raft stops, reading the log reports the bad entry.
-    let db = sled::open(dir.path().join("log")).unwrap();
-    let log = open(&db).await;
+    let (_db, log) = open(&dir.path().join("log")).await;
     log.append(&batches()[0]).await.unwrap();
     assert!(log.raft.client_write(garbage).await.is_err());
     assert!(matches!(log.entries(), Err(LogError::Decode { .. })));
@@ -342,16 +348,18 @@ async fn a_corrupted_payload_is_an_error_not_a_panic() {
     let _ = log.shutdown().await;
 }
 
-/// Builds a fresh log store and state machine in a temporary sled database for openraft's suite.
+/// Builds a fresh log store (segment files of at most 128 bytes: about two entries each, so the
+/// suite crosses segment boundaries) and state machine in a temporary directory for openraft's
+/// suite.
 struct Builder;
 
 impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = TempDir::new().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = sled::open(dir.path().join("store")).unwrap();
         let projection = Projection::open(&db).unwrap();
         let in_use = Arc::new(());
-        let log = LogStore::open(&db, in_use.clone()).unwrap();
+        let log = LogStore::open(&db, &dir.path().join("raft"), 128, in_use.clone()).unwrap();
         let sm = StateMachine::open(&db, projection, in_use).unwrap();
         Ok((dir, log, sm))
     }

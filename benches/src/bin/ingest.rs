@@ -152,7 +152,9 @@ fn main() -> Result<(), String> {
     let mut pool: Vec<(Vec<u8>, u64)> = Vec::new();
     let now = actors::now_ms();
     let mut pool_flows = 0u64;
-    while pool_flows < 400_000 {
+    // Enough flows that nearly every dependency of the network is in the pool.
+    let pool_target = 400_000.max(8 * u64::from(args.dependencies));
+    while pool_flows < pool_target {
         flows.clear();
         network.next_flows(1000, now, &mut flows);
         let mut out = Vec::new();

@@ -31,6 +31,9 @@ const MAX_KNOWN_SERVERS: usize = 500_000;
 /// Dependencies accumulated before the period is flushed early: bounds the pending map and the
 /// message to the graph however many distinct dependencies one period sees.
 const MAX_PENDING: usize = 16_384;
+/// Traffic messages the graph may have waiting (its mailbox is unbounded); while it is behind,
+/// traffic keeps merging per dependency here, bounded by the number of dependencies.
+const MAX_OBSERVE_IN_FLIGHT: usize = 4;
 
 /// A batch of decoded flows holding its slot in the lane.
 pub struct FlowBatch {
@@ -241,6 +244,8 @@ pub struct AggregatorState {
     raw: Option<Arc<dyn RawSink>>,
     known_servers: FastSet<ServiceKey>,
     pending: FastMap<DependencyKey, TrafficDelta>,
+    /// One clone travels with each traffic message to the graph; the others are in flight.
+    observing: Arc<()>,
     recent: VecDeque<FlowRecord>,
     seconds: Vec<(u64, Counter)>,
     current: Window,
@@ -297,7 +302,7 @@ impl AggregatorState {
             }
             self.pending.entry(o.key).or_default().merge(&delta);
             if self.pending.len() >= MAX_PENDING {
-                self.flush();
+                self.flush(false);
             }
             if let Some(s) = self.seconds.get_mut(slot) {
                 s.1.add(f);
@@ -324,8 +329,13 @@ impl AggregatorState {
         }
     }
 
-    fn flush(&mut self) {
+    /// Hands pending traffic to the graph, unless it is behind (more than
+    /// [`MAX_OBSERVE_IN_FLIGHT`] messages not handled yet) and the hand-off is not `forced`.
+    fn flush(&mut self, forced: bool) {
         if self.pending.is_empty() {
+            return;
+        }
+        if !forced && Arc::strong_count(&self.observing) > MAX_OBSERVE_IN_FLIGHT {
             return;
         }
         let edges: Vec<EdgeStats> = self
@@ -337,7 +347,11 @@ impl AggregatorState {
             })
             .collect();
         let now = now_ms();
-        if let Err(e) = self.graph.send_message(GraphMsg::Observe(edges, now)) {
+        let token = self.observing.clone();
+        if let Err(e) = self
+            .graph
+            .send_message(GraphMsg::Observe(edges, now, token))
+        {
             tracing::error!(error = %e, "graph actor gone; traffic dropped");
         }
     }
@@ -483,6 +497,7 @@ impl Actor for Aggregator {
             raw: args.raw,
             known_servers: FastSet::default(),
             pending: FastMap::default(),
+            observing: Arc::new(()),
             recent: VecDeque::with_capacity(recent_capacity),
             seconds: vec![(0, Counter::default()); THROUGHPUT_SECONDS as usize],
             current: Window {
@@ -509,9 +524,9 @@ impl Actor for Aggregator {
                 }
                 drop(slot);
             }
-            AggregatorMsg::Tick => state.flush(),
+            AggregatorMsg::Tick => state.flush(false),
             AggregatorMsg::Flush(reply) => {
-                state.flush();
+                state.flush(true);
                 let done = state
                     .graph
                     .call(GraphMsg::Flush, Some(Duration::from_secs(30)))

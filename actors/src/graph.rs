@@ -78,8 +78,9 @@ pub struct GraphCounts {
 
 /// Messages the graph handles.
 pub enum GraphMsg {
-    /// One period's traffic per dependency, observed at the given time (UTC ms).
-    Observe(Vec<EdgeStats>, u64),
+    /// One period's traffic per dependency, observed at the given time (UTC ms). The token is
+    /// the sender's count of messages not yet handled: dropping it after handling counts down.
+    Observe(Vec<EdgeStats>, u64, Arc<()>),
     /// Commit traffic and check expiry (timer).
     Tick,
     /// Commit everything pending now; replies when committed.
@@ -545,7 +546,7 @@ impl Actor for Graph {
         state: &mut GraphState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            GraphMsg::Observe(edges, at) => {
+            GraphMsg::Observe(edges, at, _in_flight) => {
                 let events = state.observe(edges, at);
                 state.commit(events);
             }

@@ -148,21 +148,16 @@ async fn ring_answers(s: &AppState, from_ms: Option<u64>, now: u64) -> Result<bo
     if from < now.saturating_sub(hot_ms) {
         return Ok(false);
     }
-    let one = |offset| FlowQuery {
-        offset,
-        limit: 1,
-        ..FlowQuery::default()
-    };
-    let held = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(one(0), r))
-        .await?
-        .total;
+    let held = ring_held(s).await?;
     if held == 0 {
         return Ok(false);
     }
-    let oldest = ask(&s.aggregator, |r| {
-        AggregatorMsg::RecentFlows(one(held as usize - 1), r)
-    })
-    .await?;
+    let oldest = FlowQuery {
+        offset: held - 1,
+        limit: 1,
+        ..FlowQuery::default()
+    };
+    let oldest = ask(&s.aggregator, |r| AggregatorMsg::RecentFlows(oldest, r)).await?;
     Ok(oldest.items.first().is_some_and(|f| f.last_ms <= from))
 }
 

@@ -169,6 +169,20 @@ pub fn is_internal(ip: IpAddr, extra: &[IpNet]) -> bool {
 }
 
 impl GraphState {
+    /// An empty map that commits through `committer`.
+    fn new(config: GraphConfig, committer: Committer) -> GraphState {
+        GraphState {
+            config,
+            committer,
+            graph: StableDiGraph::new(),
+            assets: FastMap::default(),
+            services: FastMap::default(),
+            dependencies: BTreeMap::new(),
+            pending: VecDeque::new(),
+            sweep: None,
+        }
+    }
+
     fn node(&mut self, ip: IpAddr) -> NodeIndex {
         if let Some((idx, _)) = self.assets.get(&ip) {
             return *idx;
@@ -472,16 +486,7 @@ impl Actor for Graph {
         let committer = Committer::start(args.sink, args.rollups, move || {
             let _ = wake.send_message(GraphMsg::Drain);
         });
-        let mut state = GraphState {
-            config: args.config,
-            committer,
-            graph: StableDiGraph::new(),
-            assets: FastMap::default(),
-            services: FastMap::default(),
-            dependencies: BTreeMap::new(),
-            pending: VecDeque::new(),
-            sweep: None,
-        };
+        let mut state = GraphState::new(args.config, committer);
         let now = now_ms();
         // Known things count as seen now: the node was down, not the network.
         for a in args.known.assets {
@@ -631,21 +636,13 @@ mod tests {
     }
 
     fn state(max_edges_per_event: usize) -> GraphState {
-        GraphState {
-            config: GraphConfig {
-                internal_networks: vec![],
-                idle_expiry: Duration::from_secs(60),
-                stats_interval: Duration::from_secs(10),
-                max_edges_per_event,
-            },
-            committer: Committer::start(Arc::new(Nowhere), None, || {}),
-            graph: StableDiGraph::new(),
-            assets: FastMap::default(),
-            services: FastMap::default(),
-            dependencies: BTreeMap::new(),
-            pending: VecDeque::new(),
-            sweep: None,
-        }
+        let config = GraphConfig {
+            internal_networks: vec![],
+            idle_expiry: Duration::from_secs(60),
+            stats_interval: Duration::from_secs(10),
+            max_edges_per_event,
+        };
+        GraphState::new(config, Committer::start(Arc::new(Nowhere), None, || {}))
     }
 
     /// Edges and bytes of the traffic events among `events`.

@@ -14,7 +14,7 @@ use openraft::LogId;
 
 use super::entry::decode_entry_log_id;
 use super::error::{LogFileError, RecordError};
-use super::segments::{parse_header, Segment, Segments, MAX_RECORD, RECORD_HEADER};
+use super::segments::{check_crc, parse_header, Segment, Segments, MAX_RECORD, RECORD_HEADER};
 
 /// The segment files in `dir`, by first index. Other files are not the log's and are left alone.
 pub(super) fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, LogFileError> {
@@ -166,10 +166,7 @@ fn next_record(
     body.clear();
     body.resize(len as usize, 0);
     reader.read_exact(body).map_err(Bad::Io)?;
-    let found = crc32fast::hash(body);
-    if found != stored {
-        return Err(bad(RecordError::Crc { stored, found }, end));
-    }
+    check_crc(body, stored).map_err(|why| bad(why, end))?;
     let log_id = decode_entry_log_id(body).map_err(|e| bad(e.into(), end))?;
     if log_id.index != index {
         let why = RecordError::Index {

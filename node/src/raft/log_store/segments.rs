@@ -60,11 +60,17 @@ fn check_record(record: &[u8]) -> Result<&[u8], RecordError> {
             left: body.len() as u64,
         });
     }
+    check_crc(body, stored)?;
+    Ok(body)
+}
+
+/// Checks entry bytes against the crc32 their record header holds.
+pub(super) fn check_crc(body: &[u8], stored: u32) -> Result<(), RecordError> {
     let found = crc32fast::hash(body);
     if found != stored {
         return Err(RecordError::Crc { stored, found });
     }
-    Ok(body)
+    Ok(())
 }
 
 /// Entries framed as records, ready for one write.

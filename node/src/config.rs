@@ -84,7 +84,9 @@ pub struct GraphSection {
     /// Idle time after which assets, services and dependencies expire.
     #[serde(with = "humantime_serde")]
     pub idle_expiry: Duration,
-    /// How often traffic statistics are committed to the event log.
+    /// How often traffic statistics are committed to the event log (and so how often every
+    /// active dependency's row is rewritten in the projection; live throughput comes from the
+    /// aggregator, not from here). One minute matches the finest rollup tier.
     #[serde(with = "humantime_serde")]
     pub stats_interval: Duration,
     /// Most dependencies in one traffic event.
@@ -188,7 +190,7 @@ impl Default for GraphSection {
         GraphSection {
             internal_networks: Vec::new(),
             idle_expiry: Duration::from_secs(3600),
-            stats_interval: Duration::from_secs(10),
+            stats_interval: Duration::from_secs(60),
             max_edges_per_event: 1000,
         }
     }

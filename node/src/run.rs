@@ -96,7 +96,11 @@ impl Node {
             "projection loaded"
         );
         let r = &config.retention;
-        let rollups = Rollups::open(&db, Retention([r.minute, r.hour, r.day]))?;
+        drop_sled_rollups(&db);
+        let rollups = Rollups::open(
+            &config.data_dir.join("rollups"),
+            Retention([r.minute, r.hour, r.day]),
+        )?;
         let raw = RawStore::open(RawConfig {
             dir: config.data_dir.join("flows"),
             keep: r.raw,
@@ -263,4 +267,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     node.stop().await
+}
+
+/// Drops the rollup trees older versions kept in sled (rollups now live in files): their pages
+/// cost memory for as long as they exist.
+fn drop_sled_rollups(db: &sled::Db) {
+    for name in ["rollup_1m", "rollup_1h", "rollup_1d", "rollup_meta"] {
+        match db.drop_tree(name) {
+            Ok(true) => tracing::info!(tree = name, "dropped the old rollup tree"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(tree = name, error = %e, "cannot drop the old rollup tree"),
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The node's local storage: on sled, the projection of the event log (replicated state, rebuilt
-//! from the log) and the hot store of rollups and collector state; in segment files, the raw
-//! flows. Rollups, collector state and raw flows are local, never replicated.
+//! from the log) and collector state; in files, the raw flows and the traffic rollups. Rollups,
+//! collector state and raw flows are local, never replicated.
 
 pub mod keys;
 pub mod projection;

@@ -238,10 +238,41 @@ fn a_node_maps_real_exports_with_direction_and_byte_totals() {
         Some(truth.records.len() as u64)
     );
     assert_eq!(exporters[0]["sequence_lost"].as_u64(), Some(0));
+    // Protocol mix and top sources: the capture's bytes per protocol and per source address.
+    let mut by_protocol: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+    let mut by_source: BTreeMap<IpAddr, u64> = BTreeMap::new();
+    for r in &truth.records {
+        let p = by_protocol.entry(r.proto).or_default();
+        p.0 += r.bytes;
+        p.1 += 1;
+        *by_source.entry(r.src).or_default() += r.bytes;
+    }
+    let (status, mix) = node.get("/api/v1/stats/protocols");
+    assert_eq!(status, 200);
+    let got: BTreeMap<u8, (u64, u64)> = mix["protocols"]
+        .as_array()
+        .expect("protocols")
+        .iter()
+        .map(|p| {
+            let n = |k: &str| p[k].as_u64().unwrap_or(u64::MAX);
+            (n("protocol") as u8, (n("bytes"), n("flows")))
+        })
+        .collect();
+    assert_eq!(got, by_protocol, "{mix}");
+    let (status, top) = node.get("/api/v1/stats/top-talkers?limit=1");
+    assert_eq!(status, 200);
+    let (top_ip, top_bytes) = by_source
+        .iter()
+        .max_by_key(|(ip, b)| (**b, std::cmp::Reverse(*ip)))
+        .expect("a source");
+    assert_eq!(top["sources"][0]["ip"], top_ip.to_string(), "{top}");
+    assert_eq!(
+        top["sources"][0]["bytes"].as_u64(),
+        Some(*top_bytes),
+        "{top}"
+    );
     for path in [
         "/api/v1/stats/throughput",
-        "/api/v1/stats/top-talkers",
-        "/api/v1/stats/protocols",
         "/api/v1/openapi.json",
         "/api/v1/health/live",
     ] {

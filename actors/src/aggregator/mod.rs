@@ -133,12 +133,14 @@ pub struct Orientation {
     pub key: DependencyKey,
     /// Whether the flow's source is the client (request direction).
     pub to_server: bool,
+    /// Whether the server side was a known server endpoint already (false when not looked up).
+    pub server_known: bool,
 }
 
 /// Decides client and server for a flow: biflow direction when the exporter says it, then a
 /// known server endpoint, then one side on a service port, then a client SYN, then the lower port.
 pub fn orient(f: &FlowRecord, known_servers: &FastSet<ServiceKey>) -> Orientation {
-    let forward = |to_server: bool| {
+    let forward = |to_server: bool, server_known: bool| {
         let (client, server, port) = if to_server {
             (f.src_addr, f.dst_addr, f.dst_port)
         } else {
@@ -155,6 +157,7 @@ pub fn orient(f: &FlowRecord, known_servers: &FastSet<ServiceKey>) -> Orientatio
                 },
             },
             to_server,
+            server_known,
         }
     };
     if !has_ports(f.protocol) {
@@ -168,16 +171,20 @@ pub fn orient(f: &FlowRecord, known_servers: &FastSet<ServiceKey>) -> Orientatio
             ip: f.src_addr,
             ..server
         };
-        if known_servers.contains(&server) != known_servers.contains(&client) {
-            return forward(known_servers.contains(&server));
+        let (server_known, client_known) = (
+            known_servers.contains(&server),
+            known_servers.contains(&client),
+        );
+        if server_known != client_known {
+            return forward(server_known, true);
         }
         let icmp_type = (f.dst_port >> 8) as u8;
         let reply = matches!((f.protocol, icmp_type), (1, 0) | (58, 129));
-        return forward(!reply);
+        return forward(!reply, server_known);
     }
     match f.direction {
-        BiflowDirection::Forward => return forward(true),
-        BiflowDirection::Reverse => return forward(false),
+        BiflowDirection::Forward => return forward(true, false),
+        BiflowDirection::Reverse => return forward(false, false),
         BiflowDirection::Unidirectional => {}
     }
     let dst = ServiceKey {
@@ -193,19 +200,20 @@ pub fn orient(f: &FlowRecord, known_servers: &FastSet<ServiceKey>) -> Orientatio
     let dst_known = known_servers.contains(&dst);
     let src_known = known_servers.contains(&src);
     if dst_known != src_known {
-        return forward(dst_known);
+        return forward(dst_known, true);
     }
+    // Both known or neither: the same for either side.
     let dst_service = is_service_port(f.dst_port, f.protocol);
     let src_service = is_service_port(f.src_port, f.protocol);
     if dst_service != src_service {
-        return forward(dst_service);
+        return forward(dst_service, dst_known);
     }
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
     if f.protocol == 6 && f.tcp_flags & SYN != 0 && f.tcp_flags & ACK == 0 {
-        return forward(true);
+        return forward(true, dst_known);
     }
-    forward(f.dst_port <= f.src_port)
+    forward(f.dst_port <= f.src_port, dst_known)
 }
 
 #[derive(Clone, Copy, Default)]
@@ -234,7 +242,18 @@ struct Window {
     start_ms: u64,
     sources: FastMap<IpAddr, Counter>,
     destinations: FastMap<IpAddr, Counter>,
-    protocols: FastMap<u8, Counter>,
+    /// Indexed by protocol number (empty until the window's first flow).
+    protocols: Vec<Counter>,
+}
+
+impl Window {
+    fn protocol_map(&self) -> FastMap<u8, Counter> {
+        (0..=u8::MAX)
+            .zip(&self.protocols)
+            .filter(|(_, c)| c.flows > 0)
+            .map(|(p, c)| (p, *c))
+            .collect()
+    }
 }
 
 /// The aggregator's state.
@@ -275,6 +294,9 @@ impl AggregatorState {
             self.previous = std::mem::take(&mut self.current);
             self.current.start_ms = now;
         }
+        if self.current.protocols.is_empty() {
+            self.current.protocols = vec![Counter::default(); 256];
+        }
         let slot = (sec % THROUGHPUT_SECONDS) as usize;
         if let Some(s) = self.seconds.get_mut(slot) {
             if s.0 != sec {
@@ -283,10 +305,12 @@ impl AggregatorState {
         }
         for f in flows {
             let o = orient(f, &self.known_servers);
-            if self.known_servers.len() >= MAX_KNOWN_SERVERS {
-                self.known_servers.clear();
+            if !o.server_known {
+                if self.known_servers.len() >= MAX_KNOWN_SERVERS {
+                    self.known_servers.clear();
+                }
+                self.known_servers.insert(o.key.service);
             }
-            self.known_servers.insert(o.key.service);
             let mut delta = TrafficDelta {
                 flows: 1,
                 first_ms: f.first_ms,
@@ -313,7 +337,9 @@ impl AggregatorState {
                 .entry(f.dst_addr)
                 .or_default()
                 .add(f);
-            self.current.protocols.entry(f.protocol).or_default().add(f);
+            if let Some(c) = self.current.protocols.get_mut(usize::from(f.protocol)) {
+                c.add(f);
+            }
             self.totals.flows += 1;
             self.totals.bytes = self.totals.bytes.saturating_add(f.bytes);
         }
@@ -431,7 +457,7 @@ impl AggregatorState {
 
     fn protocols(&self) -> ProtocolMix {
         let mut protocols: Vec<ProtocolShare> =
-            merged(&self.previous.protocols, &self.current.protocols)
+            merged(&self.previous.protocol_map(), &self.current.protocol_map())
                 .map(|(protocol, c, share)| ProtocolShare {
                     protocol,
                     name: protocol_name(protocol),
@@ -557,3 +583,6 @@ impl Actor for Aggregator {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,12 +5,12 @@
 //! then goes on to the rollups. At start it is seeded from the projection, so a restart does not
 //! rediscover what is already known.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
+use indexmap::IndexMap;
 use ipnet::IpNet;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use proto::api::{Asset, Dependency, Service, Status};
@@ -124,10 +124,12 @@ struct DepState {
     traffic: TrafficDelta,
 }
 
-/// A traffic sweep under way: its time, and the last dependency it has visited.
+/// A traffic sweep under way: its time, the map positions of the dependencies it visits in
+/// (about) key order, and how many of them it has visited.
 struct Sweep {
     at: u64,
-    after: Option<DependencyKey>,
+    order: Vec<u32>,
+    next: usize,
 }
 
 /// The graph's state.
@@ -137,9 +139,10 @@ pub struct GraphState {
     graph: StableDiGraph<IpAddr, ServicePort>,
     assets: FastMap<IpAddr, (NodeIndex, Seen)>,
     services: FastMap<ServiceKey, Seen>,
-    /// In key order, which is the projection's and the rollups' storage order: a sweep's batches
-    /// each touch a narrow run of their pages instead of pages all over the store.
-    dependencies: BTreeMap<DependencyKey, DepState>,
+    /// Looked up for every edge the aggregator sends, so hashed; never removed from, so a
+    /// position stays valid. Sweeps visit it in key order, the projection's storage order, so
+    /// that a sweep's batches each touch a narrow run of its pages.
+    dependencies: IndexMap<DependencyKey, DepState, foldhash::fast::RandomState>,
     pending: VecDeque<EventBatch>,
     sweep: Option<Sweep>,
 }
@@ -168,6 +171,21 @@ pub fn is_internal(ip: IpAddr, extra: &[IpNet]) -> bool {
     private || extra.iter().any(|n| n.contains(&ip))
 }
 
+/// A dependency's place in a sweep: client address (its leading 32 bits for IPv6, after all
+/// IPv4), then roughly the server address, which is the order of the projection's keys up to
+/// servers of one client.
+fn order_key(k: &DependencyKey) -> u64 {
+    let client = match k.client {
+        IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        IpAddr::V6(v6) => (1 << 32) | (v6.to_bits() >> 96) as u64,
+    };
+    let server = match k.service.ip {
+        IpAddr::V4(v4) => u64::from(u32::from(v4) >> 2),
+        IpAddr::V6(v6) => (1 << 30) | (v6.to_bits() >> 98) as u64,
+    };
+    (client << 31) | server
+}
+
 impl GraphState {
     /// An empty map that commits through `committer`.
     fn new(config: GraphConfig, committer: Committer) -> GraphState {
@@ -177,7 +195,7 @@ impl GraphState {
             graph: StableDiGraph::new(),
             assets: FastMap::default(),
             services: FastMap::default(),
-            dependencies: BTreeMap::new(),
+            dependencies: IndexMap::default(),
             pending: VecDeque::new(),
             sweep: None,
         }
@@ -274,37 +292,44 @@ impl GraphState {
     /// Starts a traffic sweep stamped `at`, unless one is under way.
     fn start_sweep(&mut self, at: u64) {
         if self.sweep.is_none() {
-            self.sweep = Some(Sweep { at, after: None });
+            let mut order: Vec<(u64, u32)> = self
+                .dependencies
+                .keys()
+                .enumerate()
+                .map(|(i, k)| (order_key(k), i as u32))
+                .collect();
+            order.sort_unstable();
+            self.sweep = Some(Sweep {
+                at,
+                order: order.into_iter().map(|(_, i)| i).collect(),
+                next: 0,
+            });
         }
     }
 
-    /// The sweep's next traffic, at most `limit` edges in key order, as events of at most
+    /// The sweep's next traffic, at most `limit` edges, as events of at most
     /// `max_edges_per_event` edges each, taken straight from the dependency map; the sweep ends
-    /// after the last dependency. Only what goes to the log now is ever copied, so a period's
-    /// traffic never sits in memory twice, whatever the size of the map. Traffic a dependency
-    /// sees after the sweep passed it goes with the next sweep.
+    /// after the last dependency it started with. Only what goes to the log now is ever copied,
+    /// so a period's traffic never sits in memory twice, whatever the size of the map. Traffic
+    /// a dependency sees after the sweep passed it (or a dependency found since the sweep
+    /// started) goes with the next sweep.
     fn sweep_events(&mut self, limit: usize) -> Vec<Event> {
         let Some(sweep) = &mut self.sweep else {
             return Vec::new();
         };
         let at = sweep.at;
         let max = self.config.max_edges_per_event.max(1);
-        let range = match sweep.after {
-            None => self.dependencies.range_mut(..),
-            Some(after) => self
-                .dependencies
-                .range_mut((Bound::Excluded(after), Bound::Unbounded)),
-        };
         let mut events = Vec::new();
         let mut edges = Vec::new();
         let mut taken = 0;
-        let mut done = true;
-        for (key, dep) in range {
+        while let Some(&position) = sweep.order.get(sweep.next) {
             if taken == limit {
-                done = false;
                 break;
             }
-            sweep.after = Some(*key);
+            sweep.next += 1;
+            let Some((key, dep)) = self.dependencies.get_index_mut(position as usize) else {
+                continue;
+            };
             if dep.traffic.flows == 0 {
                 continue;
             }
@@ -328,7 +353,7 @@ impl GraphState {
                 kind: EventKind::DependencyTraffic { edges },
             });
         }
-        if done {
+        if sweep.next >= sweep.order.len() {
             self.sweep = None;
         }
         events
@@ -672,6 +697,21 @@ mod tests {
         let first = g.sweep_events(2000);
         assert_eq!(first.len(), 2);
         assert_eq!(traffic_of(&first), (2000, 200_000));
+        // In key order (the projection's), whatever order the map holds them in.
+        let keys: Vec<DependencyKey> = first
+            .iter()
+            .flat_map(|e| match &e.kind {
+                EventKind::DependencyTraffic { edges } => {
+                    edges.iter().map(|x| x.dependency).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            keys.first().map(|k| k.client),
+            Some(IpAddr::from([10, 1, 0, 0]))
+        );
         assert!(g.sweep.is_some());
         // Mid-sweep: everything seen again, plus a new dependency.
         g.observe(many, 3_000);
@@ -680,13 +720,13 @@ mod tests {
         g.start_sweep(4_000);
         let rest: Vec<Event> = [g.sweep_events(2000), g.sweep_events(2000)].concat();
         assert!(rest.iter().all(|e| e.at_ms == 2_000));
-        // Not yet visited: both observations, and the new one (after the cursor in key order);
-        // already visited: waits for the next sweep.
-        assert_eq!(traffic_of(&rest), (3001, 600_100));
+        // Not yet visited: both observations; already visited, or found since the sweep
+        // started: waits for the next sweep.
+        assert_eq!(traffic_of(&rest), (3000, 600_000));
         assert!(g.sweep.is_none());
         g.start_sweep(10_000);
         let next = g.sweep_events(usize::MAX);
-        assert_eq!(traffic_of(&next), (2000, 200_000));
+        assert_eq!(traffic_of(&next), (2001, 200_100));
         assert!(g.sweep.is_none());
         // Nothing is left: a sweep over a quiet map is empty.
         g.start_sweep(20_000);

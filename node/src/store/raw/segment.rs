@@ -88,6 +88,8 @@ pub struct SegmentWriter {
     dir: PathBuf,
     open: Option<Open>,
     block: Vec<u8>,
+    /// The block transposed by words, as it is compressed.
+    columns: Vec<u8>,
     packed: Vec<u8>,
     table: CompressTable,
     written: Written,
@@ -101,6 +103,7 @@ impl SegmentWriter {
             dir: dir.to_path_buf(),
             open: None,
             block: Vec::with_capacity(BLOCK_RECORDS * RECORD_SIZE),
+            columns: Vec::with_capacity(BLOCK_RECORDS * RECORD_SIZE),
             packed: vec![0u8; BLOCK_HEADER_SIZE + MAX_PACKED],
             table: CompressTable::default(),
             written: Written::default(),
@@ -168,8 +171,11 @@ impl SegmentWriter {
         };
         let too_small = || io::Error::other("block buffer too small");
         let packed = match self.packed.get_mut(BLOCK_HEADER_SIZE..) {
-            Some(body) => compress_into_with_table(&self.block, body, &mut self.table)
-                .map_err(|e| io::Error::other(format!("lz4: {e}"))),
+            Some(body) => {
+                record::transpose(&self.block, &mut self.columns);
+                compress_into_with_table(&self.columns, body, &mut self.table)
+                    .map_err(|e| io::Error::other(format!("lz4: {e}")))
+            }
             None => Err(too_small()),
         };
         self.block.clear();
@@ -214,7 +220,7 @@ fn open_segment(dir: &Path, minute_ms: u64, written: &mut Written) -> io::Result
     let mut head = [0u8; HEADER_SIZE];
     let valid = len >= HEADER_SIZE as u64
         && file.read_exact(&mut head).is_ok()
-        && record::check_header(&head).is_ok();
+        && record::check_header(&head).is_ok_and(|h| h.version == record::VERSION);
     let end = if valid {
         let blocks = scan::blocks(&mut file, len)?;
         let end = blocks.end;
@@ -225,7 +231,7 @@ fn open_segment(dir: &Path, minute_ms: u64, written: &mut Written) -> io::Result
         end
     } else {
         if len > 0 {
-            tracing::warn!(path = %path.display(), "raw segment: unreadable header, segment rewritten");
+            tracing::warn!(path = %path.display(), "raw segment: unreadable header or older layout, segment rewritten");
         }
         file.set_len(0)?;
         file.seek(SeekFrom::Start(0))?;

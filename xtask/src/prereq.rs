@@ -11,20 +11,30 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::process::{self, Step};
 
-/// Debian packages the commands need, as (package, command whose presence proves it is
-/// installed). Later issues extend this list: `nats-server` for the cluster tests, `chromium`
-/// and `chromium-driver` (`/usr/bin/chromedriver`) for the browser tests, the wasm toolchain
-/// of `notes/wasm-build.md` for the UI build. Today's tests read committed captures and need
-/// none (`tests/data/generate.sh` documents what regenerating them takes).
+/// Debian packages every command needs, as (package, command whose presence proves it is
+/// installed). Later issues extend the lists: `chromium` and `chromium-driver`
+/// (`/usr/bin/chromedriver`) for the browser tests, the wasm toolchain of
+/// `notes/wasm-build.md` for the UI build. Captures are committed, so no exporter is needed
+/// (`tests/data/generate.sh` documents what regenerating them takes).
 pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[];
+
+/// Debian packages only the tests need: a real NATS server for the Raft-over-NATS tests
+/// (a single node runs without one).
+pub const TEST_PACKAGES: &[(&str, &str)] = &[("nats-server", "/usr/sbin/nats-server")];
 
 /// rustup components, as (component, cargo subcommand it provides).
 pub const RUSTUP_COMPONENTS: &[(&str, &str)] = &[("rustfmt", "fmt"), ("clippy", "clippy")];
 
-/// Checks (and where possible installs) every prerequisite in the lists above.
+/// Checks (and where possible installs) every prerequisite of running a node.
 pub fn ensure_all() -> Result<()> {
     ensure_debian_packages(DEBIAN_PACKAGES)?;
     ensure_rustup_components(RUSTUP_COMPONENTS)
+}
+
+/// [`ensure_all`], and what the tests need besides.
+pub fn ensure_for_tests() -> Result<()> {
+    ensure_all()?;
+    ensure_debian_packages(TEST_PACKAGES)
 }
 
 /// Makes sure each listed package's command is present, installing the missing packages with

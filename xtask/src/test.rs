@@ -13,7 +13,7 @@ use crate::process::{self, Step};
 /// Runs the gate; `extra` arguments go to `cargo test` (e.g. a test-name filter).
 pub fn run(extra: &[String]) -> Result<()> {
     let started = Instant::now();
-    prereq::ensure_all()?;
+    prereq::ensure_for_tests()?;
     process::ensure_target_dir()?;
     let steps = [
         Step::cargo("format check")?.args(["fmt", "--all", "--", "--check"]),

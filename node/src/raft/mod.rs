@@ -2,6 +2,7 @@
 //! applying batches to the sled projection.
 
 mod log_store;
+pub mod nats;
 mod network;
 mod state_machine;
 #[cfg(test)]

@@ -44,7 +44,7 @@ fn traffic(bytes: u64, first_ms: u64) -> TrafficDelta {
 }
 
 /// Batches covering every kind of event, with traffic on several edges and expiries.
-fn batches() -> Vec<EventBatch> {
+pub(super) fn batches() -> Vec<EventBatch> {
     let web = v4(10);
     let db = v4(20);
     let v6 = IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 5));

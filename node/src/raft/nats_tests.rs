@@ -1,0 +1,169 @@
+//! Raft RPC over a real nats-server (Debian's `nats-server`, started on a free loopback port):
+//! three nodes elect a leader and replicate every batch into equal projections, a stopped node
+//! is Unreachable, and a node whose server task ends stops answering.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::{BasicNode, Raft};
+use tempfile::TempDir;
+
+use super::super::log_store::LogStore;
+use super::super::state_machine::StateMachine;
+use super::super::tests::batches;
+use super::super::{config, LogPayload, SEGMENT_BYTES};
+use super::*;
+use crate::store::Projection;
+
+/// A nats-server process with JetStream, killed on drop.
+struct NatsServer {
+    child: Child,
+    url: String,
+    _dir: TempDir,
+}
+
+impl NatsServer {
+    fn start() -> NatsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = flowlens_tests::free_tcp_port();
+        // Debian installs it in /usr/sbin, which is not on every PATH.
+        let bin = ["/usr/sbin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
+            .unwrap_or("nats-server");
+        let child = Command::new(bin)
+            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian package nats-server) must be installed");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Member {
+    raft: Raft<TypeConfig>,
+    projection: Projection,
+    server: JoinHandle<()>,
+    _db: sled::Db,
+    _dir: TempDir,
+}
+
+async fn member(url: &str, cluster: &str, id: u64) -> Member {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = sled::open(dir.path().join("store")).expect("sled");
+    let projection = Projection::open(&db).expect("projection");
+    let in_use = Arc::new(());
+    let log =
+        LogStore::open(&db, &dir.path().join("raft"), SEGMENT_BYTES, in_use.clone()).expect("log");
+    let sm = StateMachine::open(&db, projection.clone(), in_use).expect("state machine");
+    let client = async_nats::connect(url).await.expect("connect");
+    let network = NatsNetwork::new(client.clone(), cluster);
+    let raft = Raft::new(id, Arc::new(config().expect("config")), network, log, sm)
+        .await
+        .expect("raft");
+    let server = serve(client, cluster, id, raft.clone())
+        .await
+        .expect("serve");
+    Member {
+        raft,
+        projection,
+        server,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
+    let nats = NatsServer::start();
+    let mut members = Vec::new();
+    for id in 1..=3 {
+        members.push(member(&nats.url, "test", id).await);
+    }
+    let nodes: BTreeMap<u64, BasicNode> = (1..=3)
+        .map(|id| (id, BasicNode::new(format!("node-{id}"))))
+        .collect();
+    members[0].raft.initialize(nodes).await.expect("initialize");
+    let leader = members[0]
+        .raft
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(|m| m.current_leader.is_some(), "a leader")
+        .await
+        .expect("leader")
+        .current_leader
+        .expect("leader id");
+    let on_leader = &members[(leader - 1) as usize].raft;
+    let mut last = 0;
+    for batch in batches() {
+        last = on_leader
+            .client_write(LogPayload::encode(&batch))
+            .await
+            .expect("commit")
+            .log_id
+            .index;
+    }
+    for m in &members {
+        m.raft
+            .wait(Some(Duration::from_secs(10)))
+            .applied_index_at_least(Some(last), "replicated")
+            .await
+            .expect("applied");
+    }
+    let want = members[0].projection.contents().expect("contents");
+    assert!(
+        want.get("assets").is_some_and(|rows| !rows.is_empty()),
+        "{want:?}"
+    );
+    for m in &members[1..] {
+        assert_eq!(m.projection.contents().expect("contents"), want);
+    }
+
+    // A follower stops answering (its subscription is gone): the leader still commits with
+    // the other two, and a direct RPC to it reports Unreachable (no responders), not a hang.
+    let follower = (1..=3).find(|&id| id != leader).expect("a follower");
+    members[(follower - 1) as usize].server.abort();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    on_leader
+        .client_write(LogPayload::encode(&batches()[0]))
+        .await
+        .expect("commit with a majority");
+    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let mut network = NatsNetwork::new(client, "test");
+    let mut peer = network.new_client(follower, &BasicNode::new("gone")).await;
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(1, leader), None);
+    let option = RPCOption::new(Duration::from_secs(2));
+    let started = Instant::now();
+    let e = peer.vote(vote, option).await.expect_err("no one answers");
+    assert!(matches!(e, RPCError::Unreachable(_)), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no responders is immediate"
+    );
+    for m in members {
+        m.server.abort();
+        let _ = m.raft.shutdown().await;
+    }
+}

@@ -213,7 +213,9 @@ fn config() -> Result<Config, LogError> {
         snapshot_policy: SnapshotPolicy::Never,
         // Entries are event batches; keep AppendEntries well under NATS's 1 MiB message limit.
         max_payload_entries: 64,
-        snapshot_max_chunk_size: 512 * 1024,
+        // MessagePack writes snapshot bytes as numbers (up to two bytes each): a chunk stays
+        // under NATS's 1 MiB message limit.
+        snapshot_max_chunk_size: 256 * 1024,
         ..Config::default()
     };
     config.validate().map_err(|e| LogError::Config(Box::new(e)))

@@ -26,6 +26,8 @@ use super::TypeConfig;
 const APPEND: &str = "append";
 const VOTE: &str = "vote";
 const SNAPSHOT: &str = "snapshot";
+/// Room left in a message for its headers and subjects.
+const HEADROOM: usize = 4096;
 
 #[cfg(test)]
 #[path = "nats_tests.rs"]
@@ -102,11 +104,36 @@ impl NatsPeer {
         request: &Req,
         timeout: Duration,
     ) -> Result<Result<Resp, E>, TransportError> {
+        let payload = self.encode(request)?;
+        self.send(kind, payload, timeout).await
+    }
+
+    fn encode<Req: Serialize>(&self, request: &Req) -> Result<Vec<u8>, TransportError> {
+        rmp_serde::to_vec_named(request).map_err(|e| TransportError::Failed {
+            node: self.target,
+            why: format!("cannot encode the request: {e}"),
+        })
+    }
+
+    /// The largest request payload the server takes, less room for the headers.
+    fn max_payload(&self) -> usize {
+        self.client
+            .server_info()
+            .max_payload
+            .saturating_sub(HEADROOM)
+            .max(HEADROOM)
+    }
+
+    async fn send<Resp: DeserializeOwned, E: DeserializeOwned>(
+        &self,
+        kind: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Result<Resp, E>, TransportError> {
         let failed = |why: String| TransportError::Failed {
             node: self.target,
             why,
         };
-        let payload = rmp_serde::to_vec_named(request).map_err(|e| failed(e.to_string()))?;
         let subject = format!("{}.{kind}", self.subject);
         let request = async_nats::Request::new()
             .payload(payload.into())
@@ -132,7 +159,30 @@ impl RaftNetwork<TypeConfig> for NatsPeer {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        into_rpc(self, self.call(APPEND, &rpc, option.hard_ttl()).await)
+        // A request over the server's message limit carries only its first entries (halved
+        // until it fits); openraft sends the rest next (a partial success).
+        let mut rpc = rpc;
+        let mut cut = None;
+        let limit = self.max_payload();
+        let payload = loop {
+            let payload = match self.encode(&rpc) {
+                Ok(p) => p,
+                Err(e) => return Err(RPCError::Network(NetworkError::new(&e))),
+            };
+            if payload.len() <= limit || rpc.entries.len() <= 1 {
+                break payload;
+            }
+            rpc.entries.truncate(rpc.entries.len() / 2);
+            cut = rpc.entries.last().map(|e| e.log_id);
+            rpc.leader_commit = rpc.leader_commit.min(cut);
+        };
+        let answer = self.send(APPEND, payload, option.hard_ttl()).await;
+        match into_rpc(self, answer)? {
+            AppendEntriesResponse::Success if cut.is_some() => {
+                Ok(AppendEntriesResponse::PartialSuccess(cut))
+            }
+            other => Ok(other),
+        }
     }
 
     async fn install_snapshot(

@@ -3,11 +3,15 @@
 //! is Unreachable, and a node whose server task ends stops answering.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openraft::{BasicNode, Raft};
+use proto::event::{
+    DependencyKey, EdgeStats, Event, EventBatch, EventKind, ServiceKey, TrafficDelta,
+};
 use tempfile::TempDir;
 
 use super::super::log_store::LogStore;
@@ -162,6 +166,57 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
         started.elapsed() < Duration::from_secs(1),
         "no responders is immediate"
     );
+
+    // While it is away the others commit more than one NATS message holds; back, it catches
+    // up (the leader's AppendEntries are cut to what a message holds) and matches them.
+    for round in 0..12u64 {
+        let edges: Vec<EdgeStats> = (0..2000u64)
+            .map(|i| EdgeStats {
+                dependency: DependencyKey {
+                    client: IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i as u32)),
+                    service: ServiceKey {
+                        ip: IpAddr::V4(Ipv4Addr::new(10, 2, 0, 1)),
+                        port: 443,
+                        protocol: 6,
+                    },
+                },
+                traffic: TrafficDelta {
+                    bytes_to_server: round * 1_000_003 + i,
+                    flows: 1,
+                    first_ms: 1_000,
+                    last_ms: 2_000,
+                    ..TrafficDelta::default()
+                },
+            })
+            .collect();
+        let batch = EventBatch::new(vec![Event {
+            at_ms: 5_000 + round,
+            kind: EventKind::DependencyTraffic { edges },
+        }]);
+        assert!(LogPayload::encode(&batch).as_bytes().len() > 100_000);
+        last = on_leader
+            .client_write(LogPayload::encode(&batch))
+            .await
+            .expect("commit")
+            .log_id
+            .index;
+    }
+    let back = &mut members[(follower - 1) as usize];
+    let client = async_nats::connect(&nats.url).await.expect("connect");
+    back.server = serve(client, "test", follower, back.raft.clone())
+        .await
+        .expect("serve");
+    for m in &members {
+        m.raft
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(Some(last), "caught up")
+            .await
+            .expect("applied");
+    }
+    let want = members[0].projection.contents().expect("contents");
+    for m in &members[1..] {
+        assert_eq!(m.projection.contents().expect("contents"), want);
+    }
     for m in members {
         m.server.abort();
         let _ = m.raft.shutdown().await;

@@ -100,6 +100,26 @@ async fn member(url: &str, cluster: &str, id: u64) -> Member {
     }
 }
 
+/// Waits until every member has applied `last`, then checks their projections are equal and
+/// hold assets.
+async fn all_applied_and_equal(members: &[Member], last: u64) {
+    for m in members {
+        m.raft
+            .wait(Some(Duration::from_secs(20)))
+            .applied_index_at_least(Some(last), "replicated")
+            .await
+            .expect("applied");
+    }
+    let want = members[0].projection.contents().expect("contents");
+    assert!(
+        want.get("assets").is_some_and(|rows| !rows.is_empty()),
+        "{want:?}"
+    );
+    for m in &members[1..] {
+        assert_eq!(m.projection.contents().expect("contents"), want);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
     let nats = NatsServer::start();
@@ -129,21 +149,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
             .log_id
             .index;
     }
-    for m in &members {
-        m.raft
-            .wait(Some(Duration::from_secs(10)))
-            .applied_index_at_least(Some(last), "replicated")
-            .await
-            .expect("applied");
-    }
-    let want = members[0].projection.contents().expect("contents");
-    assert!(
-        want.get("assets").is_some_and(|rows| !rows.is_empty()),
-        "{want:?}"
-    );
-    for m in &members[1..] {
-        assert_eq!(m.projection.contents().expect("contents"), want);
-    }
+    all_applied_and_equal(&members, last).await;
 
     // A follower stops answering (its subscription is gone): the leader still commits with
     // the other two, and a direct RPC to it reports Unreachable (no responders), not a hang.
@@ -206,17 +212,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
     back.server = serve(client, "test", follower, back.raft.clone())
         .await
         .expect("serve");
-    for m in &members {
-        m.raft
-            .wait(Some(Duration::from_secs(20)))
-            .applied_index_at_least(Some(last), "caught up")
-            .await
-            .expect("applied");
-    }
-    let want = members[0].projection.contents().expect("contents");
-    for m in &members[1..] {
-        assert_eq!(m.projection.contents().expect("contents"), want);
-    }
+    all_applied_and_equal(&members, last).await;
     for m in members {
         m.server.abort();
         let _ = m.raft.shutdown().await;

@@ -286,7 +286,7 @@ impl Appender {
     }
 
     /// Writes everything buffered to the file.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
 }

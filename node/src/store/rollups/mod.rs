@@ -230,6 +230,9 @@ struct Tiers {
     folded: [Option<u64>; 2],
     minute: u64,
     buffer: Vec<(Key, Row)>,
+    /// The minute tier's file of the current hour, kept open between runs (opening one scans
+    /// its chunk headers).
+    appending: Option<(PathBuf, Appender)>,
     /// Chunks skipped while folding because they did not check out.
     bad_chunks: u64,
 }
@@ -259,6 +262,7 @@ impl Tiers {
             folded,
             minute: 0,
             buffer: Vec::new(),
+            appending: None,
             bad_chunks: 0,
         })
     }
@@ -319,22 +323,49 @@ impl Tiers {
             }
         });
         let minute = self.minute;
-        let late = (1..3).filter(|&t| self.folded(t).is_some_and(|next| minute < next));
+        let late: Vec<usize> = (1..3)
+            .filter(|&t| self.folded(t).is_some_and(|next| minute < next))
+            .collect();
+        let mut buffer = std::mem::take(&mut self.buffer);
         for tier in std::iter::once(0).chain(late) {
             let bucket = minute - minute % TIERS[tier].1;
             let path = file_path(&self.dir, tier, bucket - bucket % TIERS[tier].2);
-            let written = Appender::open(&path).and_then(|mut a| {
-                a.run(bucket, self.buffer.iter().copied())?;
-                a.finish()
-            });
+            let records = buffer.iter().copied();
+            let written = if tier == 0 {
+                self.append_minutes(&path, bucket, records)
+            } else {
+                Appender::open(&path).and_then(|mut a| {
+                    a.run(bucket, records)?;
+                    a.flush()
+                })
+            };
             if let Err(e) = written {
                 tracing::warn!(path = %path.display(), error = %e, "rollup write failed");
             }
         }
-        self.buffer.clear();
-        if self.buffer.capacity() > MAX_BUFFERED {
-            self.buffer.shrink_to(MAX_BUFFERED);
+        buffer.clear();
+        if buffer.capacity() > MAX_BUFFERED {
+            buffer.shrink_to(MAX_BUFFERED);
         }
+        self.buffer = buffer;
+    }
+
+    /// Appends a minute run to `path` through the appender kept open for it (opened anew for
+    /// another file, or after a failed write).
+    fn append_minutes(
+        &mut self,
+        path: &Path,
+        bucket: u64,
+        records: impl IntoIterator<Item = (Key, Row)>,
+    ) -> io::Result<()> {
+        let mut appender = match self.appending.take() {
+            Some((open, a)) if open == path => a,
+            _ => Appender::open(path)?,
+        };
+        appender.run(bucket, records)?;
+        appender.flush()?;
+        self.appending = Some((path.to_path_buf(), appender));
+        Ok(())
     }
 
     /// Folds every finished hour into an hour run and every finished day into a day run.
@@ -392,7 +423,7 @@ impl Tiers {
         let merged = Merge::new(&mut readers);
         let written = Appender::open(&path).and_then(|mut a| {
             a.run(at, merged)?;
-            a.finish()
+            a.flush()
         });
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), error = %e, "rollup fold failed");
@@ -409,7 +440,7 @@ impl Tiers {
     }
 
     /// Deletes files past their tier's retention, but never files the next tier has not folded.
-    fn prune(&self, retention: &Retention, now: u64) {
+    fn prune(&mut self, retention: &Retention, now: u64) {
         for (tier, keep) in retention.0.iter().enumerate() {
             let (name, _, file_width) = TIERS[tier];
             let mut cutoff = now.saturating_sub(keep.as_millis() as u64);
@@ -421,6 +452,13 @@ impl Tiers {
                     break;
                 }
                 let path = file_path(&self.dir, tier, start);
+                if self
+                    .appending
+                    .as_ref()
+                    .is_some_and(|(open, _)| *open == path)
+                {
+                    self.appending = None;
+                }
                 if let Err(e) = fs::remove_file(&path) {
                     tracing::warn!(path = %path.display(), error = %e, "rollup file not pruned");
                 }

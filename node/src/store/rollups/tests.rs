@@ -164,7 +164,8 @@ fn a_torn_tail_is_cut_and_appending_carries_on() {
     tiers.write_buffer();
     let path = file_path(dir.path(), 0, t0);
     let whole = fs::metadata(&path).expect("meta").len();
-    // A crash in the middle of the next append.
+    // A crash in the middle of the next append, then a restart.
+    drop(tiers);
     let mut f = fs::OpenOptions::new()
         .append(true)
         .open(&path)
@@ -172,10 +173,17 @@ fn a_torn_tail_is_cut_and_appending_carries_on() {
     f.write_all(b"FLR1 half a header").expect("write");
     drop(f);
     assert_eq!(file::chunks(&path).expect("chunks").1, whole);
+    let mut tiers = Tiers::open(dir.path()).expect("reopen");
     assert_eq!(row(&mut tiers, 0, t0, 443), Some(10));
     tiers.add_period(t0 + 1_000, &[edge(443, 5)]);
     assert_eq!(row(&mut tiers, 0, t0, 443), Some(15));
     assert_eq!(file::runs(&path).expect("runs").len(), 2);
+    let runs_end = file::chunks(&path).expect("chunks").1;
+    assert_eq!(
+        fs::metadata(&path).expect("meta").len(),
+        runs_end,
+        "the torn tail was cut"
+    );
     // A flipped byte inside a chunk fails its check: that run is skipped, not misread.
     let mut bytes = fs::read(&path).expect("read");
     let last = bytes.len() - 1;

@@ -34,6 +34,14 @@ pub enum StoreError {
         /// What failed.
         why: String,
     },
+    /// The rollup files could not be used.
+    #[error("rollups at {path}: {why}")]
+    Rollups {
+        /// The rollup directory or file.
+        path: std::path::PathBuf,
+        /// What failed.
+        why: String,
+    },
     /// A snapshot could not be read.
     #[error("store: bad snapshot: {0}")]
     BadSnapshot(String),

@@ -105,9 +105,9 @@ pub struct Rollups {
 impl Rollups {
     /// Opens (creates) the tier directories under `dir` and starts the writer.
     pub fn open(dir: &Path, retention: Retention) -> Result<Arc<Rollups>, StoreError> {
-        let io = |what: &str, e: io::Error| StoreError::Raw {
+        let io = |what: &str, e: io::Error| StoreError::Rollups {
             path: dir.to_path_buf(),
-            why: format!("rollups: {what}: {e}"),
+            why: format!("{what}: {e}"),
         };
         for (name, _, _) in TIERS {
             fs::create_dir_all(dir.join(name)).map_err(|e| io("cannot create", e))?;
@@ -169,7 +169,7 @@ fn series(
             continue;
         }
         let path = file_path(dir, tier, start);
-        let runs = file::runs(&path).map_err(|e| StoreError::Raw {
+        let runs = file::runs(&path).map_err(|e| StoreError::Rollups {
             path: path.clone(),
             why: e.to_string(),
         })?;

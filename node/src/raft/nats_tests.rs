@@ -100,6 +100,15 @@ async fn member(url: &str, cluster: &str, id: u64) -> Member {
     }
 }
 
+/// Commits `batch` through `raft` (the leader) and returns its log index.
+async fn commit(raft: &Raft<TypeConfig>, batch: &EventBatch) -> u64 {
+    raft.client_write(LogPayload::encode(batch))
+        .await
+        .expect("commit")
+        .log_id
+        .index
+}
+
 /// Waits until every member has applied `last`, then checks their projections are equal and
 /// hold assets.
 async fn all_applied_and_equal(members: &[Member], last: u64) {
@@ -142,12 +151,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
     let on_leader = &members[(leader - 1) as usize].raft;
     let mut last = 0;
     for batch in batches() {
-        last = on_leader
-            .client_write(LogPayload::encode(&batch))
-            .await
-            .expect("commit")
-            .log_id
-            .index;
+        last = commit(on_leader, &batch).await;
     }
     all_applied_and_equal(&members, last).await;
 
@@ -156,10 +160,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
     let follower = (1..=3).find(|&id| id != leader).expect("a follower");
     members[(follower - 1) as usize].server.abort();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    on_leader
-        .client_write(LogPayload::encode(&batches()[0]))
-        .await
-        .expect("commit with a majority");
+    commit(on_leader, &batches()[0]).await;
     let client = async_nats::connect(&nats.url).await.expect("connect");
     let mut network = NatsNetwork::new(client, "test");
     let mut peer = network.new_client(follower, &BasicNode::new("gone")).await;
@@ -200,12 +201,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
             kind: EventKind::DependencyTraffic { edges },
         }]);
         assert!(LogPayload::encode(&batch).as_bytes().len() > 100_000);
-        last = on_leader
-            .client_write(LogPayload::encode(&batch))
-            .await
-            .expect("commit")
-            .log_id
-            .index;
+        last = commit(on_leader, &batch).await;
     }
     let back = &mut members[(follower - 1) as usize];
     let client = async_nats::connect(&nats.url).await.expect("connect");

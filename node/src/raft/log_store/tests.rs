@@ -69,6 +69,30 @@ fn seg(first: u64) -> String {
     format!("log-{first:020}.seg")
 }
 
+/// What both the reopen and the migration scenarios leave: entries 3..=7 (1..=2 purged),
+/// 6 committed, and a committed vote of `term` by node 1.
+async fn assert_kept(store: &mut LogStore, term: u64, what: &str) {
+    assert_eq!(read_all(store).await, entries(3..=7), "{what}");
+    assert_eq!(
+        store.read_vote().await.unwrap(),
+        Some(Vote::new_committed(term, 1)),
+        "{what}"
+    );
+    assert_eq!(
+        store.read_committed().await.unwrap(),
+        Some(id(1, 6)),
+        "{what}"
+    );
+    assert_eq!(
+        store.get_log_state().await.unwrap(),
+        LogState {
+            last_purged_log_id: Some(id(1, 2)),
+            last_log_id: Some(id(1, 7)),
+        },
+        "{what}"
+    );
+}
+
 /// Flips one byte of a file.
 fn flip(path: &Path, at: u64) {
     let mut bytes = fs::read(path).unwrap();
@@ -88,19 +112,7 @@ async fn reopening_keeps_entries_vote_committed_and_last_purged() {
         store.save_vote(&Vote::new_committed(3, 1)).await.unwrap();
     }
     let mut store = open(dir.path(), TINY).unwrap();
-    assert_eq!(read_all(&mut store).await, entries(3..=7));
-    assert_eq!(
-        store.read_vote().await.unwrap(),
-        Some(Vote::new_committed(3, 1))
-    );
-    assert_eq!(store.read_committed().await.unwrap(), Some(id(1, 6)));
-    assert_eq!(
-        store.get_log_state().await.unwrap(),
-        LogState {
-            last_purged_log_id: Some(id(1, 2)),
-            last_log_id: Some(id(1, 7)),
-        }
-    );
+    assert_kept(&mut store, 3, "reopened").await;
 }
 
 #[tokio::test]
@@ -421,19 +433,7 @@ async fn a_log_in_the_old_sled_trees_moves_into_segment_files_once() {
 
     for round in 0..2 {
         let mut store = LogStore::open(&db, &log_dir, TINY, Arc::new(())).unwrap();
-        assert_eq!(read_all(&mut store).await, entries(3..=7), "round {round}");
-        assert_eq!(
-            store.read_vote().await.unwrap(),
-            Some(Vote::new_committed(4, 1))
-        );
-        assert_eq!(store.read_committed().await.unwrap(), Some(id(1, 6)));
-        assert_eq!(
-            store.get_log_state().await.unwrap(),
-            LogState {
-                last_purged_log_id: Some(id(1, 2)),
-                last_log_id: Some(id(1, 7)),
-            }
-        );
+        assert_kept(&mut store, 4, &format!("round {round}")).await;
         let names = db.tree_names();
         assert!(
             !names

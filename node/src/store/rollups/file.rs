@@ -241,8 +241,8 @@ impl Appender {
         })
     }
 
-    /// Writes one run for the bucket starting at `bucket_ms`; `records` must come in ascending
-    /// key order, each key once. Returns the records written.
+    /// Writes one run for the bucket starting at `bucket_ms` and flushes it to the file;
+    /// `records` must come in ascending key order, each key once. Returns the records written.
     pub fn run(
         &mut self,
         bucket_ms: u64,
@@ -264,6 +264,7 @@ impl Appender {
         if !self.raw.is_empty() {
             self.chunk(bucket_ms, run)?;
         }
+        self.out.flush()?;
         Ok(written)
     }
 
@@ -283,11 +284,6 @@ impl Appender {
         self.out.write_all(body)?;
         self.raw.clear();
         Ok(())
-    }
-
-    /// Writes everything buffered to the file.
-    pub fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
     }
 }
 

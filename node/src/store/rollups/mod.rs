@@ -334,10 +334,9 @@ impl Tiers {
             let written = if tier == 0 {
                 self.append_minutes(&path, bucket, records)
             } else {
-                Appender::open(&path).and_then(|mut a| {
-                    a.run(bucket, records)?;
-                    a.flush()
-                })
+                Appender::open(&path)
+                    .and_then(|mut a| a.run(bucket, records))
+                    .map(drop)
             };
             if let Err(e) = written {
                 tracing::warn!(path = %path.display(), error = %e, "rollup write failed");
@@ -363,7 +362,6 @@ impl Tiers {
             _ => Appender::open(path)?,
         };
         appender.run(bucket, records)?;
-        appender.flush()?;
         self.appending = Some((path.to_path_buf(), appender));
         Ok(())
     }
@@ -421,10 +419,7 @@ impl Tiers {
         }
         let path = file_path(&self.dir, tier, at - at % TIERS[tier].2);
         let merged = Merge::new(&mut readers);
-        let written = Appender::open(&path).and_then(|mut a| {
-            a.run(at, merged)?;
-            a.flush()
-        });
+        let written = Appender::open(&path).and_then(|mut a| a.run(at, merged));
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), error = %e, "rollup fold failed");
         }

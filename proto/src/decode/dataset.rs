@@ -2,7 +2,7 @@
 //! turning them into flow records (two for an RFC 5103 biflow), learning sampling and clock
 //! facts from options records, and buffering sets whose template has not arrived yet.
 
-use super::fast::{FastSet, RecordBuf};
+use super::fast::FastSet;
 use super::fields::{RecordFields, TimeBase, VARIABLE_LENGTH};
 use super::reader::Reader;
 use super::template::{PendingSet, ScopeState, Template, TemplateCache, TemplateScope};
@@ -83,10 +83,8 @@ pub(crate) fn decode_data_set<S: FlowSink>(
                 domain: scope.domain,
                 source: scope.source,
             };
-            let records = body.rest().chunks_exact(min);
-            let n = u32::try_from(records.len()).unwrap_or(u32::MAX);
-            let mut buf = RecordBuf::new();
-            sink.flows(records.map(|rec| layout.record(rec, &mut buf, &set)));
+            let n = layout.records(body.rest(), min, &set, sink);
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
             report.data_records = report.data_records.saturating_add(n);
             report.flows = report.flows.saturating_add(n);
             return true;

@@ -11,87 +11,63 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::fields::{FieldKind, RawTime, TimeBase, TimeForm};
 use super::template::FieldOp;
+use super::FlowSink;
 use crate::record::{BiflowDirection, FlowRecord, FlowSource};
 
 /// The longest record the fast path takes; longer ones (rare) take the general path.
 pub const MAX_FAST_RECORD: usize = 256;
 
-/// A record copied into a fixed buffer, so that reads at offsets below [`MAX_FAST_RECORD`] need
-/// no bounds check (the offsets are `u8`s and the buffer has room for a 16-byte read at 255).
-pub struct RecordBuf([u8; MAX_FAST_RECORD + 16]);
+/// Bytes a record is read through: the record and what follows it, so that any value at an
+/// offset below [`MAX_FAST_RECORD`] is read as a whole 8-byte (or 16-byte) load with no bounds
+/// check (offsets are `u8`s, and a 16-byte read at 255 ends at 271).
+const VIEW: usize = MAX_FAST_RECORD + 16;
 
-impl RecordBuf {
-    /// An empty (zeroed) buffer; reuse one for every record of a set.
-    pub fn new() -> RecordBuf {
-        RecordBuf([0; MAX_FAST_RECORD + 16])
-    }
+/// The bytes from one record's start, [`VIEW`] long. Values are read forward from their offset:
+/// bytes past the value (the next record's, or the zero padding after the last) are shifted out.
+type RecordView = [u8; VIEW];
 
-    /// Copies a record (at most [`MAX_FAST_RECORD`] bytes; longer ones are cut).
-    #[inline(always)]
-    fn load(&mut self, rec: &[u8]) {
-        let n = rec.len().min(MAX_FAST_RECORD);
-        if let (Some(dst), Some(src)) = (self.0.get_mut(..n), rec.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-    }
-
-    #[inline(always)]
-    fn window(&self, at: u8) -> u64 {
-        let at = usize::from(at);
-        self.0
-            .get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_be_bytes)
-    }
-
-    #[inline(always)]
-    fn bytes16(&self, at: u8) -> [u8; 16] {
-        let at = usize::from(at);
-        self.0
-            .get(at..at + 16)
-            .and_then(|w| <[u8; 16]>::try_from(w).ok())
-            .unwrap_or_default()
-    }
+#[inline(always)]
+fn window(rec: &RecordView, at: u8) -> u64 {
+    let at = usize::from(at);
+    rec.get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
-impl Default for RecordBuf {
-    fn default() -> Self {
-        RecordBuf::new()
-    }
+#[inline(always)]
+fn bytes<const N: usize>(rec: &RecordView, at: u8) -> [u8; N] {
+    let at = usize::from(at);
+    rec.get(at..)
+        .and_then(<[u8]>::first_chunk::<N>)
+        .copied()
+        .unwrap_or([0; N])
 }
 
 /// Where one value sits in a record, precomputed so that reading it is branch-free: load the 8
-/// bytes at `at` (big-endian), shift right by `shift` bits and mask. A value of 1 to 8 bytes that
-/// ends at byte `end` is read from the 8-byte window ending at `max(end, 8)`; fast-path records
-/// are at least 8 bytes long (two addresses), so the window is always inside the record.
-/// `mask == 0` means the template lacks the value. 16-byte values (IPv6) are read whole.
+/// bytes at `offset` (big-endian), shift right by `shift` bits to drop the bytes after the value,
+/// and mask. `mask == 0` means the template lacks the value. 16-byte values (IPv6) are read whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Loc {
     mask: u64,
-    at: u8,
-    shift: u8,
     offset: u8,
+    shift: u8,
     len: u8,
 }
 
 impl Loc {
     /// Where a value of `len` bytes at `offset` sits; `None` if the record would be too long.
     fn new(offset: usize, len: usize) -> Option<Loc> {
-        let end = offset + len;
-        if end > MAX_FAST_RECORD {
+        if offset + len > MAX_FAST_RECORD {
             return None;
         }
-        let window_end = end.max(8);
-        let mask = match len {
-            1..=7 => (1u64 << (len * 8)) - 1,
-            8 => u64::MAX,
-            _ => 0,
+        let (mask, shift) = match len {
+            1..=8 => (u64::MAX, (8 - len) * 8),
+            _ => (0, 0),
         };
         Some(Loc {
             mask,
-            at: u8::try_from(window_end - 8).ok()?,
-            shift: u8::try_from((window_end - end) * 8).ok()?,
             offset: u8::try_from(offset).ok()?,
+            shift: u8::try_from(shift).ok()?,
             len: u8::try_from(len).ok()?,
         })
     }
@@ -102,22 +78,32 @@ impl Loc {
 
     /// Reads the value as a big-endian unsigned integer (0 when absent).
     #[inline(always)]
-    fn uint(self, rec: &RecordBuf) -> u64 {
-        (rec.window(self.at) >> self.shift) & self.mask
+    fn uint(self, rec: &RecordView) -> u64 {
+        (window(rec, self.offset) >> self.shift) & self.mask
     }
 
     /// Reads the value as an IPv4 or IPv6 address (by its length).
     #[inline(always)]
-    fn addr(self, rec: &RecordBuf) -> Option<IpAddr> {
+    fn addr(self, rec: &RecordView) -> Option<IpAddr> {
         if self.len == 16 {
-            Some(IpAddr::V6(Ipv6Addr::from(rec.bytes16(self.offset))))
+            Some(IpAddr::V6(Ipv6Addr::from(bytes::<16>(rec, self.offset))))
         } else if self.len == 4 {
-            Some(IpAddr::V4(Ipv4Addr::from(self.uint(rec) as u32)))
+            Some(IpAddr::V4(Ipv4Addr::from(bytes::<4>(rec, self.offset))))
         } else {
             None
         }
     }
 }
+
+/// Clocks [`FastLayout::records`] specialises for: both times present and in this form
+/// (uptime only with the header's sysUpTime), or anything ([`TimeBase::resolve_span`]).
+const CLOCK_ANY: u8 = 0;
+/// Unix milliseconds.
+const CLOCK_MILLIS: u8 = 1;
+/// Unix seconds.
+const CLOCK_SECS: u8 = 2;
+/// Exporter uptime ms, with the header's sysUpTime.
+const CLOCK_UPTIME: u8 = 3;
 
 /// A time field's place and form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +114,7 @@ struct TimeLoc {
 
 impl TimeLoc {
     #[inline(always)]
-    fn raw(self, rec: &RecordBuf) -> RawTime {
+    fn raw(self, rec: &RecordView) -> RawTime {
         if !self.loc.present() {
             return RawTime::Absent;
         }
@@ -268,16 +254,98 @@ impl FastLayout {
         (record_len >= 8 && ints_ok && l.src.present() && l.dst.present()).then_some(l)
     }
 
-    /// Decodes one record (exactly the template's length) into a flow record.
-    #[inline]
-    pub fn record(&self, rec: &[u8], buf: &mut RecordBuf, set: &FastSet) -> FlowRecord {
-        buf.load(rec);
-        let rec = &*buf;
+    /// Decodes every whole record of a data set `body` of `record_len`-byte records (the
+    /// template's length) into `sink`; a shorter remainder is padding. Returns how many.
+    ///
+    /// Records are read in place where at least [`VIEW`] bytes follow their start; the last few
+    /// of the set are first copied, together, into one zero-padded buffer. The loop is
+    /// specialised for the common clocks (both times present, in one form) so that each record
+    /// reads its times without dispatching on their forms.
+    pub fn records<S: FlowSink>(
+        &self,
+        body: &[u8],
+        record_len: usize,
+        set: &FastSet,
+        sink: &mut S,
+    ) -> usize {
+        let both = self.start.loc.present() && self.end.loc.present();
+        let same = self.start.form == self.end.form;
+        match (both && same, self.start.form, set.base.sys_uptime) {
+            (true, TimeForm::Millis, _) => {
+                self.records_with::<CLOCK_MILLIS, S>(body, record_len, set, sink)
+            }
+            (true, TimeForm::Secs, _) => {
+                self.records_with::<CLOCK_SECS, S>(body, record_len, set, sink)
+            }
+            (true, TimeForm::Uptime, Some(_)) => {
+                self.records_with::<CLOCK_UPTIME, S>(body, record_len, set, sink)
+            }
+            _ => self.records_with::<CLOCK_ANY, S>(body, record_len, set, sink),
+        }
+    }
+
+    #[inline(always)]
+    fn records_with<const CLOCK: u8, S: FlowSink>(
+        &self,
+        body: &[u8],
+        record_len: usize,
+        set: &FastSet,
+        sink: &mut S,
+    ) -> usize {
+        let record_len = record_len.max(1);
+        let n = body.len() / record_len;
+        // Records whose view fits inside the body.
+        let direct = (body.len().saturating_sub(VIEW) / record_len + 1).min(n);
+        let direct = if body.len() < VIEW { 0 } else { direct };
+        sink.flows((0..direct).map(move |i| {
+            let view = body
+                .get(i * record_len..)
+                .and_then(<[u8]>::first_chunk::<VIEW>);
+            self.record::<CLOCK>(view.unwrap_or(&[0; VIEW]), set)
+        }));
+        let tail = body
+            .get(direct * record_len..n * record_len)
+            .unwrap_or_default();
+        if !tail.is_empty() {
+            // Record `direct` did not fit, so `tail` is shorter than VIEW and every view of it
+            // fits in 2 × VIEW.
+            let mut buf = [0u8; 2 * VIEW];
+            if let Some(dst) = buf.get_mut(..tail.len()) {
+                dst.copy_from_slice(tail);
+            }
+            let buf = &buf;
+            sink.flows((0..n - direct).map(move |i| {
+                let view = buf
+                    .get(i * record_len..)
+                    .and_then(<[u8]>::first_chunk::<VIEW>);
+                self.record::<CLOCK>(view.unwrap_or(&[0; VIEW]), set)
+            }));
+        }
+        n
+    }
+
+    /// A record's first and last times as UTC ms, under a [`records`](Self::records) clock.
+    #[inline(always)]
+    fn span<const CLOCK: u8>(&self, rec: &RecordView, base: &TimeBase) -> (u64, u64) {
+        let (start, end) = (self.start.loc.uint(rec), self.end.loc.uint(rec));
+        match CLOCK {
+            CLOCK_MILLIS => (start, end),
+            CLOCK_SECS => (start.saturating_mul(1000), end.saturating_mul(1000)),
+            CLOCK_UPTIME => {
+                let sys = base.sys_uptime.unwrap_or(0);
+                let utc = |t| super::netflow_v5::uptime_to_utc_ms(base.export_ms, sys, t as u32);
+                (utc(start), utc(end))
+            }
+            _ => base.resolve_span(self.start.raw(rec), self.end.raw(rec), None),
+        }
+    }
+
+    /// Decodes one record, read through its view, into a flow record.
+    #[inline(always)]
+    fn record<const CLOCK: u8>(&self, rec: &RecordView, set: &FastSet) -> FlowRecord {
         let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
         let rate = u64::from(set.rate);
-        let (first_ms, last_ms) =
-            set.base
-                .resolve_span(self.start.raw(rec), self.end.raw(rec), None);
+        let (first_ms, last_ms) = self.span::<CLOCK>(rec, &set.base);
         let vlan = self.vlan.uint(rec) as u16 & 0x0fff;
         FlowRecord {
             src_addr: self.src.addr(rec).unwrap_or(unspecified),

@@ -20,6 +20,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// This node's Raft id.
     pub node_id: u64,
+    /// Clustering (off unless `cluster.nats` is set).
+    pub cluster: ClusterSection,
     /// REST API and UI.
     pub api: ApiConfig,
     /// UDP flow listeners.
@@ -34,6 +36,40 @@ pub struct Config {
     pub store: StoreSection,
     /// Logging.
     pub log: LogSection,
+}
+
+/// Cluster settings. A node without a NATS URL runs alone, with no NATS needed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// The cluster's name: the `<cluster>` token of its NATS subjects.
+    pub name: String,
+    /// NATS server URL(s), comma-separated (`nats://127.0.0.1:4222`); empty runs alone.
+    pub nats: String,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        ClusterSection {
+            name: "flowlens".into(),
+            nats: String::new(),
+        }
+    }
+}
+
+impl ClusterSection {
+    /// Whether this node runs in a cluster.
+    pub fn enabled(&self) -> bool {
+        !self.nats.trim().is_empty()
+    }
+}
+
+/// Whether `name` can be one token of a NATS subject: letters, digits, `-` and `_`.
+pub fn is_subject_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// REST API settings.
@@ -141,6 +177,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./data"),
             node_id: 1,
+            cluster: ClusterSection::default(),
             api: ApiConfig::default(),
             collector: CollectorSection::default(),
             aggregator: AggregatorSection::default(),
@@ -298,6 +335,12 @@ impl Config {
         }
         if self.node_id == 0 {
             return Err(invalid("node_id", "must be 1 or more"));
+        }
+        if !is_subject_token(&self.cluster.name) {
+            return Err(invalid(
+                "cluster.name",
+                "must be letters, digits, '-' or '_' (it is a NATS subject token)",
+            ));
         }
         if self.api.max_page == 0 {
             return Err(invalid("api.max_page", "must be 1 or more"));

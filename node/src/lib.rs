@@ -1,6 +1,7 @@
 //! The FlowLens node as a library: configuration, the simulator, the Raft event log over sled, the
 //! sled projection, the REST API and the wiring that starts them. `main.rs` is only the CLI.
 
+pub mod admin;
 pub mod api;
 pub mod config;
 pub mod raft;

@@ -1,5 +1,5 @@
-//! The `flowlens` command line: `node` runs a node, `simulate` exports a synthetic network as
-//! flow packets.
+//! The `flowlens` command line: `node` runs a node, `admin` manages a cluster, `simulate`
+//! exports a synthetic network as flow packets.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +22,8 @@ enum Command {
     Node(NodeArgs),
     /// Send a synthetic network's flows to a collector.
     Simulate(node::simulate::SimulateArgs),
+    /// Manage a cluster's membership over NATS.
+    Admin(node::admin::AdminArgs),
 }
 
 /// `flowlens node` flags; they override the config file and environment.
@@ -39,6 +41,16 @@ struct NodeArgs {
     /// UDP flow listener, repeatable; replaces `collector.listen`.
     #[arg(long = "listen")]
     listen: Vec<SocketAddr>,
+    /// Cluster name (config key `cluster.name`).
+    #[arg(long)]
+    cluster: Option<String>,
+    /// This node's Raft id (config key `node_id`).
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// NATS server URL; joins a cluster (config key `cluster.nats`). Without it the node runs
+    /// alone.
+    #[arg(long)]
+    nats: Option<String>,
 }
 
 fn load_config(args: &NodeArgs) -> Result<Config, String> {
@@ -52,6 +64,15 @@ fn load_config(args: &NodeArgs) -> Result<Config, String> {
     }
     if !args.listen.is_empty() {
         config.collector.listen = args.listen.clone();
+    }
+    if let Some(name) = &args.cluster {
+        config.cluster.name = name.clone();
+    }
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if let Some(url) = &args.nats {
+        config.cluster.nats = url.clone();
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -108,6 +129,13 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Admin(args) => {
+            init_tracing("warn");
+            runtime
+                .block_on(node::admin::run(&args))
+                .map(|out| print!("{out}"))
+                .map_err(|e| format!("{e:#}"))
+        }
         Command::Simulate(args) => {
             init_tracing("info");
             runtime

@@ -21,7 +21,9 @@ use ractor::{Actor, ActorRef};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::raft::{EventLog, SoloNetwork};
+use crate::raft::cluster::{AdminService, Forwarder};
+use crate::raft::nats::{self, NatsNetwork};
+use crate::raft::{EventLog, SoloNetwork, Start};
 use crate::store::raw::{RawConfig, RawStore};
 use crate::store::rollups::{Retention, Rollups};
 use crate::store::Projection;
@@ -52,6 +54,74 @@ pub struct Node {
     raw: Arc<RawStore>,
     server: tokio::task::JoinHandle<()>,
     stop_api: tokio::sync::oneshot::Sender<()>,
+    /// The Raft RPC and admin services of a clustered node.
+    cluster_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Opens the event log: alone, or in the cluster `config.cluster` names, with its Raft RPC and
+/// admin services answering on NATS (the connection is retried in the background, so a node
+/// may start before its NATS server).
+async fn open_log(
+    config: &Config,
+    db: &sled::Db,
+    projection: &Projection,
+) -> anyhow::Result<(EventLog, Vec<tokio::task::JoinHandle<()>>)> {
+    let dir = config.data_dir.join("raft");
+    let addr = config.api.listen.to_string();
+    if !config.cluster.enabled() {
+        let start = Start::Solo { addr };
+        let log = EventLog::open(
+            db,
+            &dir,
+            projection.clone(),
+            config.node_id,
+            start,
+            SoloNetwork,
+        )
+        .await
+        .context("cannot start the event log")?;
+        return Ok((log, Vec::new()));
+    }
+    let name = config.cluster.name.clone();
+    let client = async_nats::ConnectOptions::new()
+        .name(format!("flowlens {name} node {}", config.node_id))
+        .retry_on_initial_connect()
+        .connect(config.cluster.nats.as_str())
+        .await
+        .with_context(|| format!("cluster.nats {}: cannot connect", config.cluster.nats))?;
+    let start = Start::Cluster {
+        forward: Forwarder::new(client.clone(), name.clone()),
+    };
+    let network = NatsNetwork::new(client.clone(), name.clone());
+    let log = EventLog::open(db, &dir, projection.clone(), config.node_id, start, network)
+        .await
+        .context("cannot start the event log")?;
+    let raft = log.raft().clone();
+    let mut tasks = vec![
+        nats::serve(client.clone(), &name, config.node_id, raft.clone())
+            .await
+            .context("cannot subscribe to the Raft subjects")?,
+    ];
+    let admin = AdminService {
+        client,
+        cluster: name.clone(),
+        node: config.node_id,
+        addr,
+        raft,
+    };
+    tasks.extend(
+        admin
+            .serve()
+            .await
+            .context("cannot subscribe to the admin subjects")?,
+    );
+    tracing::info!(
+        cluster = %name,
+        node = config.node_id,
+        nats = %config.cluster.nats,
+        "clustered: membership is managed with `flowlens admin`"
+    );
+    Ok((log, tasks))
 }
 
 fn known_state(projection: &Projection) -> anyhow::Result<KnownState> {
@@ -75,18 +145,8 @@ impl Node {
             .open()
             .with_context(|| format!("cannot open the store at {}", store_dir.display()))?;
         let projection = Projection::open(&db)?;
-        let log = Arc::new(
-            EventLog::open(
-                &db,
-                &config.data_dir.join("raft"),
-                projection.clone(),
-                config.node_id,
-                config.api.listen.to_string(),
-                SoloNetwork,
-            )
-            .await
-            .context("cannot start the event log")?,
-        );
+        let (log, cluster_tasks) = open_log(&config, &db, &projection).await?;
+        let log = Arc::new(log);
         let known = known_state(&projection)?;
         tracing::info!(
             assets = known.assets.len(),
@@ -194,6 +254,7 @@ impl Node {
             raw,
             server,
             stop_api,
+            cluster_tasks,
         })
     }
 
@@ -220,6 +281,9 @@ impl Node {
         self.collector.stop(None);
         self.aggregator.stop(None);
         self.graph.stop(None);
+        for task in &self.cluster_tasks {
+            task.abort();
+        }
         self.log.shutdown().await?;
         self.db.flush_async().await?;
         tracing::info!("stopped cleanly");

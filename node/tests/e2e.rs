@@ -5,96 +5,26 @@
 //! flows the in-memory ring cannot answer for are read from disk, across a SIGKILL too.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::IpAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use flowlens_tests::{data_dir, free_tcp_port, free_udp_port, http_get, load_truth, read_pcap};
+use flowlens_tests::{
+    data_dir, free_tcp_port, free_udp_port, http_get, load_truth, read_pcap, NodeProcess,
+};
 use serde_json::Value;
 
-struct NodeProcess {
-    child: Child,
-    api: SocketAddr,
-    udp: SocketAddr,
+/// Starts a node of this build with the default test settings.
+fn start(data: &Path, api_port: u16, udp_port: u16) -> NodeProcess {
+    start_with(data, api_port, udp_port, &[])
 }
 
-impl NodeProcess {
-    fn start(data: &Path, api_port: u16, udp_port: u16) -> NodeProcess {
-        NodeProcess::start_with(data, api_port, udp_port, &[])
-    }
-
-    /// Starts a node with extra environment variables (`FLOWLENS_…` settings).
-    fn start_with(data: &Path, api_port: u16, udp_port: u16, env: &[(&str, &str)]) -> NodeProcess {
-        let api = SocketAddr::from(([127, 0, 0, 1], api_port));
-        let udp = SocketAddr::from(([127, 0, 0, 1], udp_port));
-        let child = Command::new(env!("CARGO_BIN_EXE_flowlens"))
-            .args(["node", "--data-dir"])
-            .arg(data)
-            .args([
-                "--api-listen",
-                &api.to_string(),
-                "--listen",
-                &udp.to_string(),
-            ])
-            .env("FLOWLENS_AGGREGATOR__FLUSH_INTERVAL", "100ms")
-            .env("FLOWLENS_GRAPH__STATS_INTERVAL", "200ms")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("flowlens starts");
-        let node = NodeProcess { child, api, udp };
-        node.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
-        node
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        match http_get(self.api, path) {
-            Ok((status, body)) => (status, serde_json::from_str(&body).unwrap_or(Value::Null)),
-            Err(_) => (0, Value::Null),
-        }
-    }
-
-    fn wait_until(&self, mut ok: impl FnMut(&NodeProcess) -> bool, what: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if ok(self) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let (_, deps) = self.get("/api/v1/dependencies?limit=10000&status=all");
-        panic!("node did not become {what} in 30 s; dependencies: {deps}");
-    }
-
-    fn send(&self, payloads: &[&[u8]]) {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        for p in payloads {
-            socket.send_to(p, self.udp).expect("send");
-            // Loopback drops nothing, but a burst can outrun a debug build's receive buffer.
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-
-    fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("node exits")
-    }
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts a node with extra environment variables (`FLOWLENS_…` settings), once it is ready.
+fn start_with(data: &Path, api_port: u16, udp_port: u16, env: &[(&str, &str)]) -> NodeProcess {
+    let bin = Path::new(env!("CARGO_BIN_EXE_flowlens"));
+    let node = NodeProcess::start(bin, data, api_port, udp_port, &[], env);
+    node.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
+    node
 }
 
 const SERVER_PORTS: [u16; 6] = [22, 53, 80, 443, 5432, 6379];
@@ -161,7 +91,7 @@ fn payloads(capture: &str) -> Vec<Vec<u8>> {
 #[test]
 fn a_node_maps_real_exports_with_direction_and_byte_totals() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let node = NodeProcess::start(dir.path(), free_tcp_port(), free_udp_port());
+    let node = start(dir.path(), free_tcp_port(), free_udp_port());
     // Two exporters' views of the same traffic would double it; use one capture per format
     // family that the node must merge: IPFIX from softflowd and sFlow from pmacct differ in
     // what they see, so send one and check it exactly.
@@ -310,7 +240,7 @@ fn a_node_killed_mid_stream_keeps_what_was_committed_and_its_templates() {
     let (api_port, udp_port) = (free_tcp_port(), free_udp_port());
     let capture = "softflowd_v9";
     let packets = payloads(capture);
-    let node = NodeProcess::start(dir.path(), api_port, udp_port);
+    let node = start(dir.path(), api_port, udp_port);
     // The first packet carries the templates; the data in it is committed before the kill.
     node.send(&[&packets[0]]);
     node.wait_until(|n| !dependencies(n).is_empty(), "mapping");
@@ -318,7 +248,7 @@ fn a_node_killed_mid_stream_keeps_what_was_committed_and_its_templates() {
     let before = dependencies(&node);
     node.kill9();
 
-    let node = NodeProcess::start(dir.path(), api_port, udp_port);
+    let node = start(dir.path(), api_port, udp_port);
     let after = dependencies(&node);
     assert_eq!(after, before, "committed dependencies survive kill -9");
     // The rest of the capture is data only: it decodes with the reloaded templates.
@@ -388,7 +318,7 @@ fn flows_the_ring_does_not_hold_are_read_from_disk_and_survive_kill_9() {
         })
         .collect();
     want.sort();
-    let node = NodeProcess::start_with(dir.path(), api_port, udp_port, &env);
+    let node = start_with(dir.path(), api_port, udp_port, &env);
     let packets = payloads(capture);
     node.send(&packets.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let count = truth.records.len() as u64;
@@ -407,7 +337,7 @@ fn flows_the_ring_does_not_hold_are_read_from_disk_and_survive_kill_9() {
     std::thread::sleep(Duration::from_millis(1500));
     node.kill9();
 
-    let node = NodeProcess::start_with(dir.path(), api_port, udp_port, &env);
+    let node = start_with(dir.path(), api_port, udp_port, &env);
     let to = now_ms();
     let (status, page) = node.get(&format!("/api/v1/flows?from=0&to={to}&limit=10000"));
     assert_eq!(status, 200, "{page}");
@@ -465,7 +395,7 @@ fn a_full_ring_answers_what_it_can_fill_and_hands_the_rest_to_the_disk() {
     let truth = load_truth(capture).expect("truth");
     let count = truth.records.len() as u64;
     assert!(count > 20, "{count}");
-    let node = NodeProcess::start_with(dir.path(), api_port, udp_port, &env);
+    let node = start_with(dir.path(), api_port, udp_port, &env);
     let packets = payloads(capture);
     node.send(&packets.iter().map(Vec::as_slice).collect::<Vec<_>>());
     node.wait_until(

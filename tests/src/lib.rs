@@ -5,6 +5,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+mod node;
+pub use node::NodeProcess;
 use serde::Deserialize;
 
 /// The directory holding committed captures and their truth (`<workspace>/tests/data`).
@@ -271,4 +274,86 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A real nats-server process (Debian's `nats-server`) with JetStream, on a free loopback port,
+/// its store in a temporary directory; killed on drop. [`NatsServer::restart`] brings it back on
+/// the same port and store.
+#[derive(Debug)]
+pub struct NatsServer {
+    child: Option<std::process::Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server and waits until it accepts connections.
+    ///
+    /// # Panics
+    /// When nats-server is not installed or does not listen within 10 s.
+    pub fn start() -> NatsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = NatsServer {
+            child: None,
+            port: free_tcp_port(),
+            dir,
+        };
+        server.restart();
+        server
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again (after [`NatsServer::kill`]) on the same port and store.
+    ///
+    /// # Panics
+    /// As [`NatsServer::start`].
+    pub fn restart(&mut self) {
+        self.kill();
+        // Debian installs it in /usr/sbin, which is not on every PATH.
+        let bin = ["/usr/sbin/nats-server", "nats-server"]
+            .into_iter()
+            .find(|b| !b.starts_with('/') || Path::new(b).exists())
+            .unwrap_or("nats-server");
+        let child = std::process::Command::new(bin)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server (Debian package nats-server) must be installed");
+        self.child = Some(child);
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "nats-server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

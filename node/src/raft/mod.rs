@@ -1,6 +1,7 @@
 //! The event log: openraft over a segment-file log store ([`log_store`]) and a state machine
 //! applying batches to the sled projection.
 
+pub mod cluster;
 mod log_store;
 pub mod nats;
 mod network;
@@ -22,6 +23,7 @@ use proto::event::{EventBatch, EventDecodeError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::store::{Projection, StoreError};
+use cluster::{ForwardError, Forwarder};
 pub use log_store::{EntryDecodeError, LogFileError, RecordError};
 use log_store::{FileLog, LogStore, SEGMENT_BYTES};
 pub use network::{SoloNetwork, SoloPeer};
@@ -44,6 +46,10 @@ pub type LogEntry = openraft::Entry<TypeConfig>;
 
 /// How long [`EventLog::open`] waits for this node to become leader.
 const LEADER_WAIT: Duration = Duration::from_secs(10);
+
+/// How long [`EventLog::append`] keeps trying to reach a leader before it reports failure (the
+/// caller retries: see `actors::committer`).
+const LEADER_SEARCH: Duration = Duration::from_secs(10);
 
 /// How long [`EventLog::shutdown`] waits for Raft's tasks to release the storage.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
@@ -156,6 +162,24 @@ pub enum LogError {
     /// A batch could not be committed.
     #[error("event log: commit failed: {0}")]
     Write(Box<RaftError<u64, ClientWriteError<u64, BasicNode>>>),
+    /// A follower could not hand a batch to the leader.
+    #[error(
+        "event log: node {node_id} is not the leader and could not forward the batch: {source}"
+    )]
+    Forward {
+        /// This node.
+        node_id: u64,
+        /// What failed last.
+        source: ForwardError,
+    },
+    /// No leader was known for the whole time a batch waited for one.
+    #[error("event log: node {node_id} found no leader within {waited:?}")]
+    NoLeader {
+        /// This node.
+        node_id: u64,
+        /// How long it looked.
+        waited: Duration,
+    },
     /// This node did not become leader in time.
     #[error(
         "event log: node {node_id} did not become leader within {waited:?} (state {state:?}, \
@@ -221,9 +245,28 @@ fn config() -> Result<Config, LogError> {
     config.validate().map_err(|e| LogError::Config(Box::new(e)))
 }
 
+/// How a node's event log starts.
+#[derive(Clone, Debug)]
+pub enum Start {
+    /// Alone: a single-member cluster of this node (at address `addr`) is initialised if the
+    /// log never was, and [`EventLog::open`] waits until this node leads it.
+    Solo {
+        /// This node's address in the membership.
+        addr: String,
+    },
+    /// In a cluster: membership is managed with `flowlens admin`, and batches this node cannot
+    /// commit itself (it does not lead) are forwarded to the leader.
+    Cluster {
+        /// Sends batches to the leader.
+        forward: Forwarder,
+    },
+}
+
 /// The replicated event log of one node and the projection it applies to.
 pub struct EventLog {
     raft: openraft::Raft<TypeConfig>,
+    node_id: u64,
+    forward: Option<Forwarder>,
     projection: Projection,
     log: FileLog,
     applied: Arc<AtomicU64>,
@@ -234,16 +277,16 @@ pub struct EventLog {
 
 impl EventLog {
     /// Opens the log store in `log_dir` (segment files; a log still in `db`'s old sled trees is
-    /// moved there once) and the state machine in `db` (trees prefixed `raft_`), starts Raft
-    /// with `node_id` and `network`, and initialises a single-member cluster (this node, address
-    /// `addr`) if the log was never initialised. Waits until this node is leader (at most 10 s)
-    /// and has applied the entries already in its log.
+    /// moved there once) and the state machine in `db` (trees prefixed `raft_`) and starts Raft
+    /// with `node_id` and `network`. [`Start::Solo`] initialises a single-member cluster if the
+    /// log was never initialised and waits until this node is leader (at most 10 s) and has
+    /// applied the entries already in its log; [`Start::Cluster`] returns at once.
     pub async fn open<N: openraft::RaftNetworkFactory<TypeConfig>>(
         db: &sled::Db,
         log_dir: &Path,
         projection: Projection,
         node_id: u64,
-        addr: String,
+        start: Start,
         network: N,
     ) -> Result<EventLog, LogError> {
         let config = Arc::new(config()?);
@@ -262,22 +305,33 @@ impl EventLog {
         drop(in_use);
 
         let raft = openraft::Raft::new(node_id, config, network, log_store, state_machine).await?;
-        if !raft.is_initialized().await? {
-            let members = BTreeMap::from([(node_id, BasicNode::new(addr))]);
-            match raft.initialize(members).await {
-                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-                Err(e) => return Err(LogError::Initialize(Box::new(e))),
+        let forward = match start {
+            Start::Solo { addr } => {
+                if !raft.is_initialized().await? {
+                    let members = BTreeMap::from([(node_id, BasicNode::new(addr))]);
+                    match raft.initialize(members).await {
+                        Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                        Err(e) => return Err(LogError::Initialize(Box::new(e))),
+                    }
+                }
+                None
             }
-        }
+            Start::Cluster { forward } => Some(forward),
+        };
+        let clustered = forward.is_some();
         let log = EventLog {
             raft,
+            node_id,
+            forward,
             projection,
             log,
             applied,
             storage_in_use,
             db: db.clone(),
         };
-        log.wait_until_leader(node_id).await?;
+        if !clustered {
+            log.wait_until_leader(node_id).await?;
+        }
         Ok(log)
     }
 
@@ -314,10 +368,60 @@ impl EventLog {
     }
 
     /// Commits a batch (rkyv-encode, client_write) and returns its log index once applied to
-    /// the projection.
+    /// the projection. In a cluster, a follower forwards the batch to the leader (its index is
+    /// the leader's, and this node applies it when replicated); while no leader is known (an
+    /// election) it keeps looking for up to 10 s.
     pub async fn append(&self, batch: &EventBatch) -> Result<u64, LogError> {
-        let response = self.raft.client_write(LogPayload::encode(batch)).await?;
-        Ok(response.data.index)
+        let payload = LogPayload::encode(batch);
+        let started = tokio::time::Instant::now();
+        loop {
+            let leader = match self.raft.client_write(payload.clone()).await {
+                Ok(response) => return Ok(response.data.index),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))
+                    if self.forward.is_some() =>
+                {
+                    f.leader_id
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let retry = match (leader, &self.forward) {
+                (Some(leader), Some(forward)) if leader != self.node_id => {
+                    match forward.write(leader, &payload).await {
+                        Ok(index) => return Ok(index),
+                        // Not committed: the leader is gone or has changed. Look again.
+                        Err(e @ (ForwardError::Unreachable(_) | ForwardError::Refused(_))) => {
+                            Some(e)
+                        }
+                        // Perhaps committed: retrying here could commit it twice.
+                        Err(source) => {
+                            return Err(LogError::Forward {
+                                node_id: self.node_id,
+                                source,
+                            })
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if started.elapsed() >= LEADER_SEARCH {
+                return Err(match retry {
+                    Some(source) => LogError::Forward {
+                        node_id: self.node_id,
+                        source,
+                    },
+                    None => LogError::NoLeader {
+                        node_id: self.node_id,
+                        waited: started.elapsed(),
+                    },
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// This node's Raft, for the RPC and admin services.
+    pub fn raft(&self) -> &openraft::Raft<TypeConfig> {
+        &self.raft
     }
 
     /// Last log index applied to the projection.

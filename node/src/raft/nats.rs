@@ -1,6 +1,7 @@
 //! Raft RPC over NATS request/reply: the client side ([`NatsNetwork`], openraft's network
 //! factory) and the server side ([`serve`], one subscription per node answering its peers).
-//! Subjects are `flowlens.<cluster>.raft.<node>.{append,vote,snapshot}`; requests and replies are
+//! Subjects are `flowlens.<cluster>.raft.<node>.{append,vote,snapshot}` (and `write`, a
+//! follower's batch forwarded to the leader: see [`super::cluster`]); requests and replies are
 //! MessagePack. "No responders" is reported as Unreachable (the node is down: openraft backs
 //! off), a timeout or any other failure as a network error.
 
@@ -245,6 +246,9 @@ pub async fn serve(
                     APPEND => answer(&msg.payload, |r| raft.append_entries(r)).await,
                     VOTE => answer(&msg.payload, |r| raft.vote(r)).await,
                     SNAPSHOT => answer(&msg.payload, |r| raft.install_snapshot(r)).await,
+                    super::cluster::WRITE => {
+                        Ok(super::cluster::answer_write(&raft, node, &msg.payload).await)
+                    }
                     _ => return,
                 };
                 match answer {

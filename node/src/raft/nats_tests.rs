@@ -4,10 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flowlens_tests::NatsServer;
 use openraft::{BasicNode, Raft};
 use proto::event::{
     DependencyKey, EdgeStats, Event, EventBatch, EventKind, ServiceKey, TrafficDelta,
@@ -20,52 +20,6 @@ use super::super::tests::batches;
 use super::super::{config, LogPayload, SEGMENT_BYTES};
 use super::*;
 use crate::store::Projection;
-
-/// A nats-server process with JetStream, killed on drop.
-struct NatsServer {
-    child: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-impl NatsServer {
-    fn start() -> NatsServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = flowlens_tests::free_tcp_port();
-        // Debian installs it in /usr/sbin, which is not on every PATH.
-        let bin = ["/usr/sbin/nats-server", "nats-server"]
-            .into_iter()
-            .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
-            .unwrap_or("nats-server");
-        let child = Command::new(bin)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server (Debian package nats-server) must be installed");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        NatsServer {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Member {
     raft: Raft<TypeConfig>,
@@ -134,7 +88,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
     let nats = NatsServer::start();
     let mut members = Vec::new();
     for id in 1..=3 {
-        members.push(member(&nats.url, "test", id).await);
+        members.push(member(&nats.url(), "test", id).await);
     }
     let nodes: BTreeMap<u64, BasicNode> = (1..=3)
         .map(|id| (id, BasicNode::new(format!("node-{id}"))))
@@ -161,7 +115,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
     members[(follower - 1) as usize].server.abort();
     tokio::time::sleep(Duration::from_millis(200)).await;
     commit(on_leader, &batches()[0]).await;
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = async_nats::connect(nats.url()).await.expect("connect");
     let mut network = NatsNetwork::new(client, "test");
     let mut peer = network.new_client(follower, &BasicNode::new("gone")).await;
     let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(1, leader), None);
@@ -204,7 +158,7 @@ async fn three_nodes_over_nats_elect_a_leader_and_replicate_every_batch() {
         last = commit(on_leader, &batch).await;
     }
     let back = &mut members[(follower - 1) as usize];
-    let client = async_nats::connect(&nats.url).await.expect("connect");
+    let client = async_nats::connect(nats.url()).await.expect("connect");
     back.server = serve(client, "test", follower, back.raft.clone())
         .await
         .expect("serve");

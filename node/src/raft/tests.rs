@@ -174,7 +174,9 @@ async fn open(dir: &Path) -> (sled::Db, EventLog) {
         &dir.join("raft"),
         projection,
         1,
-        "127.0.0.1:7000".into(),
+        Start::Solo {
+            addr: "127.0.0.1:7000".into(),
+        },
         SoloNetwork,
     )
     .await

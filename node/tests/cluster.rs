@@ -1,0 +1,297 @@
+//! Clustering with real processes: a real nats-server (Debian's `nats-server`) and three real
+//! `flowlens node` processes joined into one cluster with `flowlens admin`. Flows sent to every
+//! node, followers included, must end up committed once and in every node's projection.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flowlens_tests::{free_tcp_port, free_udp_port, NatsServer, NodeProcess};
+use proto::encode::{self, IpfixMessage};
+use proto::FlowRecord;
+use serde_json::Value;
+use tempfile::TempDir;
+
+const CLUSTER: &str = "itest";
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_flowlens"))
+}
+
+/// One member: its process and its data directory.
+struct Member {
+    node: Option<NodeProcess>,
+    id: u64,
+    api_port: u16,
+    udp_port: u16,
+    dir: TempDir,
+}
+
+impl Member {
+    fn start(id: u64, nats: &NatsServer) -> Member {
+        let mut m = Member {
+            node: None,
+            id,
+            api_port: free_tcp_port(),
+            udp_port: free_udp_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        m.restart(nats);
+        m
+    }
+
+    fn restart(&mut self, nats: &NatsServer) {
+        let id = self.id.to_string();
+        let url = nats.url();
+        let args = ["--cluster", CLUSTER, "--node-id", &id, "--nats", &url];
+        self.node = Some(NodeProcess::start(
+            bin(),
+            self.dir.path(),
+            self.api_port,
+            self.udp_port,
+            &args,
+            &[],
+        ));
+    }
+
+    fn node(&self) -> &NodeProcess {
+        self.node.as_ref().expect("member is running")
+    }
+}
+
+/// Runs `flowlens admin` against the cluster; its stdout, or a panic with its stderr.
+fn admin(nats: &NatsServer, args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(["admin", "--nats", &nats.url(), "--cluster", CLUSTER])
+        .args(args)
+        .output()
+        .expect("flowlens admin runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "flowlens admin {args:?} failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `n` flows from clients 10.<site>.0.x to servers 10.<site>.1.x on port 443, each client
+/// sending `1000 + x` bytes: one dependency per flow.
+fn flows(site: u8, n: u8) -> Vec<FlowRecord> {
+    let now = now_ms();
+    (0..n)
+        .map(|x| FlowRecord {
+            src_addr: IpAddr::V4(Ipv4Addr::new(10, site, 0, x)),
+            dst_addr: IpAddr::V4(Ipv4Addr::new(10, site, 1, x)),
+            src_port: 40_000 + u16::from(x),
+            dst_port: 443,
+            protocol: 6,
+            bytes: 1_000 + u64::from(x),
+            packets: 10,
+            first_ms: now - 2_000,
+            last_ms: now - 1_000,
+            ..FlowRecord::default()
+        })
+        .collect()
+}
+
+/// An IPFIX template message, then one data message holding `flows`.
+fn ipfix(flows: &[FlowRecord]) -> [Vec<u8>; 2] {
+    let secs = (now_ms() / 1000) as u32;
+    let mut template = IpfixMessage::new(secs, 0, 1);
+    template
+        .set(2)
+        .template(256, 0, &encode::standard_ipv4_template());
+    let mut data = IpfixMessage::new(secs, 0, 1);
+    data.set(256);
+    for r in flows {
+        encode::standard_ipv4_record(data.writer(), r);
+    }
+    [template.finish(), data.finish()]
+}
+
+/// The dependencies a node's projection holds: id → (bytes to server, bytes to client).
+fn dependencies(node: &NodeProcess) -> BTreeMap<String, (u64, u64)> {
+    let (status, body) = node.get("/api/v1/dependencies?limit=10000&status=all");
+    if status != 200 {
+        return BTreeMap::new();
+    }
+    body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|d| {
+                    let n = |k: &str| d[k].as_u64().unwrap_or(0);
+                    let id = d["id"].as_str().unwrap_or_default().to_owned();
+                    (id, (n("bytes_to_server"), n("bytes_to_client")))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The assets a node's projection holds, by address.
+fn assets(node: &NodeProcess) -> Vec<String> {
+    let (_, body) = node.get("/api/v1/assets?limit=10000");
+    let mut ips: Vec<String> = body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|a| a["ip"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    ips.sort();
+    ips
+}
+
+/// What the flows of `sites` must become.
+fn expected(sites: &[(u8, u8)]) -> BTreeMap<String, (u64, u64)> {
+    sites
+        .iter()
+        .flat_map(|&(site, n)| flows(site, n))
+        .map(|f| {
+            let id = format!("{}>{}:443/6", f.src_addr, f.dst_addr);
+            (id, (f.bytes, 0))
+        })
+        .collect()
+}
+
+/// Waits until every running member's projection holds exactly `want`.
+fn wait_all_equal(members: &[Member], want: &BTreeMap<String, (u64, u64)>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got: Vec<_> = members
+            .iter()
+            .filter(|m| m.node.is_some())
+            .map(|m| dependencies(m.node()))
+            .collect();
+        if got.iter().all(|g| g == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "projections differ from the flows sent after 30 s:\nwant {want:?}\ngot {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status_of(node: &NodeProcess) -> Value {
+    node.get("/api/v1/health/ready").1
+}
+
+#[test]
+fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
+    let nats = NatsServer::start();
+    let members: Vec<Member> = (1..=3).map(|id| Member::start(id, &nats)).collect();
+    // Not initialised yet: no node has a leader, so none is ready.
+    for m in &members {
+        assert_eq!(m.node().get("/api/v1/health/ready").0, 503);
+    }
+
+    let out = admin(&nats, &["init", "--node", "1"]);
+    assert!(out.contains("node 1 initialised"), "{out}");
+    for id in ["2", "3"] {
+        let out = admin(&nats, &["add-node", id]);
+        assert!(out.contains(&format!("node {id} (")), "{out}");
+        assert!(out.contains("is a voter"), "{out}");
+    }
+    for m in &members {
+        m.node()
+            .wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
+    }
+    let status = admin(&nats, &["status"]);
+    assert!(status.contains("leader 1, voters [1, 2, 3]"), "{status}");
+    assert_eq!(status.matches("Leader").count(), 1, "{status}");
+    assert_eq!(status.matches("Follower").count(), 2, "{status}");
+
+    // Each node collects its own site's flows; nodes 2 and 3 forward theirs to the leader.
+    let sites = [(1u8, 20u8), (2, 25), (3, 30)];
+    for (m, &(site, n)) in members.iter().zip(&sites) {
+        let [template, data] = ipfix(&flows(site, n));
+        m.node().send(&[&template, &data]);
+    }
+    let want = expected(&sites);
+    wait_all_equal(&members, &want);
+
+    // Assets too, and every node applied the same log.
+    let a = assets(members[0].node());
+    assert_eq!(a.len(), 2 * (20 + 25 + 30), "{a:?}");
+    for m in &members[1..] {
+        assert_eq!(assets(m.node()), a);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let applied: Vec<u64> = members
+            .iter()
+            .map(|m| status_of(m.node())["applied_index"].as_u64().unwrap_or(0))
+            .collect();
+        if applied.iter().all(|&i| i == applied[0] && i > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "applied indexes {applied:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn admin_errors_are_clear() {
+    let nats = NatsServer::start();
+    // Nobody runs: the admin command says so instead of hanging.
+    let out = Command::new(bin())
+        .args([
+            "admin",
+            "--nats",
+            &nats.url(),
+            "--cluster",
+            CLUSTER,
+            "status",
+        ])
+        .output()
+        .expect("flowlens admin runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no node of cluster itest is running"), "{err}");
+
+    let m = Member::start(1, &nats);
+    let out = admin(&nats, &["init", "--node", "1"]);
+    assert!(out.contains("initialised"), "{out}");
+    m.node()
+        .wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
+    // A second init, and adding a node that does not run, are refused with a reason.
+    for args in [&["init", "--node", "1"][..], &["add-node", "7"]] {
+        let out = Command::new(bin())
+            .args(["admin", "--nats", &nats.url(), "--cluster", CLUSTER])
+            .args(args)
+            .output()
+            .expect("flowlens admin runs");
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("cannot initialise") || err.contains("node 7 is not running"),
+            "{args:?}: {err}"
+        );
+    }
+    // A bad NATS URL is named.
+    let out = Command::new(bin())
+        .args(["admin", "--nats", "nats://127.0.0.1:1", "status"])
+        .output()
+        .expect("flowlens admin runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot connect to NATS at nats://127.0.0.1:1"),
+        "{err}"
+    );
+}

@@ -1,0 +1,125 @@
+//! A real `flowlens node` process driven over its REST API and UDP collector, for the
+//! end-to-end and cluster tests.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::http_get;
+
+/// A running `flowlens node`, killed on drop.
+#[derive(Debug)]
+pub struct NodeProcess {
+    child: Child,
+    /// Its API address.
+    pub api: SocketAddr,
+    /// Its UDP collector address.
+    pub udp: SocketAddr,
+}
+
+impl NodeProcess {
+    /// Starts `bin node` on loopback ports `api_port` (API) and `udp_port` (collector) with data
+    /// in `data`, flushing and committing every few hundred ms (as tests want), plus `args` and
+    /// the `FLOWLENS_…` settings in `env`. Returns once the API answers `/health/live`.
+    ///
+    /// # Panics
+    /// When the process cannot start or its API does not answer within 30 s.
+    pub fn start(
+        bin: &Path,
+        data: &Path,
+        api_port: u16,
+        udp_port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> NodeProcess {
+        let api = SocketAddr::from(([127, 0, 0, 1], api_port));
+        let udp = SocketAddr::from(([127, 0, 0, 1], udp_port));
+        let child = Command::new(bin)
+            .args(["node", "--data-dir"])
+            .arg(data)
+            .args([
+                "--api-listen",
+                &api.to_string(),
+                "--listen",
+                &udp.to_string(),
+            ])
+            .args(args)
+            .env("FLOWLENS_AGGREGATOR__FLUSH_INTERVAL", "100ms")
+            .env("FLOWLENS_GRAPH__STATS_INTERVAL", "200ms")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("flowlens starts");
+        let node = NodeProcess { child, api, udp };
+        node.wait_until(|n| n.get("/api/v1/health/live").0 == 200, "live");
+        node
+    }
+
+    /// GETs `path` from the API: (status, JSON body or Null); status 0 when it does not answer.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        match http_get(self.api, path) {
+            Ok((status, body)) => (status, serde_json::from_str(&body).unwrap_or(Value::Null)),
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    /// Waits up to 30 s for `ok`.
+    ///
+    /// # Panics
+    /// When `ok` stays false, naming `what` and showing the node's dependencies.
+    pub fn wait_until(&self, mut ok: impl FnMut(&NodeProcess) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if ok(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (_, deps) = self.get("/api/v1/dependencies?limit=10000&status=all");
+        panic!(
+            "node {} did not become {what} in 30 s; dependencies: {deps}",
+            self.api
+        );
+    }
+
+    /// Sends each payload as one UDP datagram to the collector.
+    ///
+    /// # Panics
+    /// When the socket cannot be bound or a send fails.
+    pub fn send(&self, payloads: &[&[u8]]) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        for p in payloads {
+            socket.send_to(p, self.udp).expect("send");
+            // Loopback drops nothing, but a burst can outrun a debug build's receive buffer.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Kills the process with SIGKILL.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops the process with SIGTERM and returns how it exited.
+    ///
+    /// # Panics
+    /// When the process cannot be waited for.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("node exits")
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -54,15 +54,63 @@ const LEADER_SEARCH: Duration = Duration::from_secs(10);
 /// How long [`EventLog::shutdown`] waits for Raft's tasks to release the storage.
 const RELEASE_WAIT: Duration = Duration::from_secs(5);
 
-/// The application data of one log entry: an [`EventBatch`] encoded with rkyv. It is carried as
-/// bytes (serde `bytes`, compact in binary formats) and decoded only when applied or read back.
+/// Who committed a batch: a node, one run of that node (`boot`, random per start) and the
+/// batch's number in that run. A batch retried after an ambiguous failure (the leader died or
+/// stepped down before answering) keeps its origin, and the state machine applies a batch of an
+/// origin it has already applied only once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The node whose actors produced the batch.
+    pub node: u64,
+    /// That node's run.
+    pub boot: u64,
+    /// The batch's number in the run, from 1.
+    pub seq: u64,
+}
+
+/// The first bytes of a payload that carries its [`Origin`].
+const ORIGIN_MAGIC: &[u8; 4] = b"FLO1";
+/// Magic and the origin's three numbers.
+const ORIGIN_LEN: usize = 4 + 3 * 8;
+
+/// The application data of one log entry: an [`EventBatch`] encoded with rkyv, after its
+/// [`Origin`] when it has one (`FLO1`, node, boot, seq as little-endian u64s). It is carried
+/// as bytes (serde `bytes`, compact in binary formats) and decoded only when applied or read
+/// back.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LogPayload(Vec<u8>);
 
 impl LogPayload {
-    /// Encodes a batch with rkyv.
+    /// Encodes a batch with rkyv, without an origin.
     pub fn encode(batch: &EventBatch) -> LogPayload {
         LogPayload(batch.to_rkyv())
+    }
+
+    /// A batch already encoded with rkyv (`body`), after its origin.
+    pub fn with_origin(origin: Origin, body: &[u8]) -> LogPayload {
+        let mut bytes = Vec::with_capacity(ORIGIN_LEN + body.len());
+        bytes.extend_from_slice(ORIGIN_MAGIC);
+        for n in [origin.node, origin.boot, origin.seq] {
+            bytes.extend_from_slice(&n.to_le_bytes());
+        }
+        bytes.extend_from_slice(body);
+        LogPayload(bytes)
+    }
+
+    /// The batch's origin, when it carries one.
+    pub fn origin(&self) -> Option<Origin> {
+        let (magic, rest) = self.0.split_first_chunk::<4>()?;
+        if magic != ORIGIN_MAGIC {
+            return None;
+        }
+        let (node, rest) = rest.split_first_chunk::<8>()?;
+        let (boot, rest) = rest.split_first_chunk::<8>()?;
+        let (seq, _) = rest.split_first_chunk::<8>()?;
+        Some(Origin {
+            node: u64::from_le_bytes(*node),
+            boot: u64::from_le_bytes(*boot),
+            seq: u64::from_le_bytes(*seq),
+        })
     }
 
     /// Wraps bytes that should hold an rkyv-encoded batch (checked by [`LogPayload::decode`]).
@@ -77,7 +125,12 @@ impl LogPayload {
 
     /// Decodes and validates the batch; bad bytes are an error, never a panic.
     pub fn decode(&self) -> Result<EventBatch, EventDecodeError> {
-        EventBatch::from_rkyv(&self.0)
+        match self.0.get(ORIGIN_LEN..) {
+            Some(body) if self.origin().is_some() => EventBatch::from_rkyv(body)
+                // A batch without origin whose rkyv bytes happen to start with the magic.
+                .or_else(|e| EventBatch::from_rkyv(&self.0).map_err(|_| e)),
+            _ => EventBatch::from_rkyv(&self.0),
+        }
     }
 }
 
@@ -228,6 +281,14 @@ impl From<RaftError<u64, ClientWriteError<u64, BasicNode>>> for LogError {
     }
 }
 
+/// A number for this run of node `node_id`: the clock's nanoseconds mixed with the process id.
+fn boot_id(node_id: u64) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 40) ^ node_id.rotate_left(20)
+}
+
 /// The Raft configuration of the event log.
 fn config() -> Result<Config, LogError> {
     let config = Config {
@@ -267,6 +328,13 @@ pub struct EventLog {
     raft: openraft::Raft<TypeConfig>,
     node_id: u64,
     forward: Option<Forwarder>,
+    /// This run of the node, in the origin of every batch it commits.
+    boot: u64,
+    /// The last batch number given out.
+    seq: AtomicU64,
+    /// The last batch whose commit failed, and its number: the same batch offered again (the
+    /// committer retries) keeps that number, so it is applied once even if it did commit.
+    failed: std::sync::Mutex<Option<(Vec<u8>, u64)>>,
     projection: Projection,
     log: FileLog,
     applied: Arc<AtomicU64>,
@@ -323,6 +391,9 @@ impl EventLog {
             raft,
             node_id,
             forward,
+            boot: boot_id(node_id),
+            seq: AtomicU64::new(0),
+            failed: std::sync::Mutex::new(None),
             projection,
             log,
             applied,
@@ -372,7 +443,30 @@ impl EventLog {
     /// the leader's, and this node applies it when replicated); while no leader is known (an
     /// election) it keeps looking for up to 10 s.
     pub async fn append(&self, batch: &EventBatch) -> Result<u64, LogError> {
-        let payload = LogPayload::encode(batch);
+        let body = batch.to_rkyv();
+        let seq = {
+            let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            match &*failed {
+                Some((last, seq)) if *last == body => *seq,
+                _ => self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            }
+        };
+        let origin = Origin {
+            node: self.node_id,
+            boot: self.boot,
+            seq,
+        };
+        let payload = LogPayload::with_origin(origin, &body);
+        let result = self.commit(&payload).await;
+        let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+        *failed = match result {
+            Ok(_) => None,
+            Err(_) => Some((body, seq)),
+        };
+        result
+    }
+
+    async fn commit(&self, payload: &LogPayload) -> Result<u64, LogError> {
         let started = tokio::time::Instant::now();
         loop {
             let leader = match self.raft.client_write(payload.clone()).await {
@@ -386,7 +480,7 @@ impl EventLog {
             };
             let retry = match (leader, &self.forward) {
                 (Some(leader), Some(forward)) if leader != self.node_id => {
-                    match forward.write(leader, &payload).await {
+                    match forward.write(leader, payload).await {
                         Ok(index) => return Ok(index),
                         // Not committed: the leader is gone or has changed. Look again.
                         Err(e @ (ForwardError::Unreachable(_) | ForwardError::Refused(_))) => {

@@ -18,13 +18,16 @@ use openraft::{
 };
 
 use super::log_store::{decode_log_id, encode_log_id};
-use super::{Applied, LogEntry, TypeConfig};
+use super::{Applied, LogEntry, Origin, TypeConfig};
 use crate::store::{Projection, StoreError};
 
 /// Projection metadata key: the last applied log id.
 const LAST_APPLIED: &[u8] = b"raft_last_applied";
 /// Projection metadata key: the last applied membership (JSON).
 const MEMBERSHIP: &[u8] = b"raft_membership";
+/// Projection metadata key prefix: the last batch applied from one origin node (then its id,
+/// big-endian); the value is that batch's boot and seq (little-endian u64s).
+const ORIGIN_PREFIX: &[u8] = b"raft_origin/";
 
 const SNAPSHOT_TREE: &str = "raft_snapshot";
 const SNAPSHOT_META: &[u8] = b"meta";
@@ -119,16 +122,62 @@ impl StateMachine {
     }
 }
 
-/// Applies one entry to the projection, its metadata in the same transaction.
+/// Projection metadata key of the last batch applied from origin node `node`.
+fn origin_key(node: u64) -> Vec<u8> {
+    let mut key = ORIGIN_PREFIX.to_vec();
+    key.extend_from_slice(&node.to_be_bytes());
+    key
+}
+
+/// Whether `origin`'s batch was applied already: the last one applied from its node came from
+/// the same run with a number at least as high.
+fn already_applied(projection: &Projection, origin: Origin) -> Result<bool> {
+    let last = projection
+        .meta(&origin_key(origin.node))
+        .map_err(sm_read_err)?;
+    Ok(last
+        .as_deref()
+        .and_then(|v| v.split_first_chunk::<8>())
+        .and_then(|(boot, rest)| Some((boot, rest.first_chunk::<8>()?)))
+        .is_some_and(|(boot, seq)| {
+            u64::from_le_bytes(*boot) == origin.boot && u64::from_le_bytes(*seq) >= origin.seq
+        }))
+}
+
+/// Applies one entry to the projection, its metadata in the same transaction. A batch whose
+/// origin was applied already (a retry of a batch that did commit) changes nothing but the
+/// applied log id.
 fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<()> {
     let log_id = entry.log_id;
     let apply_err = |e: &(dyn std::error::Error + 'static)| -> StorageError<u64> {
         StorageIOError::apply(log_id, AnyError::from_dyn(e, None)).into()
     };
+    let origin = match &entry.payload {
+        EntryPayload::Normal(payload) => payload.origin(),
+        _ => None,
+    };
+    let origin_key = origin.map(|o| origin_key(o.node)).unwrap_or_default();
     let mut meta: Vec<(&[u8], Vec<u8>)> = vec![(LAST_APPLIED, encode_log_id(&log_id))];
     let batch = match &entry.payload {
         EntryPayload::Blank => None,
-        EntryPayload::Normal(payload) => Some(payload.decode().map_err(|e| apply_err(&e))?),
+        EntryPayload::Normal(payload) => match origin {
+            Some(o) if already_applied(projection, o)? => {
+                tracing::info!(
+                    index = log_id.index,
+                    node = o.node,
+                    seq = o.seq,
+                    "a batch committed twice (retried after an ambiguous failure) is applied once"
+                );
+                None
+            }
+            Some(o) => {
+                let mut value = o.boot.to_le_bytes().to_vec();
+                value.extend_from_slice(&o.seq.to_le_bytes());
+                meta.push((&origin_key, value));
+                Some(payload.decode().map_err(|e| apply_err(&e))?)
+            }
+            None => Some(payload.decode().map_err(|e| apply_err(&e))?),
+        },
         EntryPayload::Membership(m) => {
             let stored = Membership::new(Some(log_id), m.clone());
             let json = serde_json::to_vec(&stored).map_err(|e| apply_err(&e))?;

@@ -371,3 +371,46 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
 fn the_log_store_and_state_machine_pass_openraft_s_storage_suite() {
     Suite::<TypeConfig, LogStore, StateMachine, Builder, TempDir>::test_all(Builder).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_committed_twice_with_one_origin_is_applied_once() {
+    let dir = TempDir::new().unwrap();
+    let (_db, log) = open(dir.path()).await;
+    let https = dep(v4(1), v4(10), 443);
+    let batch = EventBatch::new(vec![Event {
+        at_ms: 1_000,
+        kind: EventKind::DependencyTraffic {
+            edges: vec![EdgeStats {
+                dependency: https,
+                traffic: traffic(500, 1_000),
+            }],
+        },
+    }]);
+    let body = batch.to_rkyv();
+    let origin = |boot, seq| Origin { node: 7, boot, seq };
+    let bytes = || {
+        log.projection()
+            .dependency(&https)
+            .unwrap()
+            .unwrap()
+            .bytes_to_server
+    };
+    // A leader that died after committing, and the retry that followed: one batch, twice.
+    let write = |o| log.raft().client_write(LogPayload::with_origin(o, &body));
+    write(origin(1, 1)).await.unwrap();
+    assert_eq!(bytes(), 500);
+    write(origin(1, 1)).await.unwrap();
+    assert_eq!(bytes(), 500, "the retry is applied once");
+    // The next batch of the run, and the first of the node's next run, are new.
+    write(origin(1, 2)).await.unwrap();
+    assert_eq!(bytes(), 1_000);
+    write(origin(2, 1)).await.unwrap();
+    assert_eq!(bytes(), 1_500);
+    // Batches the log's own append commits carry an origin too, and both apply.
+    log.append(&batch).await.unwrap();
+    log.append(&batch).await.unwrap();
+    assert_eq!(bytes(), 2_500);
+    let entries = log.entries().unwrap();
+    assert_eq!(entries.iter().filter(|(_, b)| b.is_some()).count(), 6);
+    log.shutdown().await.unwrap();
+}

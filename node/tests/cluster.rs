@@ -188,7 +188,143 @@ fn wait_all_equal(members: &[Member], want: &BTreeMap<String, (u64, u64)>) {
 }
 
 fn status_of(node: &NodeProcess) -> Value {
-    node.get("/api/v1/health/ready").1
+    node.get("/api/v1/health/live").1
+}
+
+/// Starts three nodes and joins them with `flowlens admin`: node 1 leads.
+fn three_node_cluster(nats: &NatsServer) -> Vec<Member> {
+    let members: Vec<Member> = (1..=3).map(|id| Member::start(id, nats)).collect();
+    admin(nats, &["init", "--node", "1"]);
+    admin(nats, &["add-node", "2"]);
+    admin(nats, &["add-node", "3"]);
+    for m in &members {
+        m.node()
+            .wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
+    }
+    members
+}
+
+/// The flows of round `r` of a stream: 5 dependencies of their own, clients 10.<site>.<r>.x.
+fn round_flows(site: u8, r: u8) -> Vec<FlowRecord> {
+    let now = now_ms();
+    (0..5u8)
+        .map(|x| FlowRecord {
+            src_addr: IpAddr::V4(Ipv4Addr::new(10, site, r, x)),
+            dst_addr: IpAddr::V4(Ipv4Addr::new(10, site, 255, x)),
+            src_port: 40_000 + u16::from(x),
+            dst_port: 443,
+            protocol: 6,
+            bytes: 100 * u64::from(r) + u64::from(x) + 1,
+            packets: 1,
+            first_ms: now - 2_000,
+            last_ms: now - 1_000,
+            ..FlowRecord::default()
+        })
+        .collect()
+}
+
+/// What a set of flows must become.
+fn expected_of(flows: &[FlowRecord]) -> BTreeMap<String, (u64, u64)> {
+    let mut want = BTreeMap::new();
+    for f in flows {
+        let e: &mut (u64, u64) = want
+            .entry(format!("{}>{}:443/6", f.src_addr, f.dst_addr))
+            .or_default();
+        e.0 += f.bytes;
+    }
+    want
+}
+
+/// Sends `rounds` rounds of flows, one every 40 ms, to the collectors at `targets` (round r to
+/// target r % n, from site 100 + that index); returns every flow sent.
+fn stream(
+    targets: Vec<std::net::SocketAddr>,
+    rounds: u8,
+) -> std::thread::JoinHandle<Vec<FlowRecord>> {
+    std::thread::spawn(move || {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut sent = Vec::new();
+        for r in 0..rounds {
+            let i = usize::from(r) % targets.len();
+            let flows = round_flows(100 + i as u8, r);
+            for packet in ipfix(&flows) {
+                socket.send_to(&packet, targets[i]).expect("send");
+            }
+            sent.extend(flows);
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        sent
+    })
+}
+
+/// Waits until a node other than `not` leads, as the running members see it; how long it took.
+fn wait_for_new_leader(members: &[Member], not: u64) -> (u64, Duration) {
+    let started = Instant::now();
+    loop {
+        for m in members.iter().filter(|m| m.node.is_some()) {
+            let h = status_of(m.node());
+            if h["raft_state"] == "Leader" && h["node_id"].as_u64() != Some(not) {
+                return (h["node_id"].as_u64().unwrap_or(0), started.elapsed());
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no new leader 20 s after leader {not} died"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn killing_the_leader_mid_stream_elects_another_within_2_s_and_loses_nothing_committed() {
+    let nats = NatsServer::start();
+    let mut members = three_node_cluster(&nats);
+    // Flows stream into the two followers, which forward their batches to the leader.
+    let targets = vec![members[1].node().udp, members[2].node().udp];
+    let sender = stream(targets, 100);
+    std::thread::sleep(Duration::from_millis(1_500));
+    if let Some(leader) = members[0].node.take() {
+        leader.kill9();
+    }
+    let (leader, took) = wait_for_new_leader(&members, 1);
+    assert!(
+        took < Duration::from_secs(2),
+        "node {leader} took {took:?} to lead"
+    );
+    let sent = sender.join().expect("sender");
+    // Every flow the followers received is committed exactly once: bytes are exact.
+    let want = expected_of(&sent);
+    wait_all_equal(&members, &want);
+
+    // The old leader comes back after missing all that, and catches up from the log.
+    members[0].restart(&nats);
+    wait_all_equal(&members, &want);
+    let status = admin(&nats, &["status"]);
+    assert!(
+        status.contains(&format!("leader {leader}, voters [1, 2, 3]")),
+        "{status}"
+    );
+}
+
+#[test]
+fn the_cluster_recovers_by_itself_when_nats_server_restarts() {
+    let mut nats = NatsServer::start();
+    let members = three_node_cluster(&nats);
+    let targets: Vec<_> = members.iter().map(|m| m.node().udp).collect();
+    let sender = stream(targets, 120);
+    std::thread::sleep(Duration::from_millis(1_000));
+    nats.kill();
+    std::thread::sleep(Duration::from_millis(1_500));
+    nats.restart();
+    let sent = sender.join().expect("sender");
+    // Flows that reached a node while NATS was down are committed once it is back.
+    let want = expected_of(&sent);
+    wait_all_equal(&members, &want);
+    let leaders = members
+        .iter()
+        .filter(|m| status_of(m.node())["raft_state"] == "Leader")
+        .count();
+    assert_eq!(leaders, 1);
 }
 
 #[test]

@@ -368,6 +368,14 @@ pub struct Health {
     pub status: String,
     /// Last log index applied to the projection.
     pub applied_index: u64,
+    /// This node's Raft id.
+    pub node_id: u64,
+    /// This node's Raft role: Leader, Follower, Candidate or Learner.
+    pub raft_state: String,
+    /// The Raft leader this node knows of.
+    pub leader: Option<u64>,
+    /// The Raft term this node is in.
+    pub term: u64,
     /// Seconds since start.
     pub uptime_s: u64,
     /// Build version.

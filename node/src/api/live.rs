@@ -227,9 +227,14 @@ pub async fn ready(State(s): State<AppState>) -> Response {
 }
 
 fn health(s: &AppState, status: &str) -> Health {
+    let raft = s.log.metrics();
     Health {
         status: status.to_string(),
         applied_index: s.log.applied_index(),
+        node_id: raft.id,
+        raft_state: format!("{:?}", raft.state),
+        leader: raft.current_leader,
+        term: raft.current_term,
         uptime_s: s.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     }

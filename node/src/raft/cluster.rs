@@ -23,8 +23,9 @@ use super::{LogPayload, TypeConfig};
 /// The last token of a forwarded write's subject.
 pub const WRITE: &str = "write";
 
-/// How long a forwarded write may take (commit on the leader included).
-pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a forwarded write may take (commit on the leader included) before it is sent again
+/// (a batch sent twice is applied once: see `super::Origin`).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an admin request may take (adding a node waits for it to catch up).
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);

@@ -440,8 +440,9 @@ impl EventLog {
 
     /// Commits a batch (rkyv-encode, client_write) and returns its log index once applied to
     /// the projection. In a cluster, a follower forwards the batch to the leader (its index is
-    /// the leader's, and this node applies it when replicated); while no leader is known (an
-    /// election) it keeps looking for up to 10 s.
+    /// the leader's, and this node applies it when replicated); while no leader is known or
+    /// reachable (an election, NATS down) it keeps trying for up to 10 s. Every attempt carries
+    /// the same [`Origin`], so a batch is applied once however often it was sent.
     pub async fn append(&self, batch: &EventBatch) -> Result<u64, LogError> {
         let body = batch.to_rkyv();
         let seq = {
@@ -480,19 +481,12 @@ impl EventLog {
             };
             let retry = match (leader, &self.forward) {
                 (Some(leader), Some(forward)) if leader != self.node_id => {
+                    // Whatever failed, the batch goes again with the same origin: if the failed
+                    // attempt did commit (a timeout after the leader committed), the retry is
+                    // applied as a no-op.
                     match forward.write(leader, payload).await {
                         Ok(index) => return Ok(index),
-                        // Not committed: the leader is gone or has changed. Look again.
-                        Err(e @ (ForwardError::Unreachable(_) | ForwardError::Refused(_))) => {
-                            Some(e)
-                        }
-                        // Perhaps committed: retrying here could commit it twice.
-                        Err(source) => {
-                            return Err(LogError::Forward {
-                                node_id: self.node_id,
-                                source,
-                            })
-                        }
+                        Err(e) => Some(e),
                     }
                 }
                 _ => None,

@@ -46,6 +46,9 @@ pub struct ClusterSection {
     pub name: String,
     /// NATS server URL(s), comma-separated (`nats://127.0.0.1:4222`); empty runs alone.
     pub nats: String,
+    /// How long the JetStream stream of committed events keeps them.
+    #[serde(with = "humantime_serde")]
+    pub events_max_age: Duration,
 }
 
 impl Default for ClusterSection {
@@ -53,6 +56,7 @@ impl Default for ClusterSection {
         ClusterSection {
             name: "flowlens".into(),
             nats: String::new(),
+            events_max_age: Duration::from_secs(7 * 86_400),
         }
     }
 }

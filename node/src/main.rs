@@ -24,6 +24,9 @@ enum Command {
     Simulate(node::simulate::SimulateArgs),
     /// Manage a cluster's membership over NATS.
     Admin(node::admin::AdminArgs),
+    /// Follow a site's committed events on NATS.
+    #[command(subcommand)]
+    Events(node::events::EventsCommand),
 }
 
 /// `flowlens node` flags; they override the config file and environment.
@@ -134,6 +137,12 @@ fn main() -> ExitCode {
             runtime
                 .block_on(node::admin::run(&args))
                 .map(|out| print!("{out}"))
+                .map_err(|e| format!("{e:#}"))
+        }
+        Command::Events(node::events::EventsCommand::Tail(args)) => {
+            init_tracing("warn");
+            runtime
+                .block_on(node::events::tail(&args))
                 .map_err(|e| format!("{e:#}"))
         }
         Command::Simulate(args) => {

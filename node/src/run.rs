@@ -21,6 +21,7 @@ use ractor::{Actor, ActorRef};
 
 use crate::api::{self, AppState};
 use crate::config::Config;
+use crate::events;
 use crate::raft::cluster::{AdminService, Forwarder};
 use crate::raft::nats::{self, NatsNetwork};
 use crate::raft::{EventLog, SoloNetwork, Start};
@@ -58,6 +59,13 @@ pub struct Node {
     cluster_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// The event log, the NATS connection of a clustered node, and its NATS services' tasks.
+type OpenedLog = (
+    EventLog,
+    Option<async_nats::Client>,
+    Vec<tokio::task::JoinHandle<()>>,
+);
+
 /// Opens the event log: alone, or in the cluster `config.cluster` names, with its Raft RPC and
 /// admin services answering on NATS (the connection is retried in the background, so a node
 /// may start before its NATS server).
@@ -65,7 +73,7 @@ async fn open_log(
     config: &Config,
     db: &sled::Db,
     projection: &Projection,
-) -> anyhow::Result<(EventLog, Vec<tokio::task::JoinHandle<()>>)> {
+) -> anyhow::Result<OpenedLog> {
     let dir = config.data_dir.join("raft");
     let addr = config.api.listen.to_string();
     if !config.cluster.enabled() {
@@ -80,7 +88,7 @@ async fn open_log(
         )
         .await
         .context("cannot start the event log")?;
-        return Ok((log, Vec::new()));
+        return Ok((log, None, Vec::new()));
     }
     let name = config.cluster.name.clone();
     let client = async_nats::ConnectOptions::new()
@@ -103,7 +111,7 @@ async fn open_log(
             .context("cannot subscribe to the Raft subjects")?,
     ];
     let admin = AdminService {
-        client,
+        client: client.clone(),
         cluster: name.clone(),
         node: config.node_id,
         addr,
@@ -121,7 +129,7 @@ async fn open_log(
         nats = %config.cluster.nats,
         "clustered: membership is managed with `flowlens admin`"
     );
-    Ok((log, tasks))
+    Ok((log, Some(client), tasks))
 }
 
 fn known_state(projection: &Projection) -> anyhow::Result<KnownState> {
@@ -145,8 +153,16 @@ impl Node {
             .open()
             .with_context(|| format!("cannot open the store at {}", store_dir.display()))?;
         let projection = Projection::open(&db)?;
-        let (log, cluster_tasks) = open_log(&config, &db, &projection).await?;
+        let (log, client, mut cluster_tasks) = open_log(&config, &db, &projection).await?;
         let log = Arc::new(log);
+        if let Some(client) = client {
+            cluster_tasks.push(events::spawn_publisher(
+                client,
+                config.cluster.name.clone(),
+                config.cluster.events_max_age,
+                log.clone(),
+            ));
+        }
         let known = known_state(&projection)?;
         tracing::info!(
             assets = known.assets.len(),

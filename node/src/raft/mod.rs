@@ -281,6 +281,24 @@ impl From<RaftError<u64, ClientWriteError<u64, BasicNode>>> for LogError {
     }
 }
 
+/// Decodes entries read from the log: (index, batch for normal entries / None for blank and
+/// membership entries).
+fn decode_entries(entries: Vec<LogEntry>) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let index = entry.log_id.index;
+            match &entry.payload {
+                openraft::EntryPayload::Normal(payload) => payload
+                    .decode()
+                    .map(|batch| (index, Some(batch)))
+                    .map_err(|source| LogError::Decode { index, source }),
+                _ => Ok((index, None)),
+            }
+        })
+        .collect()
+}
+
 /// A number for this run of node `node_id`: the clock's nanoseconds mixed with the process id.
 fn boot_id(node_id: u64) -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -525,20 +543,20 @@ impl EventLog {
     /// Every entry still in the log, in order, decoded: (index, batch for normal entries / None
     /// for blank & membership).
     pub fn entries(&self) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
-        self.log
-            .read(..)?
-            .into_iter()
-            .map(|entry| {
-                let index = entry.log_id.index;
-                match &entry.payload {
-                    openraft::EntryPayload::Normal(payload) => payload
-                        .decode()
-                        .map(|batch| (index, Some(batch)))
-                        .map_err(|source| LogError::Decode { index, source }),
-                    _ => Ok((index, None)),
-                }
-            })
-            .collect()
+        decode_entries(self.log.read(..)?)
+    }
+
+    /// The entries with indexes in `range` still in the log, decoded as [`EventLog::entries`].
+    pub fn entries_in(
+        &self,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
+        decode_entries(self.log.read(range)?)
+    }
+
+    /// The index of the first entry still in the log (the one after the last purged).
+    pub fn first_index(&self) -> u64 {
+        self.metrics().purged.map_or(0, |p| p.index + 1)
     }
 
     /// Raft metrics (role, term, last log, applied) for the API/metrics.

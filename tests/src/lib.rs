@@ -289,17 +289,38 @@ pub struct NatsServer {
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     ///
+    /// Its port is drawn from 20000–31999, below Linux's ephemeral range, so that no other
+    /// test's [`free_tcp_port`] takes it while [`NatsServer::kill`] has it closed.
+    ///
     /// # Panics
     /// When nats-server is not installed or does not listen within 10 s.
     pub fn start() -> NatsServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut server = NatsServer {
-            child: None,
-            port: free_tcp_port(),
-            dir,
-        };
-        server.restart();
-        server
+        let mut dir = tempfile::tempdir().expect("tempdir");
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            ^ std::process::id().rotate_left(16);
+        for attempt in 0..20u32 {
+            let port = 20_000 + (seed.wrapping_add(attempt.wrapping_mul(7_919)) % 12_000) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            let mut server = NatsServer {
+                child: None,
+                port,
+                dir,
+            };
+            if server.spawn() {
+                return server;
+            }
+            dir = server.take_dir();
+        }
+        panic!("nats-server did not start on any of 20 ports");
+    }
+
+    fn take_dir(mut self) -> tempfile::TempDir {
+        self.kill();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"))
     }
 
     /// The server's URL.
@@ -318,8 +339,17 @@ impl NatsServer {
     /// Starts the server again (after [`NatsServer::kill`]) on the same port and store.
     ///
     /// # Panics
-    /// As [`NatsServer::start`].
+    /// When it does not come up within 10 s.
     pub fn restart(&mut self) {
+        assert!(
+            self.spawn(),
+            "nats-server did not restart on port {}",
+            self.port
+        );
+    }
+
+    /// Spawns the server on this port; whether it is up (and is ours: the process still runs).
+    fn spawn(&mut self) -> bool {
         self.kill();
         // Debian installs it in /usr/sbin, which is not on every PATH.
         let bin = ["/usr/sbin/nats-server", "nats-server"]
@@ -340,15 +370,21 @@ impl NatsServer {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("nats-server (Debian package nats-server) must be installed");
-        self.child = Some(child);
+        let child = self.child.insert(child);
         let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "nats-server did not start"
-            );
+        while started.elapsed() < std::time::Duration::from_secs(10) {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                // Answered: by ours only if it is still running a moment later (a server that
+                // cannot bind exits at once).
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                return matches!(child.try_wait(), Ok(None));
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        false
     }
 }
 

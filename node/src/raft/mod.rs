@@ -2,6 +2,7 @@
 //! applying batches to the sled projection.
 
 pub mod cluster;
+pub mod history;
 mod log_store;
 pub mod nats;
 mod network;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::store::{Projection, StoreError};
 use cluster::{ForwardError, Forwarder};
+use history::History;
 pub use log_store::{EntryDecodeError, LogFileError, RecordError};
 use log_store::{FileLog, LogStore, SEGMENT_BYTES};
 pub use network::{SoloNetwork, SoloPeer};
@@ -281,6 +283,35 @@ impl From<RaftError<u64, ClientWriteError<u64, BasicNode>>> for LogError {
     }
 }
 
+/// The last log index applied to `projection`, if any.
+fn projection_applied(projection: &Projection) -> Result<Option<u64>, LogError> {
+    Ok(state_machine::last_applied(projection)?.map(|id| id.index))
+}
+
+/// Opens the history in `dir` and appends what the projection applied but the history lacks
+/// (a crash between the two, or a store that predates the history), from the Raft log.
+fn open_history(dir: &Path, log: &FileLog, applied: Option<u64>) -> Result<History, LogError> {
+    let history = History::open(dir)?;
+    let next = history.last_index().map_or(0, |i| i + 1);
+    if let Some(applied) = applied.filter(|a| *a >= next) {
+        let missing = log.read(next..=applied)?;
+        if missing.first().map(|e| e.log_id.index) != Some(next) {
+            tracing::warn!(
+                from = next,
+                to = applied,
+                "the history lacks entries the Raft log no longer holds"
+            );
+        }
+        history.record(&missing)?;
+        tracing::info!(
+            from = next,
+            to = applied,
+            "history caught up from the Raft log"
+        );
+    }
+    Ok(history)
+}
+
 /// Decodes entries read from the log: (index, batch for normal entries / None for blank and
 /// membership entries).
 fn decode_entries(entries: Vec<LogEntry>) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
@@ -344,6 +375,7 @@ pub enum Start {
 /// The replicated event log of one node and the projection it applies to.
 pub struct EventLog {
     raft: openraft::Raft<TypeConfig>,
+    history: History,
     node_id: u64,
     forward: Option<Forwarder>,
     /// This run of the node, in the origin of every batch it commits.
@@ -385,7 +417,18 @@ impl EventLog {
                 .map_err(LogFileError::from)??
         };
         let log = log_store.log().clone();
-        let state_machine = StateMachine::open(db, projection.clone(), in_use.clone())?;
+        let history = {
+            let (dir, log, applied) = (
+                log_dir.with_file_name("history"),
+                log.clone(),
+                projection_applied(&projection)?,
+            );
+            tokio::task::spawn_blocking(move || open_history(&dir, &log, applied))
+                .await
+                .map_err(LogFileError::from)??
+        };
+        let state_machine =
+            StateMachine::open(db, projection.clone(), history.clone(), in_use.clone())?;
         let applied = state_machine.applied_counter();
         let storage_in_use = Arc::downgrade(&in_use);
         drop(in_use);
@@ -407,6 +450,7 @@ impl EventLog {
         let clustered = forward.is_some();
         let log = EventLog {
             raft,
+            history,
             node_id,
             forward,
             boot: boot_id(node_id),
@@ -525,6 +569,11 @@ impl EventLog {
         }
     }
 
+    /// Every applied entry, kept after the Raft log is purged.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
     /// This node's Raft, for the RPC and admin services.
     pub fn raft(&self) -> &openraft::Raft<TypeConfig> {
         &self.raft
@@ -580,10 +629,13 @@ impl EventLog {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let log = self.log.clone();
-        tokio::task::spawn_blocking(move || log.close())
-            .await
-            .map_err(LogFileError::from)??;
+        let (log, history) = (self.log.clone(), self.history.clone());
+        tokio::task::spawn_blocking(move || {
+            log.close()?;
+            history.close()
+        })
+        .await
+        .map_err(LogFileError::from)??;
         self.projection.flush().await?;
         self.db.flush_async().await?;
         Ok(())

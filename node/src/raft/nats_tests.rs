@@ -14,6 +14,7 @@ use proto::event::{
 };
 use tempfile::TempDir;
 
+use super::super::history::History;
 use super::super::log_store::LogStore;
 use super::super::state_machine::StateMachine;
 use super::super::tests::batches;
@@ -36,7 +37,8 @@ async fn member(url: &str, cluster: &str, id: u64) -> Member {
     let in_use = Arc::new(());
     let log =
         LogStore::open(&db, &dir.path().join("raft"), SEGMENT_BYTES, in_use.clone()).expect("log");
-    let sm = StateMachine::open(&db, projection.clone(), in_use).expect("state machine");
+    let history = History::open(&dir.path().join("history")).expect("history");
+    let sm = StateMachine::open(&db, projection.clone(), history, in_use).expect("state machine");
     let client = async_nats::connect(url).await.expect("connect");
     let network = NatsNetwork::new(client.clone(), cluster);
     let raft = Raft::new(id, Arc::new(config().expect("config")), network, log, sm)

@@ -17,6 +17,7 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 
+use super::history::History;
 use super::log_store::{decode_log_id, encode_log_id};
 use super::{Applied, LogEntry, Origin, TypeConfig};
 use crate::store::{Projection, StoreError};
@@ -59,6 +60,13 @@ fn snapshot_err(
     }
 }
 
+/// The last applied log id, as stored in the projection's metadata.
+pub(crate) fn last_applied(
+    projection: &Projection,
+) -> std::result::Result<Option<LogId<u64>>, StorageError<u64>> {
+    Ok(applied_state(projection)?.0)
+}
+
 /// The last applied log id and membership, as stored in the projection's metadata.
 fn applied_state(projection: &Projection) -> Result<(Option<LogId<u64>>, Membership)> {
     let last_applied = projection
@@ -78,6 +86,7 @@ fn applied_state(projection: &Projection) -> Result<(Option<LogId<u64>>, Members
 /// The [`RaftStateMachine`] over the projection.
 pub(crate) struct StateMachine {
     projection: Projection,
+    history: History,
     snapshots: sled::Tree,
     applied: Arc<AtomicU64>,
     /// Held while Raft's tasks own the state machine (see [`super::EventLog::shutdown`]).
@@ -89,10 +98,12 @@ impl StateMachine {
     pub(crate) fn open(
         db: &sled::Db,
         projection: Projection,
+        history: History,
         in_use: Arc<()>,
     ) -> std::result::Result<StateMachine, super::LogError> {
         let (last_applied, _) = applied_state(&projection)?;
         Ok(StateMachine {
+            history,
             snapshots: db.open_tree(SNAPSHOT_TREE)?,
             projection,
             applied: Arc::new(AtomicU64::new(last_applied.map_or(0, |id| id.index))),
@@ -204,6 +215,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     {
         let entries: Vec<LogEntry> = entries.into_iter().collect();
         let projection = self.projection.clone();
+        let history = self.history.clone();
         let applied = self.applied.clone();
         // sled work blocks (page reads, long transactions): it runs off the async workers, so
         // that receiving and aggregating flows never waits behind it.
@@ -215,6 +227,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 replies.push(Applied {
                     index: entry.log_id.index,
                 });
+            }
+            // Applied first, then kept: a crash in between is caught up from the Raft log when
+            // the log opens. A failure here must not stop Raft: it is reported.
+            if let Err(e) = history.record(&entries) {
+                tracing::error!(error = %e, "the history did not take applied entries");
             }
             Ok(replies)
         });
@@ -229,6 +246,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         });
         SnapshotBuilder {
             state_machine: StateMachine {
+                history: self.history.clone(),
                 projection: self.projection.clone(),
                 snapshots: self.snapshots.clone(),
                 applied: self.applied.clone(),

@@ -327,7 +327,8 @@ async fn a_corrupted_payload_is_an_error_not_a_panic() {
     let dir = TempDir::new().unwrap();
     let db = sled::open(dir.path().join("sm")).unwrap();
     let projection = Projection::open(&db).unwrap();
-    let mut sm = StateMachine::open(&db, projection.clone(), Arc::new(())).unwrap();
+    let history = History::open(&dir.path().join("history")).unwrap();
+    let mut sm = StateMachine::open(&db, projection.clone(), history, Arc::new(())).unwrap();
     let good = LogEntry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), 1),
         payload: EntryPayload::Normal(LogPayload::encode(&batches()[0])),
@@ -362,7 +363,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
         let projection = Projection::open(&db).unwrap();
         let in_use = Arc::new(());
         let log = LogStore::open(&db, &dir.path().join("raft"), 128, in_use.clone()).unwrap();
-        let sm = StateMachine::open(&db, projection, in_use).unwrap();
+        let history = History::open(&dir.path().join("history")).unwrap();
+        let sm = StateMachine::open(&db, projection, history, in_use).unwrap();
         Ok((dir, log, sm))
     }
 }
@@ -412,5 +414,28 @@ async fn a_batch_committed_twice_with_one_origin_is_applied_once() {
     assert_eq!(bytes(), 2_500);
     let entries = log.entries().unwrap();
     assert_eq!(entries.iter().filter(|(_, b)| b.is_some()).count(), 6);
+    log.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_history_keeps_every_applied_entry_and_catches_up_from_the_log() {
+    let dir = TempDir::new().unwrap();
+    let (db, log) = open(dir.path()).await;
+    for batch in batches() {
+        log.append(&batch).await.unwrap();
+    }
+    let entries = log.entries().unwrap();
+    assert_eq!(log.history().entries().unwrap(), entries);
+    log.shutdown().await.unwrap();
+    drop((db, log));
+
+    // A store from before the history (or a crash between applying and keeping): on open, the
+    // history takes what it lacks from the Raft log.
+    std::fs::remove_dir_all(dir.path().join("history")).unwrap();
+    let (_db, log) = open(dir.path()).await;
+    let history = log.history().entries().unwrap();
+    assert_eq!(history[..entries.len()], entries[..]);
+    log.append(&batches()[0]).await.unwrap();
+    assert_eq!(log.history().entries().unwrap(), log.entries().unwrap());
     log.shutdown().await.unwrap();
 }

@@ -96,6 +96,30 @@ impl FileLog {
         lock(&self.0.segments).read(range.start_bound().cloned(), range.end_bound().cloned())
     }
 
+    /// Frames, writes and syncs `entries` (following each other, and the log's last entry, by
+    /// index) after the last entry (blocking). For logs outside Raft (the history).
+    pub(crate) fn append_entries(
+        &self,
+        entries: &[LogEntry],
+    ) -> std::result::Result<(), LogFileError> {
+        let mut records = Records::default();
+        for entry in entries {
+            let index = entry.log_id.index;
+            let bytes = entry::encode_entry(entry)
+                .map_err(|source| LogFileError::Encode { index, source })?;
+            records.push(entry.log_id, &bytes)?;
+        }
+        self.append(&records)
+    }
+
+    /// The index of the last entry, if any.
+    pub(crate) fn last_index(&self) -> Option<u64> {
+        lock(&self.0.segments)
+            .log_state()
+            .last_log_id
+            .map(|id| id.index)
+    }
+
     /// Writes the meta file now with the current vote, committed and purged ids (blocking).
     fn sync_meta(&self) -> std::result::Result<(), LogFileError> {
         self.0.meta.write()

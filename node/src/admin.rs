@@ -45,6 +45,12 @@ pub enum AdminCommand {
     },
     /// Every member's role, term, log and applied index.
     Status,
+    /// Rebuild a node's projection from its history and check it equals the live one.
+    Rebuild {
+        /// The node's id.
+        #[arg(long, default_value_t = 1)]
+        node: u64,
+    },
 }
 
 /// Runs an admin command; returns what to print.
@@ -65,6 +71,7 @@ pub async fn run(args: &AdminArgs) -> anyhow::Result<String> {
         AdminCommand::Init { node } => (Some(node), AdminRequest::Init),
         AdminCommand::AddNode { id } => (None, AdminRequest::AddNode { id }),
         AdminCommand::RemoveNode { id } => (None, AdminRequest::RemoveNode { id }),
+        AdminCommand::Rebuild { node } => (Some(node), AdminRequest::Rebuild),
         AdminCommand::Status => return status(&client, cluster).await,
     };
     match admin_request(&client, cluster, node, &request)

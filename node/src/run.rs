@@ -75,9 +75,10 @@ async fn open_log(
     projection: &Projection,
 ) -> anyhow::Result<OpenedLog> {
     let dir = config.data_dir.join("raft");
-    let addr = config.api.listen.to_string();
     if !config.cluster.enabled() {
-        let start = Start::Solo { addr };
+        let start = Start::Solo {
+            addr: config.api.listen.to_string(),
+        };
         let log = EventLog::open(
             db,
             &dir,
@@ -104,25 +105,11 @@ async fn open_log(
     let log = EventLog::open(db, &dir, projection.clone(), config.node_id, start, network)
         .await
         .context("cannot start the event log")?;
-    let raft = log.raft().clone();
-    let mut tasks = vec![
-        nats::serve(client.clone(), &name, config.node_id, raft.clone())
+    let tasks = vec![
+        nats::serve(client.clone(), &name, config.node_id, log.raft().clone())
             .await
             .context("cannot subscribe to the Raft subjects")?,
     ];
-    let admin = AdminService {
-        client: client.clone(),
-        cluster: name.clone(),
-        node: config.node_id,
-        addr,
-        raft,
-    };
-    tasks.extend(
-        admin
-            .serve()
-            .await
-            .context("cannot subscribe to the admin subjects")?,
-    );
     tracing::info!(
         cluster = %name,
         node = config.node_id,
@@ -156,6 +143,20 @@ impl Node {
         let (log, client, mut cluster_tasks) = open_log(&config, &db, &projection).await?;
         let log = Arc::new(log);
         if let Some(client) = client {
+            let admin = AdminService {
+                client: client.clone(),
+                cluster: config.cluster.name.clone(),
+                node: config.node_id,
+                addr: config.api.listen.to_string(),
+                raft: log.raft().clone(),
+                log: log.clone(),
+            };
+            cluster_tasks.extend(
+                admin
+                    .serve()
+                    .await
+                    .context("cannot subscribe to the admin subjects")?,
+            );
             cluster_tasks.push(events::spawn_publisher(
                 client,
                 config.cluster.name.clone(),

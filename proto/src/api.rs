@@ -381,3 +381,48 @@ pub struct Health {
     /// Build version.
     pub version: String,
 }
+
+/// One event of the history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HistoryEvent {
+    /// Raft log index of the entry holding it.
+    pub index: u64,
+    /// Its position among the entry's events.
+    pub position: u32,
+    /// The event: `at_ms`, `kind` and the kind's fields.
+    #[serde(flatten)]
+    pub event: crate::event::Event,
+}
+
+/// Traffic a dependency present at both ends of a diff carried in between.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DependencyChange {
+    /// The dependency as it was at the end of the diff.
+    pub dependency: Dependency,
+    /// Bytes from client to server in between.
+    pub bytes_to_server: u64,
+    /// Bytes from server to client in between.
+    pub bytes_to_client: u64,
+}
+
+/// What changed in the map between two moments (active assets and dependencies).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TopologyDiff {
+    /// Start, UTC ms.
+    pub from_ms: u64,
+    /// End, UTC ms.
+    pub to_ms: u64,
+    /// Active at the end, not at the start.
+    pub assets_added: Vec<Asset>,
+    /// Active at the start, not at the end.
+    pub assets_removed: Vec<Asset>,
+    /// Active at the end, not at the start.
+    pub dependencies_added: Vec<Dependency>,
+    /// Active at the start, not at the end.
+    pub dependencies_removed: Vec<Dependency>,
+    /// Active at both ends and carrying traffic in between.
+    pub dependencies_changed: Vec<DependencyChange>,
+}

@@ -253,6 +253,17 @@ mod kind {
     }
 }
 
+/// Every event kind's dotted name ([`EventKind::name`]).
+pub const EVENT_KINDS: [&str; 7] = [
+    "asset.discovered",
+    "asset.expired",
+    "service.discovered",
+    "service.expired",
+    "dependency.discovered",
+    "dependency.expired",
+    "dependency.traffic",
+];
+
 impl EventKind {
     /// The event's kind as a dotted name (`asset.discovered`, …): NATS subject suffix and filter.
     pub fn name(&self) -> &'static str {

@@ -11,6 +11,7 @@ use proto::event::DependencyKey;
 
 use super::params::{bad, page_of, Failure, Params};
 use super::AppState;
+use crate::store::Projection;
 
 type Pairs = Query<Vec<(String, String)>>;
 
@@ -240,6 +241,7 @@ pub async fn dependency(
         ("since" = Option<String>, Query, description = "Seen at or after: Unix ms or a duration ago (15m)"),
         ("until" = Option<String>, Query, description = "First seen at or before"),
         ("status" = Option<String>, Query, description = "active (default), expired or all"),
+        ("at" = Option<String>, Query, description = "The map as it was then (Unix ms or a duration ago), rebuilt from the history"),
         ("max_nodes" = Option<u64>, Query, description = "Default 2000"), ("max_edges" = Option<u64>, Query, description = "Default 5000")),
     responses((status = 200, body = Topology), (status = 400, body = proto::api::ApiError)))]
 pub async fn topology(
@@ -248,6 +250,24 @@ pub async fn topology(
 ) -> Result<Json<Topology>, Failure> {
     let now = actors::now_ms();
     let mut p = Params::new(q)?;
+    let at = p.time("at", now)?;
+    let Some(at) = at else {
+        return build_topology(&s.projection, p, now).map(Json);
+    };
+    let log = s.log.clone();
+    let _turn = s.disk_reads.acquire().await;
+    let topology = tokio::task::spawn_blocking(move || {
+        let replayed = crate::raft::replay::as_of(log.history(), at)
+            .map_err(|e| Failure::Internal(e.to_string()))?;
+        build_topology(&replayed.projection, p, now)
+    })
+    .await
+    .map_err(|e| Failure::Internal(e.to_string()))??;
+    Ok(Json(topology))
+}
+
+/// The map of `projection`, with the filters still in `p`.
+fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<Topology, Failure> {
     let subnet = p.net("subnet")?;
     let env = p.choice("env", &["internal", "external"])?;
     let port = p.port("port")?;
@@ -274,7 +294,7 @@ pub async fn topology(
     let in_time =
         |first: u64, last: u64| since.is_none_or(|t| last >= t) && until.is_none_or(|t| first <= t);
     let mut assets: HashMap<IpAddr, Asset> = HashMap::new();
-    for a in s.projection.assets() {
+    for a in projection.assets() {
         let a = a?;
         let env_ok = env.is_none_or(|e| a.internal == (e == "internal"));
         if env_ok
@@ -286,7 +306,7 @@ pub async fn topology(
     }
     let in_subnet = |ip: &IpAddr| subnet.is_none_or(|n: IpNet| n.contains(ip));
     let mut edges = Vec::new();
-    for d in s.projection.dependencies() {
+    for d in projection.dependencies() {
         let d = d?;
         let (c, sv) = (d.key.client, d.key.service.ip);
         if port.is_none_or(|x| d.key.service.port == x)
@@ -324,14 +344,14 @@ pub async fn topology(
     edges.retain(|d| kept.contains(&d.key.client) && kept.contains(&d.key.service.ip));
     edges.truncate(max_edges);
     let mut services: HashMap<IpAddr, Vec<proto::event::ServiceKey>> = HashMap::new();
-    for svc in s.projection.services() {
+    for svc in projection.services() {
         let svc = svc?;
         if svc.status == Status::Active && kept.contains(&svc.key.ip) {
             services.entry(svc.key.ip).or_default().push(svc.key);
         }
     }
     let truncated = (nodes.len() as u64) < total_nodes || (edges.len() as u64) < total_edges;
-    Ok(Json(Topology {
+    Ok(Topology {
         nodes: nodes
             .into_iter()
             .map(|asset| TopologyNode {
@@ -346,5 +366,5 @@ pub async fn topology(
         truncated,
         total_nodes,
         total_edges,
-    }))
+    })
 }

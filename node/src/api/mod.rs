@@ -2,6 +2,7 @@
 //! actors, health, Prometheus metrics at `/metrics` and the OpenAPI document at
 //! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
 
+pub mod history;
 pub mod live;
 pub mod map;
 pub mod params;
@@ -82,7 +83,10 @@ pub struct AppState {
         live::protocols,
         live::exporters,
         live::live,
-        live::ready
+        live::ready,
+        history::events,
+        history::diff,
+        history::rebuild
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
 )]
@@ -107,6 +111,9 @@ pub fn router(state: AppState) -> Router {
         .route("/dependencies", get(map::dependencies))
         .route("/dependencies/{*id}", get(map::dependency))
         .route("/topology", get(map::topology))
+        .route("/topology/diff", get(history::diff))
+        .route("/history/events", get(history::events))
+        .route("/admin/rebuild", axum::routing::post(history::rebuild))
         .route("/flows", get(live::flows))
         .route("/stats/throughput", get(live::throughput))
         .route("/stats/top-talkers", get(live::top_talkers))

@@ -156,6 +156,8 @@ pub enum AdminRequest {
     },
     /// The state of the node asked.
     Status,
+    /// Rebuild the node's projection from its history and compare it with the live one.
+    Rebuild,
 }
 
 /// One node's view of the cluster.
@@ -239,6 +241,8 @@ pub struct AdminService {
     pub addr: String,
     /// This node's Raft.
     pub raft: Raft<TypeConfig>,
+    /// This node's event log (history, projection).
+    pub log: std::sync::Arc<super::EventLog>,
 }
 
 impl AdminService {
@@ -304,6 +308,29 @@ impl AdminService {
                     ));
                 };
                 admin_request(&self.client, &self.cluster, Some(leader), &request).await
+            }
+            AdminRequest::Rebuild => {
+                let log = self.log.clone();
+                let r =
+                    tokio::task::spawn_blocking(move || super::replay::rebuild_and_compare(&log))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                let what = format!(
+                    "node {}: rebuilt {} history entries up to index {} in {:?}",
+                    self.node, r.entries, r.index, r.took
+                );
+                if r.equal {
+                    Ok(AdminOk::Done {
+                        message: format!("{what}: equal to the live projection"),
+                    })
+                } else {
+                    Err(format!(
+                        "{what}: DIFFERS from the live projection in (tree, rows rebuilt, rows \
+                         live) {:?}",
+                        r.differences
+                    ))
+                }
             }
             AdminRequest::AddNode { id } => self.add_node(id).await,
             AdminRequest::RemoveNode { id } => self.remove_node(id, &metrics).await,

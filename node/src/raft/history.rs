@@ -56,6 +56,14 @@ impl History {
         decode_entries(self.log.read(range)?)
     }
 
+    /// The entries with indexes in `range`, as stored (blocking).
+    pub(crate) fn raw_in(
+        &self,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Vec<LogEntry>, LogFileError> {
+        self.log.read(range)
+    }
+
     /// Every entry it holds, decoded as [`History::entries_in`] (blocking).
     pub fn entries(&self) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
         decode_entries(self.log.read(..)?)

@@ -6,6 +6,7 @@ pub mod history;
 mod log_store;
 pub mod nats;
 mod network;
+pub mod replay;
 mod state_machine;
 #[cfg(test)]
 mod tests;

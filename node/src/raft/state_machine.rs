@@ -158,7 +158,7 @@ fn already_applied(projection: &Projection, origin: Origin) -> Result<bool> {
 /// Applies one entry to the projection, its metadata in the same transaction. A batch whose
 /// origin was applied already (a retry of a batch that did commit) changes nothing but the
 /// applied log id.
-fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<()> {
+pub(crate) fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<()> {
     let log_id = entry.log_id;
     let apply_err = |e: &(dyn std::error::Error + 'static)| -> StorageError<u64> {
         StorageIOError::apply(log_id, AnyError::from_dyn(e, None)).into()

@@ -191,6 +191,29 @@ impl Projection {
         Ok(out)
     }
 
+    /// The history index from `from_ms` to `to_ms` (inclusive), in time order: (event time, log
+    /// index, position in the entry, kind name).
+    pub fn history_index(
+        &self,
+        from_ms: u64,
+        to_ms: u64,
+    ) -> impl Iterator<Item = Result<(u64, u64, u32, String), StoreError>> + '_ {
+        let start = keys::history(from_ms, 0, 0);
+        let end = keys::history(to_ms, u64::MAX, u32::MAX);
+        self.history.range(start..=end).map(|item| {
+            let (k, v) = item?;
+            let at = |r: std::ops::Range<usize>| k.get(r).unwrap_or_default().to_vec();
+            let be8 = |b: Vec<u8>| <[u8; 8]>::try_from(b).map_or(0, u64::from_be_bytes);
+            let be4 = |b: Vec<u8>| <[u8; 4]>::try_from(b).map_or(0, u32::from_be_bytes);
+            Ok((
+                be8(at(0..8)),
+                be8(at(8..16)),
+                be4(at(16..20)),
+                String::from_utf8_lossy(&v).into_owned(),
+            ))
+        })
+    }
+
     /// One asset.
     pub fn asset(&self, ip: IpAddr) -> Result<Option<Asset>, StoreError> {
         self.assets

@@ -379,6 +379,11 @@ fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
         assert!(Instant::now() < deadline, "applied indexes {applied:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Each node's projection, rebuilt from its own history, equals its live one.
+    for id in ["1", "3"] {
+        let out = admin(&nats, &["rebuild", "--node", id]);
+        assert!(out.contains("equal to the live projection"), "{out}");
+    }
 }
 
 #[test]

@@ -166,6 +166,12 @@ pub struct StoreSection {
     /// hosts / 200k dependencies and 100k flows/s, 2, 4 and 8 all gave a peak RSS of 159 MB,
     /// 16 gave 176 MB and 32 gave 212 MB.
     pub cache_capacity_mb: u64,
+    /// The projection is snapshotted every this many Raft log entries, and the log purged
+    /// behind the snapshot (the history under `<data_dir>/history` keeps every entry).
+    pub snapshot_every: u64,
+    /// Log entries kept behind the last snapshot: a node less far behind catches up from the
+    /// log, one further behind installs the snapshot.
+    pub log_keep: u64,
 }
 
 /// Logging settings.
@@ -255,6 +261,8 @@ impl Default for StoreSection {
     fn default() -> Self {
         StoreSection {
             cache_capacity_mb: 8,
+            snapshot_every: 50_000,
+            log_keep: 10_000,
         }
     }
 }
@@ -345,6 +353,9 @@ impl Config {
                 "cluster.name",
                 "must be letters, digits, '-' or '_' (it is a NATS subject token)",
             ));
+        }
+        if self.store.snapshot_every == 0 {
+            return Err(invalid("store.snapshot_every", "must be 1 or more"));
         }
         if self.api.max_page == 0 {
             return Err(invalid("api.max_page", "must be 1 or more"));

@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::events;
 use crate::raft::cluster::{AdminService, Forwarder};
 use crate::raft::nats::{self, NatsNetwork};
-use crate::raft::{EventLog, SoloNetwork, Start};
+use crate::raft::{EventLog, Snapshots, SoloNetwork, Start};
 use crate::store::raw::{RawConfig, RawStore};
 use crate::store::rollups::{Retention, Rollups};
 use crate::store::Projection;
@@ -75,6 +75,10 @@ async fn open_log(
     projection: &Projection,
 ) -> anyhow::Result<OpenedLog> {
     let dir = config.data_dir.join("raft");
+    let snapshots = Snapshots {
+        every: config.store.snapshot_every,
+        keep: config.store.log_keep,
+    };
     if !config.cluster.enabled() {
         let start = Start::Solo {
             addr: config.api.listen.to_string(),
@@ -85,6 +89,7 @@ async fn open_log(
             projection.clone(),
             config.node_id,
             start,
+            snapshots,
             SoloNetwork,
         )
         .await
@@ -102,9 +107,17 @@ async fn open_log(
         forward: Forwarder::new(client.clone(), name.clone()),
     };
     let network = NatsNetwork::new(client.clone(), name.clone());
-    let log = EventLog::open(db, &dir, projection.clone(), config.node_id, start, network)
-        .await
-        .context("cannot start the event log")?;
+    let log = EventLog::open(
+        db,
+        &dir,
+        projection.clone(),
+        config.node_id,
+        start,
+        snapshots,
+        network,
+    )
+    .await
+    .context("cannot start the event log")?;
     let tasks = vec![
         nats::serve(client.clone(), &name, config.node_id, log.raft().clone())
             .await

@@ -23,6 +23,7 @@ fn bin() -> &'static Path {
 /// One member: its process and its data directory.
 struct Member {
     node: Option<NodeProcess>,
+    env: Vec<(&'static str, &'static str)>,
     id: u64,
     api_port: u16,
     udp_port: u16,
@@ -31,8 +32,14 @@ struct Member {
 
 impl Member {
     fn start(id: u64, nats: &NatsServer) -> Member {
+        Member::start_with(id, nats, &[])
+    }
+
+    /// Starts with `FLOWLENS_…` settings.
+    fn start_with(id: u64, nats: &NatsServer, env: &[(&'static str, &'static str)]) -> Member {
         let mut m = Member {
             node: None,
+            env: env.to_vec(),
             id,
             api_port: free_tcp_port(),
             udp_port: free_udp_port(),
@@ -52,7 +59,7 @@ impl Member {
             self.api_port,
             self.udp_port,
             &args,
-            &[],
+            &self.env,
         ));
     }
 
@@ -193,7 +200,14 @@ fn status_of(node: &NodeProcess) -> Value {
 
 /// Starts three nodes and joins them with `flowlens admin`: node 1 leads.
 fn three_node_cluster(nats: &NatsServer) -> Vec<Member> {
-    let members: Vec<Member> = (1..=3).map(|id| Member::start(id, nats)).collect();
+    three_node_cluster_with(nats, &[])
+}
+
+/// [`three_node_cluster`] with `FLOWLENS_…` settings.
+fn three_node_cluster_with(nats: &NatsServer, env: &[(&'static str, &'static str)]) -> Vec<Member> {
+    let members: Vec<Member> = (1..=3)
+        .map(|id| Member::start_with(id, nats, env))
+        .collect();
     admin(nats, &["init", "--node", "1"]);
     admin(nats, &["add-node", "2"]);
     admin(nats, &["add-node", "3"]);
@@ -435,4 +449,58 @@ fn admin_errors_are_clear() {
         err.contains("cannot connect to NATS at nats://127.0.0.1:1"),
         "{err}"
     );
+}
+
+#[test]
+fn a_node_behind_the_purged_log_catches_up_from_a_snapshot_and_keeps_a_history() {
+    let nats = NatsServer::start();
+    // A snapshot every 10 entries, 2 kept behind it: the log is purged as the test runs.
+    let env = [
+        ("FLOWLENS_STORE__SNAPSHOT_EVERY", "10"),
+        ("FLOWLENS_STORE__LOG_KEEP", "2"),
+    ];
+    let mut members = three_node_cluster_with(&nats, &env);
+    let first = stream(vec![members[0].node().udp], 10)
+        .join()
+        .expect("sender");
+    wait_all_equal(&members, &expected_of(&first));
+    let behind = status_of(members[2].node())["applied_index"]
+        .as_u64()
+        .unwrap_or(0);
+    if let Some(node) = members[2].node.take() {
+        node.terminate();
+    }
+    // Node 3 misses all this; the others snapshot and purge their logs past where it stopped.
+    let targets = vec![members[0].node().udp, members[1].node().udp];
+    let mut sent = first;
+    sent.extend(stream(targets, 80).join().expect("sender"));
+    let want = expected_of(&sent);
+    wait_all_equal(&members, &want);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status_of(members[0].node())["purged_index"].as_u64() <= Some(behind + 1) {
+        assert!(
+            Instant::now() < deadline,
+            "the leader did not purge its log past {behind}: {}",
+            status_of(members[0].node())
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    members[2].restart(&nats);
+    wait_all_equal(&members, &want);
+    let health = status_of(members[2].node());
+    assert!(
+        health["snapshot_index"].as_u64() > Some(behind),
+        "node 3 caught up without a snapshot: {health}"
+    );
+    // Its history starts at the snapshot, and a rebuild from it equals its projection.
+    let out = admin(&nats, &["rebuild", "--node", "3"]);
+    assert!(out.contains("equal to the live projection"), "{out}");
+    let (status, events) = members[2]
+        .node()
+        .get("/api/v1/history/events?kind=dependency.*");
+    assert_eq!(status, 200, "{events}");
+    let (status, body) = members[2].node().get("/api/v1/topology?at=1000");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("history starts at"), "{body}");
 }

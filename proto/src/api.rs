@@ -376,6 +376,10 @@ pub struct Health {
     pub leader: Option<u64>,
     /// The Raft term this node is in.
     pub term: u64,
+    /// Last log index of the snapshot this node holds, if any.
+    pub snapshot_index: Option<u64>,
+    /// Last log index purged from this node's Raft log (behind a snapshot), if any.
+    pub purged_index: Option<u64>,
     /// Seconds since start.
     pub uptime_s: u64,
     /// Build version.

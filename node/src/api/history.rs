@@ -60,11 +60,17 @@ pub async fn events(
     }
     let log = s.log.clone();
     let page = tokio::task::spawn_blocking(move || {
+        // A node that caught up from a snapshot has the events after it only.
+        let floor = log
+            .history()
+            .base()
+            .map_err(internal)?
+            .map_or(0, |b| b.index + 1);
         let mut total = 0u64;
         let mut wanted: Vec<(u64, u32)> = Vec::new();
         for item in log.projection().history_index(from, to) {
             let (_, index, position, name) = item.map_err(internal)?;
-            if kind.as_deref().is_some_and(|k| !kind_matches(k, &name)) {
+            if index < floor || kind.as_deref().is_some_and(|k| !kind_matches(k, &name)) {
                 continue;
             }
             total += 1;
@@ -158,8 +164,14 @@ pub async fn diff(
     let log = s.log.clone();
     let _turn = s.disk_reads.acquire().await;
     let diff = tokio::task::spawn_blocking(move || {
-        let start = replay::as_of(log.history(), from).map_err(internal)?;
-        let end = replay::as_of(log.history(), to).map_err(internal)?;
+        let replay = |at: u64, param: &str| {
+            replay::as_of(log.history(), at).map_err(|e| match e {
+                crate::raft::LogError::BeforeHistory { .. } => bad(param, e.to_string()),
+                e => internal(e),
+            })
+        };
+        let start = replay(from, "from")?;
+        let end = replay(to, "to")?;
         let (a0, d0) = active(&start.projection)?;
         let (a1, d1) = active(&end.projection)?;
         let mut out = TopologyDiff {

@@ -235,6 +235,8 @@ fn health(s: &AppState, status: &str) -> Health {
         raft_state: format!("{:?}", raft.state),
         leader: raft.current_leader,
         term: raft.current_term,
+        snapshot_index: raft.snapshot.map(|l| l.index),
+        purged_index: raft.purged.map(|l| l.index),
         uptime_s: s.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     }

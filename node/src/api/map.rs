@@ -257,8 +257,10 @@ pub async fn topology(
     let log = s.log.clone();
     let _turn = s.disk_reads.acquire().await;
     let topology = tokio::task::spawn_blocking(move || {
-        let replayed = crate::raft::replay::as_of(log.history(), at)
-            .map_err(|e| Failure::Internal(e.to_string()))?;
+        let replayed = crate::raft::replay::as_of(log.history(), at).map_err(|e| match e {
+            crate::raft::LogError::BeforeHistory { .. } => bad("at", e.to_string()),
+            e => Failure::Internal(e.to_string()),
+        })?;
         build_topology(&replayed.projection, p, now)
     })
     .await

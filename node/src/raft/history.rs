@@ -2,21 +2,49 @@
 //! `<data_dir>/history` (the Raft log's own format), apart from the Raft log so that purging
 //! that log behind a snapshot never loses an event. The projection's `history` tree indexes it
 //! by event time ([`crate::store::Projection::history_index`]).
+//!
+//! A node that caught up by installing a snapshot has no entries before it: its history starts
+//! from a base, the snapshot (`base.snap`: the log index, the time it was taken, the projection
+//! export), and replays start from that base.
 
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
+use openraft::LogId;
 use proto::event::EventBatch;
 
 use super::log_store::{FileLog, LogFileError};
 use super::{decode_entries, LogEntry, LogError};
 
+fn short(path: &Path) -> LogFileError {
+    LogFileError::io(path)(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        "the history base is shorter than its header",
+    ))
+}
+
 /// Segment size of the history files.
 const SEGMENT_BYTES: u64 = 64 << 20;
+
+/// The file holding a history's base.
+const BASE: &str = "base.snap";
+
+/// The snapshot a history starts from.
+#[derive(Clone, Debug)]
+pub struct Base {
+    /// The last log index it holds.
+    pub index: u64,
+    /// When it was taken, UTC ms: every event it holds is stamped at or before.
+    pub taken_ms: u64,
+    /// The projection's export ([`crate::store::Projection::export`]).
+    pub data: Vec<u8>,
+}
 
 /// The history of applied entries; cheap to clone.
 #[derive(Clone)]
 pub struct History {
     log: FileLog,
+    dir: PathBuf,
 }
 
 impl History {
@@ -24,7 +52,45 @@ impl History {
     pub(crate) fn open(dir: &Path) -> Result<History, LogFileError> {
         Ok(History {
             log: FileLog::open(dir, SEGMENT_BYTES)?,
+            dir: dir.to_path_buf(),
         })
+    }
+
+    /// Starts the history over from a snapshot (installed because this node lagged behind the
+    /// purged log): the base is written (atomically), then every older entry dropped (blocking).
+    pub(crate) fn install_base(
+        &self,
+        log_id: LogId<u64>,
+        taken_ms: u64,
+        data: &[u8],
+    ) -> Result<(), LogFileError> {
+        let path = self.dir.join(BASE);
+        let tmp = self.dir.join("base.snap.tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(LogFileError::io(&tmp))?;
+        file.write_all(&log_id.index.to_le_bytes())
+            .and_then(|()| file.write_all(&taken_ms.to_le_bytes()))
+            .and_then(|()| file.write_all(data))
+            .and_then(|()| file.sync_all())
+            .map_err(LogFileError::io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(LogFileError::io(&path))?;
+        self.log.purge_through(log_id)
+    }
+
+    /// The base this history starts from, if it does not start at the first entry (blocking).
+    pub fn base(&self) -> Result<Option<Base>, LogFileError> {
+        let path = self.dir.join(BASE);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LogFileError::io(&path)(e)),
+        };
+        let (index, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| short(&path))?;
+        let (taken, data) = rest.split_first_chunk::<8>().ok_or_else(|| short(&path))?;
+        Ok(Some(Base {
+            index: u64::from_le_bytes(*index),
+            taken_ms: u64::from_le_bytes(*taken),
+            data: data.to_vec(),
+        }))
     }
 
     /// Appends applied entries (blocking). Entries it already holds (an entry applied again

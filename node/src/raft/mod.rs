@@ -261,6 +261,18 @@ pub enum LogError {
         /// What was wrong.
         source: EventDecodeError,
     },
+    /// A replay asked for a moment before this node's history starts (it caught up from a
+    /// snapshot taken later).
+    #[error(
+        "this node's history starts at {starts_ms} (it caught up from a snapshot taken then); \
+         {at_ms} is earlier: ask a node that has been a member longer"
+    )]
+    BeforeHistory {
+        /// The moment asked for, UTC ms.
+        at_ms: u64,
+        /// When the snapshot the history starts from was taken, UTC ms.
+        starts_ms: u64,
+    },
     /// Raft did not stop cleanly.
     #[error("event log: shutdown: {0}")]
     Shutdown(String),
@@ -340,12 +352,12 @@ fn boot_id(node_id: u64) -> u64 {
 }
 
 /// The Raft configuration of the event log.
-fn config() -> Result<Config, LogError> {
+fn config(snapshots: Snapshots) -> Result<Config, LogError> {
     let config = Config {
         cluster_name: "flowlens".into(),
-        // Never snapshot (nor purge) for now: the full log is kept so that the projection can be
-        // replayed from it. Snapshots and history purging come with the cluster issue.
-        snapshot_policy: SnapshotPolicy::Never,
+        // The history keeps every entry: the log is only what lagging nodes catch up from.
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshots.every.max(1)),
+        max_in_snapshot_log_to_keep: snapshots.keep,
         // Entries are event batches; keep AppendEntries well under NATS's 1 MiB message limit.
         max_payload_entries: 64,
         // MessagePack writes snapshot bytes as numbers (up to two bytes each): a chunk stays
@@ -354,6 +366,25 @@ fn config() -> Result<Config, LogError> {
         ..Config::default()
     };
     config.validate().map_err(|e| LogError::Config(Box::new(e)))
+}
+
+/// When the projection is snapshotted and the Raft log purged behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Snapshots {
+    /// A snapshot every this many entries.
+    pub every: u64,
+    /// Entries kept in the log behind the last snapshot (a follower less far behind catches up
+    /// from the log, one further behind installs the snapshot).
+    pub keep: u64,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Snapshots {
+            every: 50_000,
+            keep: 10_000,
+        }
+    }
 }
 
 /// How a node's event log starts.
@@ -406,9 +437,10 @@ impl EventLog {
         projection: Projection,
         node_id: u64,
         start: Start,
+        snapshots: Snapshots,
         network: N,
     ) -> Result<EventLog, LogError> {
-        let config = Arc::new(config()?);
+        let config = Arc::new(config(snapshots)?);
         let in_use = Arc::new(());
         let log_store = {
             let (db, dir, in_use) = (db.clone(), log_dir.to_path_buf(), in_use.clone());

@@ -41,9 +41,15 @@ async fn member(url: &str, cluster: &str, id: u64) -> Member {
     let sm = StateMachine::open(&db, projection.clone(), history, in_use).expect("state machine");
     let client = async_nats::connect(url).await.expect("connect");
     let network = NatsNetwork::new(client.clone(), cluster);
-    let raft = Raft::new(id, Arc::new(config().expect("config")), network, log, sm)
-        .await
-        .expect("raft");
+    let raft = Raft::new(
+        id,
+        Arc::new(config(super::super::Snapshots::default()).expect("config")),
+        network,
+        log,
+        sm,
+    )
+    .await
+    .expect("raft");
     let server = serve(client, cluster, id, raft.clone())
         .await
         .expect("serve");

@@ -28,13 +28,26 @@ fn temporary() -> Result<(sled::Db, Projection), LogError> {
     Ok((db, projection))
 }
 
-/// Calls `f` on every history entry with an index up to `last`, in order, a chunk at a time.
+/// A temporary projection holding the history's base, if it has one, and the index after it.
+fn start(history: &History) -> Result<(sled::Db, Projection, Option<u64>, u64), LogError> {
+    let (db, projection) = temporary()?;
+    let base = history.base()?;
+    if let Some(base) = &base {
+        projection.import(&base.data)?;
+    }
+    let taken = base.as_ref().map(|b| b.taken_ms);
+    Ok((db, projection, taken, base.map_or(0, |b| b.index + 1)))
+}
+
+/// Calls `f` on every history entry with an index from `first` up to `last`, in order, a chunk
+/// at a time.
 fn each_entry(
     history: &History,
+    first: u64,
     last: u64,
     mut f: impl FnMut(super::LogEntry) -> Result<(), LogError>,
 ) -> Result<u64, LogError> {
-    let mut next = 0u64;
+    let mut next = first;
     let mut read = 0u64;
     while next <= last {
         let end = last.min(next.saturating_add(CHUNK - 1));
@@ -49,11 +62,14 @@ fn each_entry(
 }
 
 /// The projection as it was at `at_ms`: every event of the history stamped at or before it,
-/// applied in log order.
+/// applied in log order (after the history's base, which must be older than `at_ms`).
 pub fn as_of(history: &History, at_ms: u64) -> Result<Replayed, LogError> {
-    let (db, projection) = temporary()?;
+    let (db, projection, taken, first) = start(history)?;
+    if let Some(starts_ms) = taken.filter(|t| *t > at_ms) {
+        return Err(LogError::BeforeHistory { at_ms, starts_ms });
+    }
     let last = history.last_index().unwrap_or(0);
-    let entries = each_entry(history, last, |entry| {
+    let entries = each_entry(history, first, last, |entry| {
         let openraft::EntryPayload::Normal(payload) = &entry.payload else {
             return Ok(());
         };
@@ -105,14 +121,15 @@ pub fn rebuild_and_compare(log: &EventLog) -> Result<Rebuilt, LogError> {
         if log.applied_index() == before {
             break (before, live);
         }
+        std::thread::sleep(Duration::from_millis(10));
         if Instant::now() > deadline {
             return Err(LogError::Shutdown(
                 "the live projection kept changing for 60 s; rebuild when it is quieter".into(),
             ));
         }
     };
-    let (_db, rebuilt) = temporary()?;
-    let entries = each_entry(log.history(), index, |entry| {
+    let (_db, rebuilt, _, first) = start(log.history())?;
+    let entries = each_entry(log.history(), first, index, |entry| {
         state_machine::apply_entry(&rebuilt, &entry).map_err(LogError::from)
     })?;
     let rebuilt = rebuilt.contents()?;

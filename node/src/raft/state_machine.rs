@@ -155,6 +155,20 @@ fn already_applied(projection: &Projection, origin: Origin) -> Result<bool> {
         }))
 }
 
+/// When a snapshot was taken, from its id (`…-<ms>`, see [`SnapshotBuilder`]); now if the id
+/// does not say.
+fn snapshot_taken_ms(snapshot_id: &str) -> u64 {
+    snapshot_id
+        .rsplit('-')
+        .next()
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        })
+}
+
 /// Applies one entry to the projection, its metadata in the same transaction. A batch whose
 /// origin was applied already (a retry of a batch that did commit) changes nothing but the
 /// applied log id.
@@ -280,6 +294,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .apply(index, None, &sm_meta)
             .map_err(import_err)?;
         self.save_snapshot(meta, &data).await?;
+        if let Some(last) = meta.last_log_id {
+            // This node's history now starts from the snapshot.
+            let taken_ms = snapshot_taken_ms(&meta.snapshot_id);
+            let history = self.history.clone();
+            let installed =
+                tokio::task::spawn_blocking(move || history.install_base(last, taken_ms, &data))
+                    .await;
+            match installed {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "the history did not take the snapshot"),
+                Err(e) => tracing::error!(error = %e, "the history did not take the snapshot"),
+            }
+        }
         self.applied.store(index, Ordering::Release);
         Ok(())
     }

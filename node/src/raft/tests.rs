@@ -177,6 +177,7 @@ async fn open(dir: &Path) -> (sled::Db, EventLog) {
         Start::Solo {
             addr: "127.0.0.1:7000".into(),
         },
+        Snapshots::default(),
         SoloNetwork,
     )
     .await

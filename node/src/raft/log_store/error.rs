@@ -129,7 +129,7 @@ pub enum LogFileError {
 
 impl LogFileError {
     /// An IO error on `path`.
-    pub(super) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LogFileError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LogFileError {
         let path = path.into();
         move |source| LogFileError::Io { path, source }
     }

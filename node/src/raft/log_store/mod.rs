@@ -112,6 +112,23 @@ impl FileLog {
         self.append(&records)
     }
 
+    /// Drops every entry up to `log_id` (blocking), as a purge does: the next entry appended
+    /// may then be the one after `log_id`, whatever the log held before.
+    pub(crate) fn purge_through(
+        &self,
+        log_id: LogId<u64>,
+    ) -> std::result::Result<(), LogFileError> {
+        self.0.meta.update(|m| {
+            if m.last_purged.is_none_or(|p| p.index < log_id.index) {
+                m.last_purged = Some(log_id);
+            }
+        });
+        self.sync_meta()?;
+        // Segments holding only entries up to `log_id` are deleted: when the log ended before
+        // it, that is all of them.
+        lock(&self.0.segments).purge(log_id)
+    }
+
     /// The index of the last entry, if any.
     pub(crate) fn last_index(&self) -> Option<u64> {
         lock(&self.0.segments)

@@ -101,7 +101,12 @@ fn wait_for(node: &NodeProcess, want: &BTreeSet<(String, u64)>) {
 fn topology_at_and_diff_replay_a_known_sequence_of_flows() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bin = Path::new(env!("CARGO_BIN_EXE_flowlens"));
-    let env = [("FLOWLENS_GRAPH__IDLE_EXPIRY", "4s")];
+    // Snapshots every 3 entries: replays start from the checkpoints they leave.
+    let env = [
+        ("FLOWLENS_GRAPH__IDLE_EXPIRY", "4s"),
+        ("FLOWLENS_STORE__SNAPSHOT_EVERY", "3"),
+        ("FLOWLENS_STORE__LOG_KEEP", "1"),
+    ];
     let node = NodeProcess::start(bin, dir.path(), free_tcp_port(), free_udp_port(), &[], &env);
     node.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
     let t0 = now_ms();
@@ -131,7 +136,13 @@ fn topology_at_and_diff_replay_a_known_sequence_of_flows() {
     wait_for(&node, &set(&at_t3));
     let t3 = now_ms();
 
-    // The map as of each moment, rebuilt from the history.
+    // The map as of each moment, rebuilt from the history (from its checkpoints on).
+    let checkpoints = std::fs::read_dir(dir.path().join("history/checkpoints"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(checkpoints > 0, "no history checkpoint was kept");
+    let health = get(&node, "/api/v1/health/live");
+    assert!(health["purged_index"].as_u64() > Some(0), "{health}");
     let topo = |at: u64| {
         ids(
             &get(&node, &format!("/api/v1/topology?at={at}"))["edges"],

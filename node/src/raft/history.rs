@@ -29,7 +29,14 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 /// The file holding a history's base.
 const BASE: &str = "base.snap";
 
-/// The snapshot a history starts from.
+/// The directory of a history's checkpoints (`<index>-<taken ms>.snap`).
+const CHECKPOINTS: &str = "checkpoints";
+
+/// Checkpoints kept (the oldest are deleted).
+const CHECKPOINTS_KEPT: usize = 8;
+
+/// A projection export at a log index: the snapshot a history starts from (its base), or one
+/// of its periodic checkpoints.
 #[derive(Clone, Debug)]
 pub struct Base {
     /// The last log index it holds.
@@ -64,33 +71,76 @@ impl History {
         taken_ms: u64,
         data: &[u8],
     ) -> Result<(), LogFileError> {
-        let path = self.dir.join(BASE);
-        let tmp = self.dir.join("base.snap.tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(LogFileError::io(&tmp))?;
-        file.write_all(&log_id.index.to_le_bytes())
-            .and_then(|()| file.write_all(&taken_ms.to_le_bytes()))
-            .and_then(|()| file.write_all(data))
-            .and_then(|()| file.sync_all())
-            .map_err(LogFileError::io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(LogFileError::io(&path))?;
+        write_base(&self.dir.join(BASE), log_id.index, taken_ms, data)?;
         self.log.purge_through(log_id)
+    }
+
+    /// Keeps a snapshot this node took as a checkpoint, deleting the oldest beyond 8
+    /// (blocking). Replays as of a moment start from the newest checkpoint taken before it.
+    pub(crate) fn checkpoint(
+        &self,
+        index: u64,
+        taken_ms: u64,
+        data: &[u8],
+    ) -> Result<(), LogFileError> {
+        let dir = self.dir.join(CHECKPOINTS);
+        std::fs::create_dir_all(&dir).map_err(LogFileError::io(&dir))?;
+        let path = dir.join(format!("{index:020}-{taken_ms}.snap"));
+        write_base(&path, index, taken_ms, data)?;
+        let mut all = self.checkpoint_files()?;
+        while all.len() > CHECKPOINTS_KEPT {
+            let (_, _, oldest) = all.remove(0);
+            std::fs::remove_file(&oldest).map_err(LogFileError::io(&oldest))?;
+        }
+        Ok(())
+    }
+
+    /// The checkpoints, oldest first: (index, taken ms, file).
+    fn checkpoint_files(&self) -> Result<Vec<(u64, u64, PathBuf)>, LogFileError> {
+        let dir = self.dir.join(CHECKPOINTS);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(LogFileError::io(&dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(LogFileError::io(&dir))?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let parsed = name.strip_suffix(".snap").and_then(|stem| {
+                let (index, taken) = stem.split_once('-')?;
+                Some((index.parse().ok()?, taken.parse().ok()?))
+            });
+            if let Some((index, taken)) = parsed {
+                out.push((index, taken, path));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Where a replay as of `at_ms` starts: the newest checkpoint taken at or before it (and not
+    /// before the base), else the base (blocking).
+    pub fn start_for(&self, at_ms: u64) -> Result<Option<Base>, LogFileError> {
+        let base = self.base()?;
+        let floor = base.as_ref().map_or(0, |b| b.index);
+        let newest = self
+            .checkpoint_files()?
+            .into_iter()
+            .rev()
+            .find(|(index, taken, _)| *taken <= at_ms && *index >= floor);
+        match newest {
+            Some((_, _, path)) => read_base(&path),
+            None => Ok(base),
+        }
     }
 
     /// The base this history starts from, if it does not start at the first entry (blocking).
     pub fn base(&self) -> Result<Option<Base>, LogFileError> {
-        let path = self.dir.join(BASE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(LogFileError::io(&path)(e)),
-        };
-        let (index, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| short(&path))?;
-        let (taken, data) = rest.split_first_chunk::<8>().ok_or_else(|| short(&path))?;
-        Ok(Some(Base {
-            index: u64::from_le_bytes(*index),
-            taken_ms: u64::from_le_bytes(*taken),
-            data: data.to_vec(),
-        }))
+        read_base(&self.dir.join(BASE))
     }
 
     /// Appends applied entries (blocking). Entries it already holds (an entry applied again
@@ -139,4 +189,32 @@ impl History {
     pub(crate) fn close(&self) -> Result<(), LogFileError> {
         self.log.close()
     }
+}
+
+/// Writes a base or checkpoint file atomically: index, taken ms, export.
+fn write_base(path: &Path, index: u64, taken_ms: u64, data: &[u8]) -> Result<(), LogFileError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(LogFileError::io(&tmp))?;
+    file.write_all(&index.to_le_bytes())
+        .and_then(|()| file.write_all(&taken_ms.to_le_bytes()))
+        .and_then(|()| file.write_all(data))
+        .and_then(|()| file.sync_all())
+        .map_err(LogFileError::io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(LogFileError::io(path))
+}
+
+/// Reads a base or checkpoint file; None if it does not exist.
+fn read_base(path: &Path) -> Result<Option<Base>, LogFileError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LogFileError::io(path)(e)),
+    };
+    let (index, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| short(path))?;
+    let (taken, data) = rest.split_first_chunk::<8>().ok_or_else(|| short(path))?;
+    Ok(Some(Base {
+        index: u64::from_le_bytes(*index),
+        taken_ms: u64::from_le_bytes(*taken),
+        data: data.to_vec(),
+    }))
 }

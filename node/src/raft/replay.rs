@@ -28,10 +28,17 @@ fn temporary() -> Result<(sled::Db, Projection), LogError> {
     Ok((db, projection))
 }
 
-/// A temporary projection holding the history's base, if it has one, and the index after it.
-fn start(history: &History) -> Result<(sled::Db, Projection, Option<u64>, u64), LogError> {
+/// A temporary projection holding the history's base (or, with `at_ms`, the newest checkpoint
+/// taken by then), if there is one, when it was taken, and the index after it.
+fn start(
+    history: &History,
+    at_ms: Option<u64>,
+) -> Result<(sled::Db, Projection, Option<u64>, u64), LogError> {
     let (db, projection) = temporary()?;
-    let base = history.base()?;
+    let base = match at_ms {
+        Some(at) => history.start_for(at)?,
+        None => history.base()?,
+    };
     if let Some(base) = &base {
         projection.import(&base.data)?;
     }
@@ -64,7 +71,7 @@ fn each_entry(
 /// The projection as it was at `at_ms`: every event of the history stamped at or before it,
 /// applied in log order (after the history's base, which must be older than `at_ms`).
 pub fn as_of(history: &History, at_ms: u64) -> Result<Replayed, LogError> {
-    let (db, projection, taken, first) = start(history)?;
+    let (db, projection, taken, first) = start(history, Some(at_ms))?;
     if let Some(starts_ms) = taken.filter(|t| *t > at_ms) {
         return Err(LogError::BeforeHistory { at_ms, starts_ms });
     }
@@ -128,7 +135,7 @@ pub fn rebuild_and_compare(log: &EventLog) -> Result<Rebuilt, LogError> {
             ));
         }
     };
-    let (_db, rebuilt, _, first) = start(log.history())?;
+    let (_db, rebuilt, _, first) = start(log.history(), None)?;
     let entries = each_entry(log.history(), first, index, |entry| {
         state_machine::apply_entry(&rebuilt, &entry).map_err(LogError::from)
     })?;

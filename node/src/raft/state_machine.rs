@@ -365,6 +365,17 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             snapshot_id,
         };
         self.state_machine.save_snapshot(&meta, &data).await?;
+        if let Some(last) = last_log_id {
+            // Also a history checkpoint: replays as of a later moment start from it.
+            let (history, copy) = (self.state_machine.history.clone(), data.clone());
+            let taken = millis as u64;
+            let kept =
+                tokio::task::spawn_blocking(move || history.checkpoint(last.index, taken, &copy))
+                    .await;
+            if !matches!(kept, Ok(Ok(()))) {
+                tracing::warn!("a snapshot could not be kept as a history checkpoint");
+            }
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

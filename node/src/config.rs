@@ -22,6 +22,8 @@ pub struct Config {
     pub node_id: u64,
     /// Clustering (off unless `cluster.nats` is set).
     pub cluster: ClusterSection,
+    /// Federation of sites into one map (off unless `federation.sites` is set).
+    pub federation: FederationSection,
     /// REST API and UI.
     pub api: ApiConfig,
     /// UDP flow listeners.
@@ -62,9 +64,31 @@ impl Default for ClusterSection {
 }
 
 impl ClusterSection {
-    /// Whether this node runs in a cluster.
+    /// Whether this node runs in a cluster (a NATS URL, and not federating: a federation node
+    /// uses the URL to follow its sites and keeps its own log alone).
     pub fn enabled(&self) -> bool {
         !self.nats.trim().is_empty()
+    }
+}
+
+/// Federation settings: this node follows the committed events of several sites (each its own
+/// cluster) on NATS and projects them into one map. It needs `cluster.nats`; its own log runs
+/// alone.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FederationSection {
+    /// The sites followed (their `cluster.name`).
+    pub sites: Vec<String>,
+    /// The networks of each site, by site name: an asset in one is at home there, and a
+    /// dependency between assets at home in two sites is cross-site. Without networks, an
+    /// asset only one site reported is at home there.
+    pub networks: std::collections::BTreeMap<String, Vec<IpNet>>,
+}
+
+impl FederationSection {
+    /// Whether this node federates sites.
+    pub fn enabled(&self) -> bool {
+        !self.sites.is_empty()
     }
 }
 
@@ -188,6 +212,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             node_id: 1,
             cluster: ClusterSection::default(),
+            federation: FederationSection::default(),
             api: ApiConfig::default(),
             collector: CollectorSection::default(),
             aggregator: AggregatorSection::default(),
@@ -352,6 +377,25 @@ impl Config {
             return Err(invalid(
                 "cluster.name",
                 "must be letters, digits, '-' or '_' (it is a NATS subject token)",
+            ));
+        }
+        for site in &self.federation.sites {
+            if !is_subject_token(site) {
+                return Err(invalid(
+                    "federation.sites",
+                    format!("{site:?}: must be letters, digits, '-' or '_'"),
+                ));
+            }
+        }
+        if let Some(site) = self
+            .federation
+            .networks
+            .keys()
+            .find(|k| !self.federation.sites.contains(k))
+        {
+            return Err(invalid(
+                "federation.networks",
+                format!("{site:?} is not in federation.sites"),
             ));
         }
         if self.store.snapshot_every == 0 {

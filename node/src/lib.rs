@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod config;
 pub mod events;
+pub mod federation;
 pub mod raft;
 pub mod run;
 pub mod simulate;

@@ -54,6 +54,10 @@ struct NodeArgs {
     /// alone.
     #[arg(long)]
     nats: Option<String>,
+    /// Follow these sites' events on NATS and project one map of them all (config key
+    /// `federation.sites`); the node's own log then runs alone.
+    #[arg(long, value_delimiter = ',')]
+    federate: Vec<String>,
 }
 
 fn load_config(args: &NodeArgs) -> Result<Config, String> {
@@ -76,6 +80,9 @@ fn load_config(args: &NodeArgs) -> Result<Config, String> {
     }
     if let Some(url) = &args.nats {
         config.cluster.nats = url.clone();
+    }
+    if !args.federate.is_empty() {
+        config.federation.sites = args.federate.clone();
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)

@@ -22,6 +22,7 @@ use ractor::{Actor, ActorRef};
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::events;
+use crate::federation;
 use crate::raft::cluster::{AdminService, Forwarder};
 use crate::raft::nats::{self, NatsNetwork};
 use crate::raft::{EventLog, Snapshots, SoloNetwork, Start};
@@ -59,6 +60,19 @@ pub struct Node {
     cluster_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Connects to `cluster.nats`, retrying in the background (a node may start before its server).
+async fn connect(config: &Config) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .name(format!(
+            "flowlens {} node {}",
+            config.cluster.name, config.node_id
+        ))
+        .retry_on_initial_connect()
+        .connect(config.cluster.nats.as_str())
+        .await
+        .with_context(|| format!("cluster.nats {}: cannot connect", config.cluster.nats))
+}
+
 /// The event log, the NATS connection of a clustered node, and its NATS services' tasks.
 type OpenedLog = (
     EventLog,
@@ -79,7 +93,8 @@ async fn open_log(
         every: config.store.snapshot_every,
         keep: config.store.log_keep,
     };
-    if !config.cluster.enabled() {
+    // A federation node uses NATS to follow its sites; its own log runs alone.
+    if !config.cluster.enabled() || config.federation.enabled() {
         let start = Start::Solo {
             addr: config.api.listen.to_string(),
         };
@@ -97,12 +112,7 @@ async fn open_log(
         return Ok((log, None, Vec::new()));
     }
     let name = config.cluster.name.clone();
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("flowlens {name} node {}", config.node_id))
-        .retry_on_initial_connect()
-        .connect(config.cluster.nats.as_str())
-        .await
-        .with_context(|| format!("cluster.nats {}: cannot connect", config.cluster.nats))?;
+    let client = connect(config).await?;
     let start = Start::Cluster {
         forward: Forwarder::new(client.clone(), name.clone()),
     };
@@ -144,6 +154,12 @@ impl Node {
     /// Starts every part of the node.
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let started = Instant::now();
+        if config.federation.enabled() && !config.cluster.enabled() {
+            anyhow::bail!(
+                "configuration key `federation.sites`: federating needs cluster.nats (--nats) \
+                 to follow the sites on"
+            );
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
         let store_dir = config.data_dir.join("store");
@@ -155,6 +171,16 @@ impl Node {
         let projection = Projection::open(&db)?;
         let (log, client, mut cluster_tasks) = open_log(&config, &db, &projection).await?;
         let log = Arc::new(log);
+        if config.federation.enabled() {
+            let client = connect(&config).await?;
+            let name = format!("federation-{}-{}", config.cluster.name, config.node_id);
+            cluster_tasks.extend(federation::spawn(
+                client,
+                &config.federation,
+                name,
+                log.clone(),
+            ));
+        }
         if let Some(client) = client {
             let admin = AdminService {
                 client: client.clone(),
@@ -258,6 +284,10 @@ impl Node {
             ring_capacity: config.aggregator.recent_flows,
             raw_hot: config.retention.raw_hot,
             disk_reads: Arc::new(tokio::sync::Semaphore::new(api::DISK_READS)),
+            federation: config
+                .federation
+                .enabled()
+                .then(|| config.federation.clone()),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use flowlens_tests::{free_tcp_port, free_udp_port, NatsServer, NodeProcess};
-use proto::encode::{self, IpfixMessage};
+use flowlens_tests::{
+    free_tcp_port, free_udp_port, ipfix_packets, now_ms, NatsServer, NodeProcess,
+};
 use proto::FlowRecord;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -84,12 +85,6 @@ fn admin(nats: &NatsServer, args: &[&str]) -> String {
     stdout
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// `n` flows from clients 10.<site>.0.x to servers 10.<site>.1.x on port 443, each client
 /// sending `1000 + x` bytes: one dependency per flow.
 fn flows(site: u8, n: u8) -> Vec<FlowRecord> {
@@ -108,21 +103,6 @@ fn flows(site: u8, n: u8) -> Vec<FlowRecord> {
             ..FlowRecord::default()
         })
         .collect()
-}
-
-/// An IPFIX template message, then one data message holding `flows`.
-fn ipfix(flows: &[FlowRecord]) -> [Vec<u8>; 2] {
-    let secs = (now_ms() / 1000) as u32;
-    let mut template = IpfixMessage::new(secs, 0, 1);
-    template
-        .set(2)
-        .template(256, 0, &encode::standard_ipv4_template());
-    let mut data = IpfixMessage::new(secs, 0, 1);
-    data.set(256);
-    for r in flows {
-        encode::standard_ipv4_record(data.writer(), r);
-    }
-    [template.finish(), data.finish()]
 }
 
 /// The dependencies a node's projection holds: id → (bytes to server, bytes to client).
@@ -261,7 +241,7 @@ fn stream(
         for r in 0..rounds {
             let i = usize::from(r) % targets.len();
             let flows = round_flows(100 + i as u8, r);
-            for packet in ipfix(&flows) {
+            for packet in ipfix_packets(&flows) {
                 socket.send_to(&packet, targets[i]).expect("send");
             }
             sent.extend(flows);
@@ -369,7 +349,7 @@ fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
     // Each node collects its own site's flows; nodes 2 and 3 forward theirs to the leader.
     let sites = [(1u8, 20u8), (2, 25), (3, 30)];
     for (m, &(site, n)) in members.iter().zip(&sites) {
-        let [template, data] = ipfix(&flows(site, n));
+        let [template, data] = ipfix_packets(&flows(site, n));
         m.node().send(&[&template, &data]);
     }
     let want = expected(&sites);

@@ -5,18 +5,11 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use flowlens_tests::{free_tcp_port, free_udp_port, http_post, NodeProcess};
-use proto::encode::{self, IpfixMessage};
+use flowlens_tests::{free_tcp_port, free_udp_port, http_post, ipfix_packets, now_ms, NodeProcess};
 use proto::FlowRecord;
 use serde_json::Value;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// A flow from 10.<site>.0.<x> to 10.<site>.1.<x>:443 carrying `bytes`.
 fn flow(site: u8, x: u8, bytes: u64) -> FlowRecord {
@@ -40,17 +33,8 @@ fn id(f: &FlowRecord) -> String {
 }
 
 fn send(node: &NodeProcess, flows: &[FlowRecord]) {
-    let secs = (now_ms() / 1000) as u32;
-    let mut template = IpfixMessage::new(secs, 0, 1);
-    template
-        .set(2)
-        .template(256, 0, &encode::standard_ipv4_template());
-    let mut data = IpfixMessage::new(secs, 0, 1);
-    data.set(256);
-    for r in flows {
-        encode::standard_ipv4_record(data.writer(), r);
-    }
-    node.send(&[&template.finish(), &data.finish()]);
+    let [template, data] = ipfix_packets(flows);
+    node.send(&[&template, &data]);
 }
 
 /// `path`'s JSON, which must be a 200.

@@ -402,3 +402,27 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An IPFIX template message (`proto::encode::standard_ipv4_template`), then one data message
+/// holding `flows`: what a test sends a collector.
+pub fn ipfix_packets(flows: &[proto::FlowRecord]) -> [Vec<u8>; 2] {
+    use proto::encode::{self, IpfixMessage};
+    let secs = (now_ms() / 1000) as u32;
+    let mut template = IpfixMessage::new(secs, 0, 1);
+    template
+        .set(2)
+        .template(256, 0, &encode::standard_ipv4_template());
+    let mut data = IpfixMessage::new(secs, 0, 1);
+    data.set(256);
+    for r in flows {
+        encode::standard_ipv4_record(data.writer(), r);
+    }
+    [template.finish(), data.finish()]
+}

@@ -59,6 +59,8 @@ pub struct AppState {
     /// Disk reads of raw flows running at once are bounded (each may scan millions of
     /// records); further ones wait their turn.
     pub disk_reads: Arc<tokio::sync::Semaphore>,
+    /// The sites this node federates, if it does.
+    pub federation: Option<crate::config::FederationSection>,
 }
 
 /// The OpenAPI document.
@@ -86,7 +88,8 @@ pub struct AppState {
         live::ready,
         history::events,
         history::diff,
-        history::rebuild
+        history::rebuild,
+        crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
 )]
@@ -114,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/topology/diff", get(history::diff))
         .route("/history/events", get(history::events))
         .route("/admin/rebuild", axum::routing::post(history::rebuild))
+        .route("/federation", get(crate::federation::federation))
         .route("/flows", get(live::flows))
         .route("/stats/throughput", get(live::throughput))
         .route("/stats/top-talkers", get(live::top_talkers))

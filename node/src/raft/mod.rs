@@ -562,6 +562,17 @@ impl EventLog {
         result
     }
 
+    /// Commits a batch under an origin of the caller's (a federated site and its stream
+    /// sequence): applied once per origin sequence, like [`EventLog::append`]'s own.
+    pub async fn append_with_origin(
+        &self,
+        batch: &EventBatch,
+        origin: Origin,
+    ) -> Result<u64, LogError> {
+        self.commit(&LogPayload::with_origin(origin, &batch.to_rkyv()))
+            .await
+    }
+
     async fn commit(&self, payload: &LogPayload) -> Result<u64, LogError> {
         let started = tokio::time::Instant::now();
         loop {

@@ -182,6 +182,7 @@ pub(crate) fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<(
         _ => None,
     };
     let origin_key = origin.map(|o| origin_key(o.node)).unwrap_or_default();
+    let mut tags = std::collections::BTreeSet::new();
     let mut meta: Vec<(&[u8], Vec<u8>)> = vec![(LAST_APPLIED, encode_log_id(&log_id))];
     let batch = match &entry.payload {
         EntryPayload::Blank => None,
@@ -199,7 +200,11 @@ pub(crate) fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<(
                 let mut value = o.boot.to_le_bytes().to_vec();
                 value.extend_from_slice(&o.seq.to_le_bytes());
                 meta.push((&origin_key, value));
-                Some(payload.decode().map_err(|e| apply_err(&e))?)
+                let batch = payload.decode().map_err(|e| apply_err(&e))?;
+                if o.node & crate::federation::SITE_ORIGIN != 0 {
+                    tags = crate::federation::site_tags(o.node, &batch);
+                }
+                Some(batch)
             }
             None => Some(payload.decode().map_err(|e| apply_err(&e))?),
         },
@@ -210,6 +215,9 @@ pub(crate) fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<(
             None
         }
     };
+    for tag in &tags {
+        meta.push((tag, Vec::new()));
+    }
     projection
         .apply(log_id.index, batch.as_ref(), &meta)
         .map_err(|e| apply_err(&e))

@@ -128,6 +128,16 @@ impl Projection {
         })
     }
 
+    /// The metadata keys starting with `prefix`, in order.
+    pub fn meta_keys(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<Vec<u8>, StoreError>> + '_ {
+        self.meta
+            .scan_prefix(prefix)
+            .map(|item| Ok(item?.0.to_vec()))
+    }
+
     /// Reads a state-machine metadata value.
     pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))

@@ -83,6 +83,9 @@ pub struct FederationSection {
     /// dependency between assets at home in two sites is cross-site. Without networks, an
     /// asset only one site reported is at home there.
     pub networks: std::collections::BTreeMap<String, Vec<IpNet>>,
+    /// The JetStream domain of each site whose NATS server has its own (a leafnode with
+    /// JetStream); sites without one are on the node's own JetStream.
+    pub domains: std::collections::BTreeMap<String, String>,
 }
 
 impl FederationSection {
@@ -387,16 +390,19 @@ impl Config {
                 ));
             }
         }
-        if let Some(site) = self
-            .federation
-            .networks
-            .keys()
-            .find(|k| !self.federation.sites.contains(k))
-        {
-            return Err(invalid(
+        for (key, mut names) in [
+            (
                 "federation.networks",
-                format!("{site:?} is not in federation.sites"),
-            ));
+                Box::new(self.federation.networks.keys()) as Box<dyn Iterator<Item = &String>>,
+            ),
+            (
+                "federation.domains",
+                Box::new(self.federation.domains.keys()),
+            ),
+        ] {
+            if let Some(site) = names.find(|k| !self.federation.sites.contains(k)) {
+                return Err(invalid(key, format!("{site:?} is not in federation.sites")));
+            }
         }
         if self.store.snapshot_every == 0 {
             return Err(invalid("store.snapshot_every", "must be 1 or more"));
@@ -589,5 +595,28 @@ mod deploy_tests {
             .join("../deploy/flowlens.toml");
         let c = Config::load(Some(&path), Vec::new()).expect("deploy/flowlens.toml loads");
         assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn the_multi_site_example_configs_load() {
+        let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_default()
+            .join("../deploy/multi-site");
+        let load = |name: &str| {
+            Config::load(Some(&dir.join(name)), Vec::new())
+                .unwrap_or_else(|e| panic!("deploy/multi-site/{name}: {e}"))
+        };
+        let a = load("site-a.toml");
+        assert_eq!(
+            (a.cluster.name.as_str(), a.cluster.enabled()),
+            ("site-a", true)
+        );
+        let b = load("site-b.toml");
+        assert_eq!(b.cluster.name, "site-b");
+        let f = load("federation.toml");
+        assert_eq!(f.federation.sites, ["site-a", "site-b"]);
+        assert_eq!(f.federation.domains.len(), 2);
+        assert!(f.cluster.enabled());
     }
 }

@@ -96,10 +96,15 @@ pub fn spawn(
         .map(|site| {
             let (client, site, name, log) =
                 (client.clone(), site.clone(), consumer_name.clone(), log.clone());
+            let domain = federation.domains.get(&site).cloned();
             tokio::spawn(async move {
                 let mut failures = 0u32;
+                let js = match &domain {
+                    Some(d) => jetstream::with_domain(client, d),
+                    None => jetstream::new(client),
+                };
                 loop {
-                    if let Err(e) = follow(&client, &site, &name, &log).await {
+                    if let Err(e) = follow(&js, &site, &name, &log).await {
                         failures += 1;
                         if failures == 1 || failures.is_power_of_two() {
                             tracing::warn!(site, error = %format!("{e:#}"), failures, "following a site");
@@ -126,12 +131,11 @@ fn applied_sequence(projection: &Projection, origin: u64) -> u64 {
 
 /// Consumes one site's stream with a durable consumer, committing its events in batches.
 async fn follow(
-    client: &async_nats::Client,
+    js: &jetstream::Context,
     site: &str,
     consumer_name: &str,
     log: &EventLog,
 ) -> anyhow::Result<()> {
-    let js = jetstream::new(client.clone());
     let stream = js
         .get_stream(stream_name(site))
         .await

@@ -60,6 +60,34 @@ pub struct Node {
     cluster_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Hands the graph every batch another node (or a federated site) committed, so that it keeps
+/// alive what only they see and ends what they expire.
+fn follow_others(
+    log: &EventLog,
+    graph: ActorRef<GraphMsg>,
+    node_id: u64,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut applied = log.subscribe_applied();
+    tokio::spawn(async move {
+        loop {
+            match applied.recv().await {
+                Ok(a) if a.origin.is_some_and(|o| o.node != node_id) => {
+                    let batch = (*a.batch).clone();
+                    if graph.send_message(GraphMsg::Follow(batch)).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(batches = n, "the graph fell behind other nodes' batches")
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    })
+}
+
 /// Connects to `cluster.nats`, retrying in the background (a node may start before its server).
 async fn connect(config: &Config) -> anyhow::Result<async_nats::Client> {
     async_nats::ConnectOptions::new()
@@ -238,6 +266,9 @@ impl Node {
             },
         )
         .await?;
+        if config.cluster.enabled() {
+            cluster_tasks.push(follow_others(&log, graph.clone(), config.node_id));
+        }
         let (aggregator, _) = Actor::spawn(
             Some("aggregator".into()),
             Aggregator,

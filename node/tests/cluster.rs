@@ -484,3 +484,41 @@ fn a_node_behind_the_purged_log_catches_up_from_a_snapshot_and_keeps_a_history()
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("history starts at"), "{body}");
 }
+
+#[test]
+fn a_dependency_only_one_node_sees_is_not_expired_by_the_others() {
+    let nats = NatsServer::start();
+    let env = [("FLOWLENS_GRAPH__IDLE_EXPIRY", "3s")];
+    let mut members = three_node_cluster_with(&nats, &env);
+    let x = round_flows(7, 0);
+    let [template, data] = ipfix_packets(&x);
+    members[1].node().send(&[&template, &data]);
+    wait_all_equal(&members, &expected_of(&x));
+    // Node 1 restarts, so its graph knows x from the projection, not from its own flows.
+    if let Some(n) = members[0].node.take() {
+        n.terminate();
+    }
+    members[0].restart(&nats);
+    members[0]
+        .node()
+        .wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
+    // Only node 2 keeps seeing x, for twice the idle time.
+    let started = Instant::now();
+    let mut sent = x.clone();
+    while started.elapsed() < Duration::from_secs(6) {
+        let more = round_flows(7, 0);
+        let [template, data] = ipfix_packets(&more);
+        members[1].node().send(&[&template, &data]);
+        sent.extend(more);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    wait_all_equal(&members, &expected_of(&sent));
+    for m in &members {
+        let (_, body) = m
+            .node()
+            .get("/api/v1/history/events?kind=dependency.expired");
+        assert_eq!(body["total"], 0, "node {} saw x expire: {body}", m.id);
+        let (_, deps) = m.node().get("/api/v1/dependencies?status=active");
+        assert_eq!(deps["total"], 5, "node {}: {deps}", m.id);
+    }
+}

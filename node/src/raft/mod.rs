@@ -7,7 +7,7 @@ mod log_store;
 pub mod nats;
 mod network;
 pub mod replay;
-mod state_machine;
+pub mod state_machine;
 #[cfg(test)]
 mod tests;
 
@@ -408,6 +408,7 @@ pub enum Start {
 pub struct EventLog {
     raft: openraft::Raft<TypeConfig>,
     history: History,
+    applied_batches: tokio::sync::broadcast::Sender<state_machine::AppliedBatch>,
     node_id: u64,
     forward: Option<Forwarder>,
     /// This run of the node, in the origin of every batch it commits.
@@ -463,6 +464,7 @@ impl EventLog {
         let state_machine =
             StateMachine::open(db, projection.clone(), history.clone(), in_use.clone())?;
         let applied = state_machine.applied_counter();
+        let applied_batches = state_machine.applied_batches();
         let storage_in_use = Arc::downgrade(&in_use);
         drop(in_use);
 
@@ -484,6 +486,7 @@ impl EventLog {
         let log = EventLog {
             raft,
             history,
+            applied_batches,
             node_id,
             forward,
             boot: boot_id(node_id),
@@ -611,6 +614,13 @@ impl EventLog {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The batches applied from now on, with their origins.
+    pub fn subscribe_applied(
+        &self,
+    ) -> tokio::sync::broadcast::Receiver<state_machine::AppliedBatch> {
+        self.applied_batches.subscribe()
     }
 
     /// Every applied entry, kept after the Raft log is purged.

@@ -137,7 +137,9 @@ pub fn rebuild_and_compare(log: &EventLog) -> Result<Rebuilt, LogError> {
     };
     let (_db, rebuilt, _, first) = start(log.history(), None)?;
     let entries = each_entry(log.history(), first, index, |entry| {
-        state_machine::apply_entry(&rebuilt, &entry).map_err(LogError::from)
+        state_machine::apply_entry(&rebuilt, &entry)
+            .map(|_| ())
+            .map_err(LogError::from)
     })?;
     let rebuilt = rebuilt.contents()?;
     let mut differences = Vec::new();

@@ -21,6 +21,10 @@ use super::history::History;
 use super::log_store::{decode_log_id, encode_log_id};
 use super::{Applied, LogEntry, Origin, TypeConfig};
 use crate::store::{Projection, StoreError};
+use proto::event::EventBatch;
+
+/// Applied batches a slow receiver may fall behind by before it loses the oldest.
+const APPLIED_BATCHES: usize = 1024;
 
 /// Projection metadata key: the last applied log id.
 const LAST_APPLIED: &[u8] = b"raft_last_applied";
@@ -87,6 +91,7 @@ fn applied_state(projection: &Projection) -> Result<(Option<LogId<u64>>, Members
 pub(crate) struct StateMachine {
     projection: Projection,
     history: History,
+    applied_batches: tokio::sync::broadcast::Sender<AppliedBatch>,
     snapshots: sled::Tree,
     applied: Arc<AtomicU64>,
     /// Held while Raft's tasks own the state machine (see [`super::EventLog::shutdown`]).
@@ -104,11 +109,17 @@ impl StateMachine {
         let (last_applied, _) = applied_state(&projection)?;
         Ok(StateMachine {
             history,
+            applied_batches: tokio::sync::broadcast::channel(APPLIED_BATCHES).0,
             snapshots: db.open_tree(SNAPSHOT_TREE)?,
             projection,
             applied: Arc::new(AtomicU64::new(last_applied.map_or(0, |id| id.index))),
             _in_use: in_use,
         })
+    }
+
+    /// The batches applied from now on (a receiver that falls 1024 behind loses the oldest).
+    pub(crate) fn applied_batches(&self) -> tokio::sync::broadcast::Sender<AppliedBatch> {
+        self.applied_batches.clone()
     }
 
     /// The last applied log index, updated as entries are applied.
@@ -169,10 +180,22 @@ fn snapshot_taken_ms(snapshot_id: &str) -> u64 {
         })
 }
 
-/// Applies one entry to the projection, its metadata in the same transaction. A batch whose
-/// origin was applied already (a retry of a batch that did commit) changes nothing but the
-/// applied log id.
-pub(crate) fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<()> {
+/// A batch the state machine applied, as [`super::EventLog::subscribe_applied`] hands it out.
+#[derive(Clone, Debug)]
+pub struct AppliedBatch {
+    /// Who committed it.
+    pub origin: Option<Origin>,
+    /// Its events.
+    pub batch: Arc<EventBatch>,
+}
+
+/// Applies one entry to the projection, its metadata in the same transaction; the batch it
+/// applied, if any. A batch whose origin was applied already (a retry of a batch that did
+/// commit) changes nothing but the applied log id.
+pub(crate) fn apply_entry(
+    projection: &Projection,
+    entry: &LogEntry,
+) -> Result<Option<AppliedBatch>> {
     let log_id = entry.log_id;
     let apply_err = |e: &(dyn std::error::Error + 'static)| -> StorageError<u64> {
         StorageIOError::apply(log_id, AnyError::from_dyn(e, None)).into()
@@ -220,7 +243,11 @@ pub(crate) fn apply_entry(projection: &Projection, entry: &LogEntry) -> Result<(
     }
     projection
         .apply(log_id.index, batch.as_ref(), &meta)
-        .map_err(|e| apply_err(&e))
+        .map_err(|e| apply_err(&e))?;
+    Ok(batch.map(|batch| AppliedBatch {
+        origin,
+        batch: Arc::new(batch),
+    }))
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
@@ -239,12 +266,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let projection = self.projection.clone();
         let history = self.history.clone();
         let applied = self.applied.clone();
+        let batches = self.applied_batches.clone();
         // sled work blocks (page reads, long transactions): it runs off the async workers, so
         // that receiving and aggregating flows never waits behind it.
         let work = tokio::task::spawn_blocking(move || {
             let mut replies = Vec::with_capacity(entries.len());
             for entry in &entries {
-                apply_entry(&projection, entry)?;
+                let batch = apply_entry(&projection, entry)?;
+                if let Some(batch) = batch.filter(|_| batches.receiver_count() > 0) {
+                    // Nobody listening, or a receiver far behind: neither holds up applying.
+                    let _ = batches.send(batch);
+                }
                 applied.store(entry.log_id.index, Ordering::Release);
                 replies.push(Applied {
                     index: entry.log_id.index,
@@ -269,6 +301,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder {
             state_machine: StateMachine {
                 history: self.history.clone(),
+                applied_batches: self.applied_batches.clone(),
                 projection: self.projection.clone(),
                 snapshots: self.snapshots.clone(),
                 applied: self.applied.clone(),

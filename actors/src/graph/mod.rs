@@ -89,6 +89,8 @@ pub enum GraphMsg {
     Counts(RpcReplyPort<GraphCounts>),
     /// The committer has room again: hand it waiting batches.
     Drain,
+    /// A batch another node (or a federated site) committed: see [`GraphState::follow`].
+    Follow(EventBatch),
 }
 
 /// What an edge carries: the called port (the client is the edge's source asset, the server its
@@ -287,6 +289,88 @@ impl GraphState {
             dep.traffic.merge(&edge.traffic);
         }
         events
+    }
+
+    /// Takes in a batch another node committed. Its traffic and discoveries keep this node's
+    /// view of those assets, services and dependencies alive, so that this node does not expire
+    /// what only another node's collectors see. Its expiries end them here too. No event is
+    /// emitted: the batch is committed already.
+    pub fn follow(&mut self, batch: &EventBatch) {
+        for e in &batch.events {
+            match &e.kind {
+                EventKind::DependencyTraffic { edges } => {
+                    for edge in edges {
+                        self.refresh(edge.dependency, e.at_ms);
+                    }
+                }
+                EventKind::DependencyDiscovered { dependency } => {
+                    self.refresh(*dependency, e.at_ms)
+                }
+                EventKind::AssetDiscovered { ip, .. } => {
+                    self.node(*ip);
+                    if let Some((_, seen)) = self.assets.get_mut(ip) {
+                        seen.last_ms = seen.last_ms.max(e.at_ms);
+                        seen.active = true;
+                    }
+                }
+                EventKind::ServiceDiscovered { service, .. } => {
+                    let seen = self.services.entry(*service).or_insert(Seen {
+                        last_ms: 0,
+                        active: false,
+                    });
+                    seen.last_ms = seen.last_ms.max(e.at_ms);
+                    seen.active = true;
+                }
+                EventKind::DependencyExpired { dependency } => {
+                    if let Some(dep) = self.dependencies.get_mut(dependency) {
+                        dep.active = false;
+                        if let Some(edge) = dep.edge.take() {
+                            self.graph.remove_edge(edge);
+                        }
+                    }
+                }
+                EventKind::ServiceExpired { service } => {
+                    if let Some(seen) = self.services.get_mut(service) {
+                        seen.active = false;
+                    }
+                }
+                EventKind::AssetExpired { ip } => {
+                    if let Some((_, seen)) = self.assets.get_mut(ip) {
+                        seen.active = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Marks a dependency, its service and its assets active and seen at `at`, silently.
+    fn refresh(&mut self, key: DependencyKey, at: u64) {
+        for ip in [key.client, key.service.ip] {
+            self.node(ip);
+            if let Some((_, seen)) = self.assets.get_mut(&ip) {
+                seen.last_ms = seen.last_ms.max(at);
+                seen.active = true;
+            }
+        }
+        let service = self.services.entry(key.service).or_insert(Seen {
+            last_ms: 0,
+            active: false,
+        });
+        service.last_ms = service.last_ms.max(at);
+        service.active = true;
+        let from = self.node(key.client);
+        let to = self.node(key.service.ip);
+        let dep = self.dependencies.entry(key).or_insert(DepState {
+            edge: None,
+            last_ms: 0,
+            active: false,
+            traffic: TrafficDelta::default(),
+        });
+        dep.last_ms = dep.last_ms.max(at);
+        dep.active = true;
+        if dep.edge.is_none() {
+            dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
+        }
     }
 
     /// Starts a traffic sweep stamped `at`, unless one is under way.
@@ -597,6 +681,7 @@ impl Actor for Graph {
                 state.drain();
                 state.sweep();
             }
+            GraphMsg::Follow(batch) => state.follow(&batch),
             GraphMsg::Flush(reply) => {
                 state.flush().await;
                 let _ = reply.send(());
@@ -610,175 +695,4 @@ impl Actor for Graph {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::future::Future;
-    use std::pin::Pin;
-
-    use super::*;
-
-    struct Nowhere;
-
-    impl EventSink for Nowhere {
-        fn commit<'a>(
-            &'a self,
-            _batch: &'a EventBatch,
-        ) -> Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>> {
-            Box::pin(async { Ok(0) })
-        }
-    }
-
-    fn edge(client: [u8; 4], server: [u8; 4], port: u16) -> EdgeStats {
-        EdgeStats {
-            dependency: DependencyKey {
-                client: IpAddr::from(client),
-                service: ServiceKey {
-                    ip: IpAddr::from(server),
-                    port,
-                    protocol: 6,
-                },
-            },
-            traffic: TrafficDelta {
-                bytes_to_server: 100,
-                flows: 1,
-                ..TrafficDelta::default()
-            },
-        }
-    }
-
-    fn kinds(events: &[Event]) -> Vec<String> {
-        let mut v: Vec<String> = events
-            .iter()
-            .map(|e| {
-                format!("{:?}", e.kind)
-                    .split([' ', '{'])
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            })
-            .collect();
-        v.sort();
-        v
-    }
-
-    fn state(max_edges_per_event: usize) -> GraphState {
-        let config = GraphConfig {
-            internal_networks: vec![],
-            idle_expiry: Duration::from_secs(60),
-            stats_interval: Duration::from_secs(10),
-            max_edges_per_event,
-        };
-        GraphState::new(config, Committer::start(Arc::new(Nowhere), None, || {}))
-    }
-
-    /// Edges and bytes of the traffic events among `events`.
-    fn traffic_of(events: &[Event]) -> (usize, u64) {
-        let mut out = (0, 0);
-        for e in events {
-            if let EventKind::DependencyTraffic { edges } = &e.kind {
-                assert!(edges.len() <= 1000);
-                out.0 += edges.len();
-                out.1 += edges.iter().map(|e| e.traffic.bytes_to_server).sum::<u64>();
-            }
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
-        let mut g = state(1000);
-        let many: Vec<EdgeStats> = (0..5000u32)
-            .map(|i| {
-                let [_, _, a, b] = i.to_be_bytes();
-                edge([10, 1, a, b], [10, 2, 0, 1], 443)
-            })
-            .collect();
-        g.observe(many.clone(), 1_000);
-        g.start_sweep(2_000);
-        let first = g.sweep_events(2000);
-        assert_eq!(first.len(), 2);
-        assert_eq!(traffic_of(&first), (2000, 200_000));
-        // In key order (the projection's), whatever order the map holds them in.
-        let keys: Vec<DependencyKey> = first
-            .iter()
-            .flat_map(|e| match &e.kind {
-                EventKind::DependencyTraffic { edges } => {
-                    edges.iter().map(|x| x.dependency).collect()
-                }
-                _ => Vec::new(),
-            })
-            .collect();
-        assert!(keys.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(
-            keys.first().map(|k| k.client),
-            Some(IpAddr::from([10, 1, 0, 0]))
-        );
-        assert!(g.sweep.is_some());
-        // Mid-sweep: everything seen again, plus a new dependency.
-        g.observe(many, 3_000);
-        g.observe(vec![edge([10, 9, 9, 9], [10, 2, 0, 1], 443)], 3_000);
-        // A second start does not restart the sweep under way.
-        g.start_sweep(4_000);
-        let rest: Vec<Event> = [g.sweep_events(2000), g.sweep_events(2000)].concat();
-        assert!(rest.iter().all(|e| e.at_ms == 2_000));
-        // Not yet visited: both observations; already visited, or found since the sweep
-        // started: waits for the next sweep.
-        assert_eq!(traffic_of(&rest), (3000, 600_000));
-        assert!(g.sweep.is_none());
-        g.start_sweep(10_000);
-        let next = g.sweep_events(usize::MAX);
-        assert_eq!(traffic_of(&next), (2001, 200_100));
-        assert!(g.sweep.is_none());
-        // Nothing is left: a sweep over a quiet map is empty.
-        g.start_sweep(20_000);
-        assert!(g.sweep_events(usize::MAX).is_empty());
-    }
-
-    #[tokio::test]
-    async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_expire_together() {
-        let mut g = state(1000);
-        let t0 = 1_000_000;
-        let first = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0);
-        assert_eq!(
-            kinds(&first),
-            [
-                "AssetDiscovered",
-                "AssetDiscovered",
-                "DependencyDiscovered",
-                "ServiceDiscovered"
-            ]
-        );
-        // Seen again (the one-lookup path) 50 s later: nothing new, traffic merged.
-        assert!(g
-            .observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 50_000)
-            .is_empty());
-        g.start_sweep(t0 + 50_000);
-        let traffic = g.sweep_events(usize::MAX);
-        assert!(g.sweep.is_none());
-        match traffic.first().map(|e| &e.kind) {
-            Some(EventKind::DependencyTraffic { edges }) => {
-                assert_eq!(edges.len(), 1);
-                assert_eq!(edges[0].traffic.bytes_to_server, 200);
-                assert_eq!(edges[0].traffic.flows, 2);
-            }
-            other => panic!("expected one traffic event, got {other:?}"),
-        }
-        // 70 s after the first sighting but 20 s after the last: assets and service stay.
-        assert!(g.expiry_events(t0 + 70_000).is_empty());
-        // Idle past the expiry after the last sighting: all four go at once.
-        let gone = g.expiry_events(t0 + 50_000 + 61_000);
-        assert_eq!(
-            kinds(&gone),
-            [
-                "AssetExpired",
-                "AssetExpired",
-                "DependencyExpired",
-                "ServiceExpired"
-            ]
-        );
-        assert_eq!(g.graph.edge_count(), 0);
-        // Seen again: rediscovered.
-        let again = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 200_000);
-        assert_eq!(kinds(&again), kinds(&first));
-        assert_eq!(g.graph.edge_count(), 1);
-    }
-}
+mod tests;

@@ -281,6 +281,7 @@ fn killing_the_leader_mid_stream_elects_another_within_2_s_and_loses_nothing_com
         leader.kill9();
     }
     let (leader, took) = wait_for_new_leader(&members, 1);
+    eprintln!("node {leader} leads {took:?} after leader 1 was killed");
     assert!(
         took < Duration::from_secs(2),
         "node {leader} took {took:?} to lead"

@@ -379,6 +379,12 @@ fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
         let out = admin(&nats, &["rebuild", "--node", id]);
         assert!(out.contains("equal to the live projection"), "{out}");
     }
+    // Node 3 leaves: two voters remain, and it shows as running but not a member.
+    let out = admin(&nats, &["remove-node", "3"]);
+    assert!(out.contains("node 3 was removed"), "{out}");
+    let status = admin(&nats, &["status"]);
+    assert!(status.contains("leader 1, voters [1, 2]"), "{status}");
+    assert!(status.contains("not a member"), "{status}");
 }
 
 #[test]

@@ -29,6 +29,9 @@ const SEGMENT_BYTES: u64 = 64 << 20;
 /// The file holding a history's base.
 const BASE: &str = "base.snap";
 
+/// The file holding the current Raft snapshot's data (its meta is in sled).
+const SNAPSHOT_DATA: &str = "snapshot.data";
+
 /// The directory of a history's checkpoints (`<index>-<taken ms>.snap`).
 const CHECKPOINTS: &str = "checkpoints";
 
@@ -138,6 +141,28 @@ impl History {
         }
     }
 
+    /// Stores the current Raft snapshot's data in `snapshot.data`, atomically (blocking): files
+    /// cost no memory, where sled would cache the whole export.
+    pub(crate) fn save_snapshot_data(&self, data: &[u8]) -> Result<(), LogFileError> {
+        let path = self.dir.join(SNAPSHOT_DATA);
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(LogFileError::io(&tmp))?;
+        file.write_all(data)
+            .and_then(|()| file.sync_all())
+            .map_err(LogFileError::io(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(LogFileError::io(&path))
+    }
+
+    /// The current Raft snapshot's data, if stored in a file (blocking).
+    pub(crate) fn snapshot_data(&self) -> Result<Option<Vec<u8>>, LogFileError> {
+        let path = self.dir.join(SNAPSHOT_DATA);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(LogFileError::io(&path)(e)),
+        }
+    }
+
     /// The base this history starts from, if it does not start at the first entry (blocking).
     pub fn base(&self) -> Result<Option<Base>, LogFileError> {
         read_base(&self.dir.join(BASE))
@@ -147,15 +172,11 @@ impl History {
     /// after a restart) are skipped; the rest must follow its last entry.
     pub(crate) fn record(&self, entries: &[LogEntry]) -> Result<(), LogFileError> {
         let next = self.log.last_index().map_or(0, |i| i + 1);
-        let new: Vec<LogEntry> = entries
-            .iter()
-            .filter(|e| e.log_id.index >= next)
-            .cloned()
-            .collect();
-        if new.is_empty() {
+        if entries.iter().all(|e| e.log_id.index < next) {
             return Ok(());
         }
-        self.log.append_entries(&new)
+        self.log
+            .append_entries(entries.iter().filter(|e| e.log_id.index >= next))
     }
 
     /// The index of the last entry it holds.

@@ -23,6 +23,15 @@ use super::{Applied, LogEntry, Origin, TypeConfig};
 use crate::store::{Projection, StoreError};
 use proto::event::EventBatch;
 
+/// Runs blocking file work where it is, telling a multi-threaded runtime to move its other
+/// tasks off this thread meanwhile (a current-thread runtime has no other thread to use).
+fn in_place<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// Applied batches a slow receiver may fall behind by before it loses the oldest.
 const APPLIED_BATCHES: usize = 1024;
 
@@ -130,9 +139,13 @@ impl StateMachine {
     /// Stores `snapshot` as the current one (replacing any other) and flushes.
     async fn save_snapshot(&self, meta: &Meta, data: &[u8]) -> Result<()> {
         let meta_json = serde_json::to_vec(meta).map_err(|e| snapshot_err(Some(meta), e, true))?;
+        // The data goes to a file first (blocking, in place: no copy of the export), then the
+        // meta that points at it to sled.
+        in_place(|| self.history.save_snapshot_data(data))
+            .map_err(|e| snapshot_err(Some(meta), e, true))?;
         let mut batch = sled::Batch::default();
         batch.insert(SNAPSHOT_META, meta_json);
-        batch.insert(SNAPSHOT_DATA, data);
+        batch.remove(SNAPSHOT_DATA);
         self.snapshots
             .apply_batch(batch)
             .map_err(|e| snapshot_err(Some(meta), e, true))?;
@@ -361,12 +374,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(None);
         };
         let meta: Meta = serde_json::from_slice(&meta).map_err(|e| snapshot_err(None, e, false))?;
-        let data = self
-            .snapshots
-            .get(SNAPSHOT_DATA)
-            .map_err(|e| snapshot_err(Some(&meta), e, false))?
-            .map(|d| d.to_vec())
-            .unwrap_or_default();
+        let in_file = in_place(|| self.history.snapshot_data())
+            .map_err(|e| snapshot_err(Some(&meta), e, false))?;
+        let data = match in_file {
+            Some(data) => data,
+            // Stored in sled by older versions.
+            None => self
+                .snapshots
+                .get(SNAPSHOT_DATA)
+                .map_err(|e| snapshot_err(Some(&meta), e, false))?
+                .map(|d| d.to_vec())
+                .unwrap_or_default(),
+        };
         Ok(Some(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
@@ -407,14 +426,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         };
         self.state_machine.save_snapshot(&meta, &data).await?;
         if let Some(last) = last_log_id {
-            // Also a history checkpoint: replays as of a later moment start from it.
-            let (history, copy) = (self.state_machine.history.clone(), data.clone());
-            let taken = millis as u64;
-            let kept =
-                tokio::task::spawn_blocking(move || history.checkpoint(last.index, taken, &copy))
-                    .await;
-            if !matches!(kept, Ok(Ok(()))) {
-                tracing::warn!("a snapshot could not be kept as a history checkpoint");
+            // Also a history checkpoint: replays as of a later moment start from it. Written in
+            // place (blocking): a copy of the export would cost its size in memory.
+            let history = &self.state_machine.history;
+            let kept = in_place(|| history.checkpoint(last.index, millis as u64, &data));
+            if let Err(e) = kept {
+                tracing::warn!(error = %e, "a snapshot could not be kept as a history checkpoint");
             }
         }
         Ok(Snapshot {

@@ -6,6 +6,7 @@ pub mod keys;
 pub mod projection;
 pub mod raw;
 pub mod rollups;
+mod snapshot;
 
 pub use projection::Projection;
 

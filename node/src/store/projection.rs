@@ -151,33 +151,26 @@ impl Projection {
 
     /// Every tree's contents (metadata included) as one byte string: the Raft snapshot.
     pub fn export(&self) -> Result<Vec<u8>, StoreError> {
-        let mut out = Vec::new();
+        let mut out = super::snapshot::Writer::new();
         for (number, tree) in (0u8..).zip(self.trees()) {
             for item in tree.iter() {
                 let (k, v) = item?;
-                out.push(number);
-                out.extend_from_slice(&(k.len() as u32).to_be_bytes());
-                out.extend_from_slice(&k);
-                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
-                out.extend_from_slice(&v);
+                out.push(number, &k, &v);
             }
         }
-        Ok(out)
+        Ok(out.finish())
     }
 
     /// Replaces every tree's contents with a snapshot made by [`Projection::export`].
     pub fn import(&self, snapshot: &[u8]) -> Result<(), StoreError> {
         let mut batches: Vec<sled::Batch> = TREES.iter().map(|_| sled::Batch::default()).collect();
-        let mut rest = snapshot;
-        while let Some((&tree, after)) = rest.split_first() {
-            let (key, after) = take_chunk(after)?;
-            let (value, after) = take_chunk(after)?;
+        super::snapshot::for_each_record(snapshot, |tree, key, value| {
             batches
                 .get_mut(usize::from(tree))
                 .ok_or_else(|| StoreError::BadSnapshot(format!("unknown tree number {tree}")))?
                 .insert(key, value);
-            rest = after;
-        }
+            Ok(())
+        })?;
         for (tree, batch) in self.trees().into_iter().zip(batches) {
             tree.clear()?;
             tree.apply_batch(batch)?;
@@ -342,20 +335,6 @@ fn decode_counts(bytes: Option<&[u8]>) -> [u64; 3] {
         }
     }
     counts
-}
-
-fn take_chunk(bytes: &[u8]) -> Result<(&[u8], &[u8]), StoreError> {
-    let (len, rest) = bytes
-        .split_first_chunk::<4>()
-        .ok_or_else(|| StoreError::BadSnapshot("truncated length".into()))?;
-    let len = u32::from_be_bytes(*len) as usize;
-    if rest.len() < len {
-        return Err(StoreError::BadSnapshot(format!(
-            "chunk of {len} bytes with {} left",
-            rest.len()
-        )));
-    }
-    Ok(rest.split_at(len))
 }
 
 /// What one traffic event adds to one asset or service: bytes and packets in (received) and out

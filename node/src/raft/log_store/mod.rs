@@ -98,9 +98,9 @@ impl FileLog {
 
     /// Frames, writes and syncs `entries` (following each other, and the log's last entry, by
     /// index) after the last entry (blocking). For logs outside Raft (the history).
-    pub(crate) fn append_entries(
+    pub(crate) fn append_entries<'a>(
         &self,
-        entries: &[LogEntry],
+        entries: impl IntoIterator<Item = &'a LogEntry>,
     ) -> std::result::Result<(), LogFileError> {
         let mut records = Records::default();
         for entry in entries {

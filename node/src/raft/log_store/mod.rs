@@ -96,20 +96,27 @@ impl FileLog {
         lock(&self.0.segments).read(range.start_bound().cloned(), range.end_bound().cloned())
     }
 
-    /// Frames, writes and syncs `entries` (following each other, and the log's last entry, by
-    /// index) after the last entry (blocking). For logs outside Raft (the history).
+    /// Frames and writes `entries` (following each other, and the log's last entry, by index)
+    /// after the last entry, at most 4 MiB at a time, without syncing (blocking). For logs
+    /// outside Raft that can be refilled after a crash (the history, from the Raft log).
     pub(crate) fn append_entries<'a>(
         &self,
         entries: impl IntoIterator<Item = &'a LogEntry>,
     ) -> std::result::Result<(), LogFileError> {
+        const CHUNK: usize = 4 << 20;
         let mut records = Records::default();
         for entry in entries {
             let index = entry.log_id.index;
             let bytes = entry::encode_entry(entry)
                 .map_err(|source| LogFileError::Encode { index, source })?;
             records.push(entry.log_id, &bytes)?;
+            if records.framed() >= CHUNK {
+                lock(&self.0.segments).write(&records)?;
+                records = Records::default();
+            }
         }
-        self.append(&records)
+        lock(&self.0.segments).write(&records)?;
+        Ok(())
     }
 
     /// Drops every entry up to `log_id` (blocking), as a purge does: the next entry appended

@@ -103,6 +103,18 @@ pub struct ServicePort {
     pub protocol: u8,
 }
 
+impl DepState {
+    /// A dependency not seen yet.
+    fn unseen() -> DepState {
+        DepState {
+            edge: None,
+            last_ms: 0,
+            active: false,
+            traffic: TrafficDelta::default(),
+        }
+    }
+}
+
 impl ServicePort {
     fn of(key: &DependencyKey) -> Self {
         ServicePort {
@@ -115,6 +127,14 @@ impl ServicePort {
 struct Seen {
     last_ms: u64,
     active: bool,
+}
+
+impl Seen {
+    /// Not seen yet.
+    const NEVER: Seen = Seen {
+        last_ms: 0,
+        active: false,
+    };
 }
 
 /// One dependency: its edge while active, when it was last seen and the traffic not yet
@@ -208,16 +228,7 @@ impl GraphState {
             return *idx;
         }
         let idx = self.graph.add_node(ip);
-        self.assets.insert(
-            ip,
-            (
-                idx,
-                Seen {
-                    last_ms: 0,
-                    active: false,
-                },
-            ),
-        );
+        self.assets.insert(ip, (idx, Seen::NEVER));
         idx
     }
 
@@ -251,10 +262,7 @@ impl GraphState {
             }
             self.touch_asset(key.client, at, &mut events);
             self.touch_asset(key.service.ip, at, &mut events);
-            let service = self.services.entry(key.service).or_insert(Seen {
-                last_ms: 0,
-                active: false,
-            });
+            let service = self.services.entry(key.service).or_insert(Seen::NEVER);
             service.last_ms = service.last_ms.max(at);
             if !service.active {
                 service.active = true;
@@ -269,12 +277,10 @@ impl GraphState {
             }
             let from = self.node(key.client);
             let to = self.node(key.service.ip);
-            let dep = self.dependencies.entry(key).or_insert(DepState {
-                edge: None,
-                last_ms: 0,
-                active: false,
-                traffic: TrafficDelta::default(),
-            });
+            let dep = self
+                .dependencies
+                .entry(key)
+                .or_insert_with(DepState::unseen);
             dep.last_ms = dep.last_ms.max(at);
             if !dep.active {
                 dep.active = true;
@@ -314,10 +320,7 @@ impl GraphState {
                     }
                 }
                 EventKind::ServiceDiscovered { service, .. } => {
-                    let seen = self.services.entry(*service).or_insert(Seen {
-                        last_ms: 0,
-                        active: false,
-                    });
+                    let seen = self.services.entry(*service).or_insert(Seen::NEVER);
                     seen.last_ms = seen.last_ms.max(e.at_ms);
                     seen.active = true;
                 }
@@ -352,20 +355,15 @@ impl GraphState {
                 seen.active = true;
             }
         }
-        let service = self.services.entry(key.service).or_insert(Seen {
-            last_ms: 0,
-            active: false,
-        });
+        let service = self.services.entry(key.service).or_insert(Seen::NEVER);
         service.last_ms = service.last_ms.max(at);
         service.active = true;
         let from = self.node(key.client);
         let to = self.node(key.service.ip);
-        let dep = self.dependencies.entry(key).or_insert(DepState {
-            edge: None,
-            last_ms: 0,
-            active: false,
-            traffic: TrafficDelta::default(),
-        });
+        let dep = self
+            .dependencies
+            .entry(key)
+            .or_insert_with(DepState::unseen);
         dep.last_ms = dep.last_ms.max(at);
         dep.active = true;
         if dep.edge.is_none() {

@@ -105,27 +105,6 @@ fn flows(site: u8, n: u8) -> Vec<FlowRecord> {
         .collect()
 }
 
-/// The dependencies a node's projection holds: id → (bytes to server, bytes to client).
-fn dependencies(node: &NodeProcess) -> BTreeMap<String, (u64, u64)> {
-    let (status, body) = node.get("/api/v1/dependencies?limit=10000&status=all");
-    if status != 200 {
-        return BTreeMap::new();
-    }
-    body["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|d| {
-                    let n = |k: &str| d[k].as_u64().unwrap_or(0);
-                    let id = d["id"].as_str().unwrap_or_default().to_owned();
-                    (id, (n("bytes_to_server"), n("bytes_to_client")))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// The assets a node's projection holds, by address.
 fn assets(node: &NodeProcess) -> Vec<String> {
     let (_, body) = node.get("/api/v1/assets?limit=10000");
@@ -161,7 +140,7 @@ fn wait_all_equal(members: &[Member], want: &BTreeMap<String, (u64, u64)>) {
         let got: Vec<_> = members
             .iter()
             .filter(|m| m.node.is_some())
-            .map(|m| dependencies(m.node()))
+            .map(|m| m.node().dependencies())
             .collect();
         if got.iter().all(|g| g == want) {
             return;

@@ -60,24 +60,9 @@ fn expected(capture: &str) -> BTreeMap<String, (u64, u64)> {
 fn dependencies(node: &NodeProcess) -> BTreeMap<String, (u64, u64)> {
     let (status, body) = node.get("/api/v1/dependencies?limit=10000&status=all");
     assert_eq!(status, 200, "{body}");
-    body["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|d| {
-                    (
-                        d["id"].as_str().unwrap_or_default().to_string(),
-                        (
-                            d["bytes_to_server"].as_u64().unwrap_or(0),
-                            d["bytes_to_client"].as_u64().unwrap_or(0),
-                        ),
-                    )
-                })
-                .filter(|(id, _)| id.ends_with("/6") || id.ends_with("/17"))
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut all = node.dependencies();
+    all.retain(|id, _| id.ends_with("/6") || id.ends_with("/17"));
+    all
 }
 
 fn payloads(capture: &str) -> Vec<Vec<u8>> {

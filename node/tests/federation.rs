@@ -73,36 +73,24 @@ fn send(n: &NodeProcess, flows: &[FlowRecord]) {
     n.send(&[&template, &data]);
 }
 
-fn dependencies(n: &NodeProcess) -> BTreeMap<String, u64> {
-    let (_, body) = n.get("/api/v1/dependencies?limit=1000&status=all");
-    body["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|d| {
-            let id = d["id"].as_str().unwrap_or_default().to_owned();
-            (id, d["bytes_to_server"].as_u64().unwrap_or(0))
-        })
-        .collect()
-}
-
-fn expect(flows: &[&[FlowRecord]]) -> BTreeMap<String, u64> {
-    let mut want = BTreeMap::new();
+/// Dependency id → (bytes to server, bytes to client) the flows must become.
+fn expect(flows: &[&[FlowRecord]]) -> BTreeMap<String, (u64, u64)> {
+    let mut want: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for f in flows.iter().flat_map(|f| f.iter()) {
-        *want
-            .entry(format!("{}>{}:443/6", f.src_addr, f.dst_addr))
-            .or_default() += f.bytes;
+        want.entry(format!("{}>{}:443/6", f.src_addr, f.dst_addr))
+            .or_default()
+            .0 += f.bytes;
     }
     want
 }
 
-fn wait_for(n: &NodeProcess, want: &BTreeMap<String, u64>) {
+fn wait_for(n: &NodeProcess, want: &BTreeMap<String, (u64, u64)>) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while dependencies(n) != *want {
+    while n.dependencies() != *want {
         assert!(
             Instant::now() < deadline,
             "want {want:?}\nhave {:?}",
-            dependencies(n)
+            n.dependencies()
         );
         std::thread::sleep(Duration::from_millis(100));
     }

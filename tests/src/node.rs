@@ -68,6 +68,22 @@ impl NodeProcess {
         }
     }
 
+    /// Every dependency in the node's projection (active or not): id → (bytes to server,
+    /// bytes to client); empty when the API does not answer.
+    pub fn dependencies(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
+        let (_, body) = self.get("/api/v1/dependencies?limit=10000&status=all");
+        body["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                let n = |k: &str| d[k].as_u64().unwrap_or(0);
+                let id = d["id"].as_str().unwrap_or_default().to_owned();
+                (id, (n("bytes_to_server"), n("bytes_to_client")))
+            })
+            .collect()
+    }
+
     /// Waits up to 30 s for `ok`.
     ///
     /// # Panics

@@ -275,26 +275,34 @@ impl GraphState {
                     },
                 });
             }
-            let from = self.node(key.client);
-            let to = self.node(key.service.ip);
-            let dep = self
-                .dependencies
-                .entry(key)
-                .or_insert_with(DepState::unseen);
-            dep.last_ms = dep.last_ms.max(at);
-            if !dep.active {
-                dep.active = true;
-                if dep.edge.is_none() {
-                    dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
-                }
+            if self.activate(key, at) {
                 events.push(Event {
                     at_ms: at,
                     kind: EventKind::DependencyDiscovered { dependency: key },
                 });
             }
-            dep.traffic.merge(&edge.traffic);
+            if let Some(dep) = self.dependencies.get_mut(&key) {
+                dep.traffic.merge(&edge.traffic);
+            }
         }
         events
+    }
+
+    /// Marks a dependency seen at `at` and active, with its edge in the graph; whether it was
+    /// not active before.
+    fn activate(&mut self, key: DependencyKey, at: u64) -> bool {
+        let from = self.node(key.client);
+        let to = self.node(key.service.ip);
+        let dep = self
+            .dependencies
+            .entry(key)
+            .or_insert_with(DepState::unseen);
+        dep.last_ms = dep.last_ms.max(at);
+        let was_active = std::mem::replace(&mut dep.active, true);
+        if dep.edge.is_none() {
+            dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
+        }
+        !was_active
     }
 
     /// Takes in a batch another node committed. Its traffic and discoveries keep this node's
@@ -358,17 +366,7 @@ impl GraphState {
         let service = self.services.entry(key.service).or_insert(Seen::NEVER);
         service.last_ms = service.last_ms.max(at);
         service.active = true;
-        let from = self.node(key.client);
-        let to = self.node(key.service.ip);
-        let dep = self
-            .dependencies
-            .entry(key)
-            .or_insert_with(DepState::unseen);
-        dep.last_ms = dep.last_ms.max(at);
-        dep.active = true;
-        if dep.edge.is_none() {
-            dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
-        }
+        self.activate(key, at);
     }
 
     /// Starts a traffic sweep stamped `at`, unless one is under way.

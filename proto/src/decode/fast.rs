@@ -105,6 +105,21 @@ const CLOCK_SECS: u8 = 2;
 /// Exporter uptime ms, with the header's sysUpTime.
 const CLOCK_UPTIME: u8 = 3;
 
+/// The views of the first `count` records of `base`, `record_len` bytes apart (the caller
+/// makes sure each has [`VIEW`] bytes; one that had not would read as zeros).
+#[inline(always)]
+fn views(
+    base: &[u8],
+    record_len: usize,
+    count: usize,
+) -> impl ExactSizeIterator<Item = &RecordView> {
+    (0..count).map(move |i| {
+        base.get(i * record_len..)
+            .and_then(<[u8]>::first_chunk::<VIEW>)
+            .unwrap_or(&[0; VIEW])
+    })
+}
+
 /// A time field's place and form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TimeLoc {
@@ -297,12 +312,7 @@ impl FastLayout {
         // Records whose view fits inside the body.
         let direct = (body.len().saturating_sub(VIEW) / record_len + 1).min(n);
         let direct = if body.len() < VIEW { 0 } else { direct };
-        sink.flows((0..direct).map(move |i| {
-            let view = body
-                .get(i * record_len..)
-                .and_then(<[u8]>::first_chunk::<VIEW>);
-            self.record::<CLOCK>(view.unwrap_or(&[0; VIEW]), set)
-        }));
+        sink.flows(views(body, record_len, direct).map(|v| self.record::<CLOCK>(v, set)));
         let tail = body
             .get(direct * record_len..n * record_len)
             .unwrap_or_default();
@@ -313,13 +323,7 @@ impl FastLayout {
             if let Some(dst) = buf.get_mut(..tail.len()) {
                 dst.copy_from_slice(tail);
             }
-            let buf = &buf;
-            sink.flows((0..n - direct).map(move |i| {
-                let view = buf
-                    .get(i * record_len..)
-                    .and_then(<[u8]>::first_chunk::<VIEW>);
-                self.record::<CLOCK>(view.unwrap_or(&[0; VIEW]), set)
-            }));
+            sink.flows(views(&buf, record_len, n - direct).map(|v| self.record::<CLOCK>(v, set)));
         }
         n
     }

@@ -96,13 +96,18 @@ pub fn spawn_publisher(
     tokio::spawn(async move {
         let js = jetstream::new(client);
         let mut failures = 0u32;
+        // Where the round that failed began: its acks may have failed out of order, so the
+        // stream's last message does not prove the ones before it were stored. Publishing the
+        // round again is safe: JetStream drops the ids it already has.
+        let mut retry_from = None;
         loop {
             let leading = log.metrics().state == openraft::ServerState::Leader;
             if !leading {
+                retry_from = None;
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
-            match publish_while_leading(&js, &site, max_age, &log).await {
+            match publish_while_leading(&js, &site, max_age, &log, &mut retry_from).await {
                 Ok(()) => failures = 0,
                 Err(e) => {
                     failures += 1;
@@ -116,12 +121,15 @@ pub fn spawn_publisher(
     })
 }
 
-/// Resumes after the stream's last message and publishes until this node stops leading.
+/// Resumes after the stream's last message (or, after a failed round, at that round's start)
+/// and publishes until this node stops leading. Entries are read from the history, which keeps
+/// what the Raft log has purged.
 async fn publish_while_leading(
     js: &jetstream::Context,
     site: &str,
     max_age: Duration,
     log: &EventLog,
+    retry_from: &mut Option<(u64, u32)>,
 ) -> anyhow::Result<()> {
     let mut stream = ensure_stream(js, site, max_age).await?;
     let last = stream
@@ -130,8 +138,11 @@ async fn publish_while_leading(
         .context("stream info")?
         .state
         .last_sequence;
-    let mut next = (log.first_index(), 0u32);
-    if last > 0 {
+    let first = log.history().base()?.map_or(0, |b| b.index + 1);
+    let mut next = (first, 0u32);
+    if let Some(from) = retry_from.take() {
+        next = from;
+    } else if last > 0 {
         let msg = stream
             .get_raw_message(last)
             .await
@@ -155,7 +166,8 @@ async fn publish_while_leading(
         let end = applied.min(next.0 + ENTRIES_PER_ROUND - 1);
         let mut acks = Vec::new();
         let mut last_index = next.0;
-        for (index, batch) in log.entries_in(next.0..=end)? {
+        *retry_from = Some(next);
+        for (index, batch) in log.history().entries_in(next.0..=end)? {
             last_index = index;
             let Some(batch) = batch else { continue };
             for (position, event) in (0u32..).zip(&batch.events) {
@@ -183,6 +195,7 @@ async fn publish_while_leading(
         for ack in acks {
             ack.await.context("JetStream did not store an event")?;
         }
+        *retry_from = None;
         next = (last_index.max(end) + 1, 0);
     }
     Ok(())

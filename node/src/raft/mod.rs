@@ -649,19 +649,6 @@ impl EventLog {
         decode_entries(self.log.read(..)?)
     }
 
-    /// The entries with indexes in `range` still in the log, decoded as [`EventLog::entries`].
-    pub fn entries_in(
-        &self,
-        range: std::ops::RangeInclusive<u64>,
-    ) -> Result<Vec<(u64, Option<EventBatch>)>, LogError> {
-        decode_entries(self.log.read(range)?)
-    }
-
-    /// The index of the first entry still in the log (the one after the last purged).
-    pub fn first_index(&self) -> u64 {
-        self.metrics().purged.map_or(0, |p| p.index + 1)
-    }
-
     /// Raft metrics (role, term, last log, applied) for the API/metrics.
     pub fn metrics(&self) -> RaftMetrics<u64, BasicNode> {
         self.raft.metrics().borrow().clone()

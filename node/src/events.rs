@@ -138,7 +138,10 @@ async fn publish_while_leading(
         .context("stream info")?
         .state
         .last_sequence;
-    let first = log.history().base()?.map_or(0, |b| b.index + 1);
+    let first = log
+        .history()
+        .base_point()?
+        .map_or(0, |(index, _)| index + 1);
     let mut next = (first, 0u32);
     if let Some(from) = retry_from.take() {
         next = from;

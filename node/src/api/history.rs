@@ -63,9 +63,9 @@ pub async fn events(
         // A node that caught up from a snapshot has the events after it only.
         let floor = log
             .history()
-            .base()
+            .base_point()
             .map_err(internal)?
-            .map_or(0, |b| b.index + 1);
+            .map_or(0, |(index, _)| index + 1);
         let mut total = 0u64;
         let mut wanted: Vec<(u64, u32)> = Vec::new();
         for item in log.projection().history_index(from, to) {

@@ -128,8 +128,7 @@ impl History {
     /// Where a replay as of `at_ms` starts: the newest checkpoint taken at or before it (and not
     /// before the base), else the base (blocking).
     pub fn start_for(&self, at_ms: u64) -> Result<Option<Base>, LogFileError> {
-        let base = self.base()?;
-        let floor = base.as_ref().map_or(0, |b| b.index);
+        let floor = self.base_point()?.map_or(0, |(index, _)| index);
         let newest = self
             .checkpoint_files()?
             .into_iter()
@@ -137,8 +136,25 @@ impl History {
             .find(|(index, taken, _)| *taken <= at_ms && *index >= floor);
         match newest {
             Some((_, _, path)) => read_base(&path),
-            None => Ok(base),
+            None => self.base(),
         }
+    }
+
+    /// The log index and time of the base this history starts from, if any, read from the
+    /// base's header only (blocking).
+    pub fn base_point(&self) -> Result<Option<(u64, u64)>, LogFileError> {
+        use std::io::Read as _;
+        let path = self.dir.join(BASE);
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(LogFileError::io(&path)(e)),
+        };
+        let mut header = [0u8; 16];
+        file.read_exact(&mut header).map_err(|_| short(&path))?;
+        let (index, taken) = header.split_at(8);
+        let le = |b: &[u8]| <[u8; 8]>::try_from(b).map_or(0, u64::from_le_bytes);
+        Ok(Some((le(index), le(taken))))
     }
 
     /// Stores the current Raft snapshot's data in `snapshot.data`, atomically (blocking): files

@@ -140,6 +140,12 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(DefaultBodyLimit::max(64 * 1024))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // Internal failures log themselves with their cause (`Failure::Internal`); a 503 from
+        // readiness or an overloaded node is an answer, not an error to log on every probe.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().on_failure(
+                tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+            ),
+        )
         .with_state(state)
 }

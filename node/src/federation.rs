@@ -24,8 +24,9 @@ use crate::api::params::Failure;
 use crate::api::AppState;
 use crate::config::FederationSection;
 use crate::events::stream_name;
+use crate::raft::state_machine::last_from_origin;
 use crate::raft::{EventLog, Origin};
-use crate::store::Projection;
+use crate::store::{Projection, StoreError};
 
 /// The bit that marks an origin as a federated site rather than a node.
 pub const SITE_ORIGIN: u64 = 1 << 63;
@@ -117,16 +118,9 @@ pub fn spawn(
         .collect()
 }
 
-/// The stream sequence of the last event of `origin` this node applied.
-fn applied_sequence(projection: &Projection, origin: u64) -> u64 {
-    let mut key = b"raft_origin/".to_vec();
-    key.extend_from_slice(&origin.to_be_bytes());
-    projection
-        .meta(&key)
-        .ok()
-        .flatten()
-        .and_then(|v| v.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()))
-        .map_or(0, u64::from_le_bytes)
+/// The stream sequence of the last event of site `origin` this node applied (0 for none).
+fn applied_sequence(projection: &Projection, origin: u64) -> Result<u64, StoreError> {
+    Ok(last_from_origin(projection, origin)?.map_or(0, |(_, seq)| seq))
 }
 
 /// Consumes one site's stream with a durable consumer, committing its events in batches.
@@ -166,7 +160,7 @@ async fn follow(
                 _ => break,
             }
         }
-        let applied = applied_sequence(log.projection(), origin);
+        let applied = applied_sequence(log.projection(), origin)?;
         let mut events = Vec::with_capacity(batch.len());
         let mut last_seq = 0;
         for m in &batch {
@@ -253,7 +247,7 @@ pub async fn federation(State(s): State<AppState>) -> Result<Json<Federation>, F
 }
 
 fn summarize(projection: &Projection, config: &FederationSection) -> Result<Federation, Failure> {
-    let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
+    let internal = |e: StoreError| Failure::Internal(e.to_string());
     let mut sites = Vec::new();
     // Sites that reported each asset, and every dependency reported.
     let mut reported: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -278,7 +272,7 @@ fn summarize(projection: &Projection, config: &FederationSection) -> Result<Fede
         }
         sites.push(FederatedSite {
             name: name.clone(),
-            applied_sequence: applied_sequence(projection, origin),
+            applied_sequence: applied_sequence(projection, origin).map_err(internal)?,
             assets,
             dependencies: deps,
         });

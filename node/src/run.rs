@@ -215,7 +215,6 @@ impl Node {
                 cluster: config.cluster.name.clone(),
                 node: config.node_id,
                 addr: config.api.listen.to_string(),
-                raft: log.raft().clone(),
                 log: log.clone(),
             };
             cluster_tasks.extend(

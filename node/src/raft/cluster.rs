@@ -239,9 +239,7 @@ pub struct AdminService {
     pub node: u64,
     /// This node's API address, stored in the membership.
     pub addr: String,
-    /// This node's Raft.
-    pub raft: Raft<TypeConfig>,
-    /// This node's event log (history, projection).
+    /// This node's event log (its Raft, history and projection).
     pub log: std::sync::Arc<super::EventLog>,
 }
 
@@ -280,14 +278,15 @@ impl AdminService {
     }
 
     async fn handle(&self, request: AdminRequest) -> AdminReply {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.log.metrics();
         match request {
             AdminRequest::Status => Ok(AdminOk::Status(NodeStatus::from_metrics(
                 &self.addr, &metrics,
             ))),
             AdminRequest::Init => {
                 let members = BTreeMap::from([(self.node, BasicNode::new(&self.addr))]);
-                self.raft
+                self.log
+                    .raft()
                     .initialize(members)
                     .await
                     .map_err(|e| format!("node {}: cannot initialise: {e}", self.node))?;
@@ -338,7 +337,7 @@ impl AdminService {
     }
 
     async fn add_node(&self, id: u64) -> AdminReply {
-        let known = self.raft.metrics().borrow().membership_config.clone();
+        let known = self.log.metrics().membership_config;
         if known.membership().voter_ids().any(|v| v == id) {
             return Ok(AdminOk::Done {
                 message: format!("node {id} is already a voter"),
@@ -351,11 +350,13 @@ impl AdminService {
                 AdminOk::Status(s) => s,
                 other => return Err(format!("node {id} answered status with {other:?}")),
             };
-        self.raft
+        self.log
+            .raft()
             .add_learner(id, BasicNode::new(&status.addr), true)
             .await
             .map_err(|e| format!("cannot add node {id} as a learner: {e}"))?;
-        self.raft
+        self.log
+            .raft()
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
             .await
             .map_err(|e| format!("node {id} caught up but cannot become a voter: {e}"))?;
@@ -374,7 +375,8 @@ impl AdminService {
         } else {
             return Err(format!("node {id} is not a member"));
         };
-        self.raft
+        self.log
+            .raft()
             .change_membership(change, false)
             .await
             .map_err(|e| format!("cannot remove node {id}: {e}"))?;

@@ -164,19 +164,24 @@ fn origin_key(node: u64) -> Vec<u8> {
     key
 }
 
-/// Whether `origin`'s batch was applied already: the last one applied from its node came from
-/// the same run with a number at least as high.
-fn already_applied(projection: &Projection, origin: Origin) -> Result<bool> {
-    let last = projection
-        .meta(&origin_key(origin.node))
-        .map_err(sm_read_err)?;
+/// The run and number of the last batch applied from origin node `node`, if any.
+pub(crate) fn last_from_origin(
+    projection: &Projection,
+    node: u64,
+) -> std::result::Result<Option<(u64, u64)>, StoreError> {
+    let last = projection.meta(&origin_key(node))?;
     Ok(last
         .as_deref()
         .and_then(|v| v.split_first_chunk::<8>())
         .and_then(|(boot, rest)| Some((boot, rest.first_chunk::<8>()?)))
-        .is_some_and(|(boot, seq)| {
-            u64::from_le_bytes(*boot) == origin.boot && u64::from_le_bytes(*seq) >= origin.seq
-        }))
+        .map(|(boot, seq)| (u64::from_le_bytes(*boot), u64::from_le_bytes(*seq))))
+}
+
+/// Whether `origin`'s batch was applied already: the last one applied from its node came from
+/// the same run with a number at least as high.
+fn already_applied(projection: &Projection, origin: Origin) -> Result<bool> {
+    let last = last_from_origin(projection, origin.node).map_err(sm_read_err)?;
+    Ok(last.is_some_and(|(boot, seq)| boot == origin.boot && seq >= origin.seq))
 }
 
 /// When a snapshot was taken, from its id (`…-<ms>`, see [`SnapshotBuilder`]); now if the id

@@ -160,23 +160,12 @@ impl History {
     /// Stores the current Raft snapshot's data in `snapshot.data`, atomically (blocking): files
     /// cost no memory, where sled would cache the whole export.
     pub(crate) fn save_snapshot_data(&self, data: &[u8]) -> Result<(), LogFileError> {
-        let path = self.dir.join(SNAPSHOT_DATA);
-        let tmp = path.with_extension("tmp");
-        let mut file = std::fs::File::create(&tmp).map_err(LogFileError::io(&tmp))?;
-        file.write_all(data)
-            .and_then(|()| file.sync_all())
-            .map_err(LogFileError::io(&tmp))?;
-        std::fs::rename(&tmp, &path).map_err(LogFileError::io(&path))
+        write_atomically(&self.dir.join(SNAPSHOT_DATA), &[data])
     }
 
     /// The current Raft snapshot's data, if stored in a file (blocking).
     pub(crate) fn snapshot_data(&self) -> Result<Option<Vec<u8>>, LogFileError> {
-        let path = self.dir.join(SNAPSHOT_DATA);
-        match std::fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LogFileError::io(&path)(e)),
-        }
+        read_if_exists(&self.dir.join(SNAPSHOT_DATA))
     }
 
     /// The base this history starts from, if it does not start at the first entry (blocking).
@@ -230,22 +219,34 @@ impl History {
 
 /// Writes a base or checkpoint file atomically: index, taken ms, export.
 fn write_base(path: &Path, index: u64, taken_ms: u64, data: &[u8]) -> Result<(), LogFileError> {
+    write_atomically(path, &[&index.to_le_bytes(), &taken_ms.to_le_bytes(), data])
+}
+
+/// Writes `parts` one after another to `path` through a synced temporary file renamed over it.
+fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), LogFileError> {
     let tmp = path.with_extension("tmp");
     let mut file = std::fs::File::create(&tmp).map_err(LogFileError::io(&tmp))?;
-    file.write_all(&index.to_le_bytes())
-        .and_then(|()| file.write_all(&taken_ms.to_le_bytes()))
-        .and_then(|()| file.write_all(data))
+    parts
+        .iter()
+        .try_for_each(|part| file.write_all(part))
         .and_then(|()| file.sync_all())
         .map_err(LogFileError::io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(LogFileError::io(path))
 }
 
+/// A file's bytes; None if it does not exist.
+fn read_if_exists(path: &Path) -> Result<Option<Vec<u8>>, LogFileError> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LogFileError::io(path)(e)),
+    }
+}
+
 /// Reads a base or checkpoint file; None if it does not exist.
 fn read_base(path: &Path) -> Result<Option<Base>, LogFileError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(LogFileError::io(path)(e)),
+    let Some(bytes) = read_if_exists(path)? else {
+        return Ok(None);
     };
     let (index, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| short(path))?;
     let (taken, data) = rest.split_first_chunk::<8>().ok_or_else(|| short(path))?;

@@ -65,6 +65,14 @@ fn write_err(e: LogFileError) -> StorageError<u64> {
     StorageIOError::write_logs(AnyError::new(&e)).into()
 }
 
+/// Encodes an entry and frames it after `records`' last.
+fn frame(records: &mut Records, entry: &LogEntry) -> std::result::Result<(), LogFileError> {
+    let index = entry.log_id.index;
+    let bytes =
+        entry::encode_entry(entry).map_err(|source| LogFileError::Encode { index, source })?;
+    records.push(entry.log_id, &bytes)
+}
+
 /// The segments and the meta state, shared by the store Raft owns and the readers outside it.
 struct Shared {
     segments: Mutex<Segments>,
@@ -106,10 +114,7 @@ impl FileLog {
         const CHUNK: usize = 4 << 20;
         let mut records = Records::default();
         for entry in entries {
-            let index = entry.log_id.index;
-            let bytes = entry::encode_entry(entry)
-                .map_err(|source| LogFileError::Encode { index, source })?;
-            records.push(entry.log_id, &bytes)?;
+            frame(&mut records, entry)?;
             if records.framed() >= CHUNK {
                 lock(&self.0.segments).write(&records)?;
                 records = Records::default();
@@ -263,10 +268,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let mut records = Records::default();
         for entry in entries {
-            let index = entry.log_id.index;
-            let bytes = entry::encode_entry(&entry)
-                .map_err(|source| write_err(LogFileError::Encode { index, source }))?;
-            records.push(entry.log_id, &bytes).map_err(write_err)?;
+            frame(&mut records, &entry).map_err(write_err)?;
         }
         let log = self.log.clone();
         match blocking(move || log.append(&records)).await {

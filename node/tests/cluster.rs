@@ -3,13 +3,12 @@
 //! node, followers included, must end up committed once and in every node's projection.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, ipfix_packets, now_ms, NatsServer, NodeProcess,
+    free_tcp_port, free_udp_port, https_flow, ipfix_packets, NatsServer, NodeProcess,
 };
 use proto::FlowRecord;
 use serde_json::Value;
@@ -88,20 +87,8 @@ fn admin(nats: &NatsServer, args: &[&str]) -> String {
 /// `n` flows from clients 10.<site>.0.x to servers 10.<site>.1.x on port 443, each client
 /// sending `1000 + x` bytes: one dependency per flow.
 fn flows(site: u8, n: u8) -> Vec<FlowRecord> {
-    let now = now_ms();
     (0..n)
-        .map(|x| FlowRecord {
-            src_addr: IpAddr::V4(Ipv4Addr::new(10, site, 0, x)),
-            dst_addr: IpAddr::V4(Ipv4Addr::new(10, site, 1, x)),
-            src_port: 40_000 + u16::from(x),
-            dst_port: 443,
-            protocol: 6,
-            bytes: 1_000 + u64::from(x),
-            packets: 10,
-            first_ms: now - 2_000,
-            last_ms: now - 1_000,
-            ..FlowRecord::default()
-        })
+        .map(|x| https_flow([10, site, 0, x], [10, site, 1, x], 1_000 + u64::from(x)))
         .collect()
 }
 
@@ -179,19 +166,10 @@ fn three_node_cluster_with(nats: &NatsServer, env: &[(&'static str, &'static str
 
 /// The flows of round `r` of a stream: 5 dependencies of their own, clients 10.<site>.<r>.x.
 fn round_flows(site: u8, r: u8) -> Vec<FlowRecord> {
-    let now = now_ms();
     (0..5u8)
-        .map(|x| FlowRecord {
-            src_addr: IpAddr::V4(Ipv4Addr::new(10, site, r, x)),
-            dst_addr: IpAddr::V4(Ipv4Addr::new(10, site, 255, x)),
-            src_port: 40_000 + u16::from(x),
-            dst_port: 443,
-            protocol: 6,
-            bytes: 100 * u64::from(r) + u64::from(x) + 1,
-            packets: 1,
-            first_ms: now - 2_000,
-            last_ms: now - 1_000,
-            ..FlowRecord::default()
+        .map(|x| {
+            let bytes = 100 * u64::from(r) + u64::from(x) + 1;
+            https_flow([10, site, r, x], [10, site, 255, x], bytes)
         })
         .collect()
 }

@@ -4,13 +4,12 @@
 //! dependency crossing from one site to the other, and resume where it stopped after a restart.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, ipfix_packets, now_ms, NatsServer, NodeProcess,
+    free_tcp_port, free_udp_port, https_flow, ipfix_packets, NatsServer, NodeProcess,
 };
 use proto::FlowRecord;
 use serde_json::Value;
@@ -50,22 +49,6 @@ fn site(nats: &NatsServer, name: &str, dir: &TempDir) -> NodeProcess {
     );
     n.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
     n
-}
-
-fn flow(client: [u8; 4], server: [u8; 4], bytes: u64) -> FlowRecord {
-    let now = now_ms();
-    FlowRecord {
-        src_addr: IpAddr::V4(Ipv4Addr::from(client)),
-        dst_addr: IpAddr::V4(Ipv4Addr::from(server)),
-        src_port: 41_000,
-        dst_port: 443,
-        protocol: 6,
-        bytes,
-        packets: 1,
-        first_ms: now - 100,
-        last_ms: now,
-        ..FlowRecord::default()
-    }
 }
 
 fn send(n: &NodeProcess, flows: &[FlowRecord]) {
@@ -109,11 +92,11 @@ fn a_federation_node_maps_two_sites_and_resumes_where_it_stopped() {
 
     // Site a: three local dependencies and one to a server at site b; site b: two local.
     let mut at_a: Vec<FlowRecord> = (0..3)
-        .map(|x| flow([10, 1, 0, x], [10, 1, 1, x], 1_000 + u64::from(x)))
+        .map(|x| https_flow([10, 1, 0, x], [10, 1, 1, x], 1_000 + u64::from(x)))
         .collect();
-    at_a.push(flow([10, 1, 0, 9], [10, 2, 1, 0], 777));
+    at_a.push(https_flow([10, 1, 0, 9], [10, 2, 1, 0], 777));
     let at_b: Vec<FlowRecord> = (0..2)
-        .map(|x| flow([10, 2, 0, x], [10, 2, 1, x], 2_000 + u64::from(x)))
+        .map(|x| https_flow([10, 2, 0, x], [10, 2, 1, x], 2_000 + u64::from(x)))
         .collect();
     send(&a, &at_a);
     send(&b, &at_b);
@@ -172,8 +155,8 @@ fn a_federation_node_maps_two_sites_and_resumes_where_it_stopped() {
     // is applied once (bytes exact), none is missed.
     fed.terminate();
     let more_b = vec![
-        flow([10, 2, 0, 0], [10, 2, 1, 0], 300),
-        flow([10, 2, 0, 7], [10, 2, 1, 7], 70),
+        https_flow([10, 2, 0, 0], [10, 2, 1, 0], 300),
+        https_flow([10, 2, 0, 7], [10, 2, 1, 7], 70),
     ];
     send(&b, &more_b);
     wait_for(&b, &expect(&[&at_b, &more_b]));

@@ -3,29 +3,18 @@
 //! events of a range (`history/events`), and the rebuild check (`POST admin/rebuild`).
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use flowlens_tests::{free_tcp_port, free_udp_port, http_post, ipfix_packets, now_ms, NodeProcess};
+use flowlens_tests::{
+    free_tcp_port, free_udp_port, http_post, https_flow, ipfix_packets, now_ms, NodeProcess,
+};
 use proto::FlowRecord;
 use serde_json::Value;
 
 /// A flow from 10.<site>.0.<x> to 10.<site>.1.<x>:443 carrying `bytes`.
 fn flow(site: u8, x: u8, bytes: u64) -> FlowRecord {
-    let now = now_ms();
-    FlowRecord {
-        src_addr: IpAddr::V4(Ipv4Addr::new(10, site, 0, x)),
-        dst_addr: IpAddr::V4(Ipv4Addr::new(10, site, 1, x)),
-        src_port: 40_000,
-        dst_port: 443,
-        protocol: 6,
-        bytes,
-        packets: 1,
-        first_ms: now - 100,
-        last_ms: now,
-        ..FlowRecord::default()
-    }
+    https_flow([10, site, 0, x], [10, site, 1, x], bytes)
 }
 
 fn id(f: &FlowRecord) -> String {

@@ -426,3 +426,21 @@ pub fn ipfix_packets(flows: &[proto::FlowRecord]) -> [Vec<u8>; 2] {
     }
     [template.finish(), data.finish()]
 }
+
+/// An IPv4 TCP flow from `client` (port 40000) to `server` port 443 carrying `bytes` in one
+/// packet, ending now: the flow the end-to-end tests send, one dependency each.
+pub fn https_flow(client: [u8; 4], server: [u8; 4], bytes: u64) -> proto::FlowRecord {
+    let now = now_ms();
+    proto::FlowRecord {
+        src_addr: IpAddr::from(client),
+        dst_addr: IpAddr::from(server),
+        src_port: 40_000,
+        dst_port: 443,
+        protocol: 6,
+        bytes,
+        packets: 1,
+        first_ms: now - 100,
+        last_ms: now,
+        ..proto::FlowRecord::default()
+    }
+}

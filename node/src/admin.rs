@@ -53,19 +53,27 @@ pub enum AdminCommand {
     },
 }
 
+/// Refuses a cluster or site name given as `--<flag>` that is not a NATS subject token.
+pub(crate) fn check_name(flag: &str, name: &str) -> anyhow::Result<()> {
+    if !is_subject_token(name) {
+        bail!("--{flag} {name:?}: must be letters, digits, '-' or '_'");
+    }
+    Ok(())
+}
+
+/// Connects a command-line tool to NATS at `url`, giving up after 5 s with an error naming it.
+pub(crate) async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
+    async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .with_context(|| format!("cannot connect to NATS at {url}"))
+}
+
 /// Runs an admin command; returns what to print.
 pub async fn run(args: &AdminArgs) -> anyhow::Result<String> {
-    if !is_subject_token(&args.cluster) {
-        bail!(
-            "--cluster {:?}: must be letters, digits, '-' or '_'",
-            args.cluster
-        );
-    }
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(args.nats.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
+    check_name("cluster", &args.cluster)?;
+    let client = connect(&args.nats).await?;
     let cluster = args.cluster.as_str();
     let (node, request) = match args.command {
         AdminCommand::Init { node } => (Some(node), AdminRequest::Init),

@@ -17,7 +17,6 @@ use proto::event::Event;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use crate::config::is_subject_token;
 use crate::raft::EventLog;
 
 /// The version of [`PublishedEvent`]'s JSON; raised on any incompatible change.
@@ -237,24 +236,14 @@ pub struct TailArgs {
 /// Runs `flowlens events tail`: prints each event's JSON on its own line.
 pub async fn tail(args: &TailArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
-    if !is_subject_token(&args.site) {
-        bail!(
-            "--site {:?}: must be letters, digits, '-' or '_'",
-            args.site
-        );
-    }
+    crate::admin::check_name("site", &args.site)?;
     if args.filter.is_empty() || args.filter.contains(char::is_whitespace) {
         bail!(
             "--filter {:?}: must be a subject filter such as asset.*",
             args.filter
         );
     }
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .connect(args.nats.as_str())
-        .await
-        .with_context(|| format!("cannot connect to NATS at {}", args.nats))?;
-    let js = jetstream::new(client);
+    let js = jetstream::new(crate::admin::connect(&args.nats).await?);
     let name = stream_name(&args.site);
     let stream = js.get_stream(&name).await.with_context(|| {
         format!(

@@ -73,8 +73,7 @@ fn follow_others(
         loop {
             match applied.recv().await {
                 Ok(a) if a.origin.is_some_and(|o| o.node != node_id) => {
-                    let batch = (*a.batch).clone();
-                    if graph.send_message(GraphMsg::Follow(batch)).is_err() {
+                    if graph.send_message(GraphMsg::Follow(a.batch)).is_err() {
                         return;
                     }
                 }

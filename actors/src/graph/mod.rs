@@ -90,7 +90,7 @@ pub enum GraphMsg {
     /// The committer has room again: hand it waiting batches.
     Drain,
     /// A batch another node (or a federated site) committed: see [`GraphState::follow`].
-    Follow(EventBatch),
+    Follow(Arc<EventBatch>),
 }
 
 /// What an edge carries: the called port (the client is the edge's source asset, the server its

@@ -3,6 +3,7 @@
 //! events to the event log. Bounded lanes sit between them: ractor mailboxes are unbounded.
 
 pub mod aggregator;
+pub mod analysis;
 pub mod collector;
 mod committer;
 pub mod graph;

@@ -98,7 +98,7 @@ fn impact(c: &mut Criterion) {
         all.broken.len(),
         all.degraded.len(),
         g.blast_radius(&[database], u32::MAX).broken.len(),
-        g.single_points_of_failure(BUDGET).map_or(0, |s| s.len())
+        g.critical_dependencies(BUDGET).map_or(0, |c| g.single_points_of_failure(&c).len())
     );
     let mut group = c.benchmark_group("impact_100k_assets_400k_dependencies");
     group.sample_size(20);
@@ -109,7 +109,10 @@ fn impact(c: &mut Criterion) {
         b.iter(|| g.blast_radius(black_box(&[database]), u32::MAX))
     });
     group.bench_function("single_points_of_failure", |b| {
-        b.iter(|| g.single_points_of_failure(BUDGET))
+        b.iter(|| {
+            g.critical_dependencies(BUDGET)
+                .map(|c| g.single_points_of_failure(&c))
+        })
     });
     group.bench_function("upstream_5_hops", |b| {
         b.iter(|| g.reach(black_box(directory), Direction::Upstream, 5))

@@ -317,6 +317,7 @@ impl Node {
                 .federation
                 .enabled()
                 .then(|| config.federation.clone()),
+            analysis: crate::analysis::AnalysisCache::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

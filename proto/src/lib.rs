@@ -11,6 +11,7 @@ pub mod codec;
 pub mod decode;
 pub mod encode;
 pub mod event;
+pub mod impact;
 pub mod record;
 
 pub use record::FlowRecord;

@@ -397,11 +397,11 @@ impl CallGraph {
 
     /// Single points of failure, worst first: every asset whose failure alone breaks others
     /// (with how many), every asset others depend on through all their chains (dominators) and
-    /// every cut vertex. `None` when the critical-dependency sets exceed `budget` entries.
-    pub fn single_points_of_failure(&self, budget: usize) -> Option<Vec<Spof>> {
-        let critical = self.critical_dependencies(budget)?;
+    /// every cut vertex, given every asset's critical dependencies
+    /// ([`CallGraph::critical_dependencies`]).
+    pub fn single_points_of_failure(&self, critical: &[Vec<u32>]) -> Vec<Spof> {
         let mut breaks = vec![0u32; self.len()];
-        for set in &critical {
+        for set in critical {
             for &x in set {
                 breaks[x as usize] += 1;
             }
@@ -426,7 +426,7 @@ impl CallGraph {
                 .cmp(&(a.breaks, a.dominated, a.separated))
                 .then(a.node.cmp(&b.node))
         });
-        Some(spofs)
+        spofs
     }
 }
 

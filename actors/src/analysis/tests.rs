@@ -108,9 +108,8 @@ fn failing_the_whole_pool_breaks_the_balancer_and_its_clients() {
 #[test]
 fn ranks_the_shared_backends_then_the_balancer_as_single_points_of_failure() {
     let g = three_tier();
-    let spofs = g
-        .single_points_of_failure(usize::MAX)
-        .expect("within budget");
+    let critical = g.critical_dependencies(usize::MAX).expect("within budget");
+    let spofs = g.single_points_of_failure(&critical);
     let ranked: Vec<(IpAddr, u32, u32, bool, u32)> = spofs
         .iter()
         .map(|s| {
@@ -136,12 +135,11 @@ fn ranks_the_shared_backends_then_the_balancer_as_single_points_of_failure() {
         ]
     );
     // The redundant web servers are not single points of failure.
-    let critical = g.critical_dependencies(usize::MAX).expect("within budget");
     assert_eq!(
         ips(&g, critical[node(&g, 1) as usize].iter().copied()),
         [10, 30, 31].map(ip).into()
     );
-    assert!(g.single_points_of_failure(2).is_none());
+    assert!(g.critical_dependencies(2).is_none());
 }
 
 #[test]
@@ -254,7 +252,8 @@ proptest! {
     #[test]
     fn single_failure_counts_match_brute_force(edges in random_edges()) {
         let g = CallGraph::new(edges.clone());
-        let spofs = g.single_points_of_failure(usize::MAX).expect("within budget");
+        let critical = g.critical_dependencies(usize::MAX).expect("within budget");
+        let spofs = g.single_points_of_failure(&critical);
         let breaks: BTreeMap<u32, u32> = spofs.iter().map(|s| (s.node, s.breaks)).collect();
         for x in 0..g.len() as u32 {
             let expected = brute_blast(&edges, &[g.ip(x)].into()).len() as u32;

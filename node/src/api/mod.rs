@@ -2,6 +2,7 @@
 //! actors, health, Prometheus metrics at `/metrics` and the OpenAPI document at
 //! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
 
+pub mod analysis;
 pub mod history;
 pub mod live;
 pub mod map;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub disk_reads: Arc<tokio::sync::Semaphore>,
     /// The sites this node federates, if it does.
     pub federation: Option<crate::config::FederationSection>,
+    /// The call graph impact analysis runs on, rebuilt when the projection changes.
+    pub analysis: crate::analysis::AnalysisCache,
 }
 
 /// The OpenAPI document.
@@ -89,6 +92,13 @@ pub struct AppState {
         history::events,
         history::diff,
         history::rebuild,
+        analysis::downstream,
+        analysis::upstream,
+        analysis::blast_radius,
+        analysis::what_if,
+        analysis::spof,
+        analysis::critical,
+        analysis::path,
         crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
@@ -118,6 +128,13 @@ pub fn router(state: AppState) -> Router {
         .route("/history/events", get(history::events))
         .route("/admin/rebuild", axum::routing::post(history::rebuild))
         .route("/federation", get(crate::federation::federation))
+        .route("/analysis/downstream/{ip}", get(analysis::downstream))
+        .route("/analysis/upstream/{ip}", get(analysis::upstream))
+        .route("/analysis/blast-radius/{ip}", get(analysis::blast_radius))
+        .route("/analysis/what-if", get(analysis::what_if))
+        .route("/analysis/spof", get(analysis::spof))
+        .route("/analysis/critical/{ip}", get(analysis::critical))
+        .route("/analysis/path", get(analysis::path))
         .route("/flows", get(live::flows))
         .route("/stats/throughput", get(live::throughput))
         .route("/stats/top-talkers", get(live::top_talkers))

@@ -1,0 +1,129 @@
+//! The call graph impact analysis runs on, built from the projection and kept until the
+//! projection changes: one build serves every analysis request until the next applied log entry.
+//! Builds run on a blocking thread, one at a time; concurrent requests wait for it.
+
+use std::sync::{Arc, OnceLock};
+
+use actors::analysis::{CallEdge, CallGraph, Spof};
+use proto::api::Status;
+use proto::impact::GraphSize;
+
+use crate::store::{Projection, StoreError};
+
+/// Most entries the critical-dependency sets of the SPOF report may hold together (about 80 MB);
+/// only very deep chains of single dependencies reach it.
+pub const CRITICAL_BUDGET: usize = 20_000_000;
+
+/// One built graph and what was derived from it.
+pub struct AnalysisGraph {
+    /// The graph.
+    pub graph: CallGraph,
+    /// Each node's tier, as an index into `tier_names`.
+    tiers: Vec<u16>,
+    tier_names: Vec<String>,
+    /// Its size and when it was built.
+    pub size: GraphSize,
+    spof: OnceLock<Option<Arc<SpofTable>>>,
+}
+
+/// The single points of failure of a graph, with every asset's critical dependencies.
+pub struct SpofTable {
+    /// Worst first.
+    pub spofs: Vec<Spof>,
+    /// Per node, the nodes whose failure alone breaks it.
+    pub critical: Vec<Vec<u32>>,
+}
+
+impl AnalysisGraph {
+    /// Builds the graph of the projection's dependencies (active ones unless `include_expired`).
+    pub fn build(
+        projection: &Projection,
+        applied_index: u64,
+        include_expired: bool,
+    ) -> Result<AnalysisGraph, StoreError> {
+        let mut edges = Vec::new();
+        for d in projection.dependencies() {
+            let d = d?;
+            if include_expired || d.status == Status::Active {
+                edges.push(CallEdge {
+                    client: d.key.client,
+                    server: d.key.service.ip,
+                    port: d.key.service.port,
+                    protocol: d.key.service.protocol,
+                });
+            }
+        }
+        let graph = CallGraph::new(edges);
+        let tier_names = vec!["internal".to_string(), "external".to_string()];
+        let mut tiers = vec![1u16; graph.len()];
+        for (node, tier) in tiers.iter_mut().enumerate() {
+            if let Some(asset) = projection.asset(graph.ip(node as u32))? {
+                *tier = u16::from(!asset.internal);
+            }
+        }
+        let size = GraphSize {
+            assets: graph.len() as u64,
+            dependencies: graph.edge_count() as u64,
+            applied_index,
+            include_expired,
+        };
+        Ok(AnalysisGraph {
+            graph,
+            tiers,
+            tier_names,
+            size,
+            spof: OnceLock::new(),
+        })
+    }
+
+    /// The tier name of a node.
+    pub fn tier(&self, node: u32) -> &str {
+        self.tier_names[usize::from(self.tiers[node as usize])].as_str()
+    }
+
+    /// The single points of failure, computed on first use; `None` past [`CRITICAL_BUDGET`].
+    pub fn spof(&self) -> Option<Arc<SpofTable>> {
+        self.spof
+            .get_or_init(|| {
+                let critical = self.graph.critical_dependencies(CRITICAL_BUDGET)?;
+                let spofs = self.graph.single_points_of_failure(&critical);
+                Some(Arc::new(SpofTable { spofs, critical }))
+            })
+            .clone()
+    }
+}
+
+/// The latest built graphs (active dependencies only, and with expired ones).
+#[derive(Clone, Default)]
+pub struct AnalysisCache {
+    slots: Arc<tokio::sync::Mutex<[Option<Arc<AnalysisGraph>>; 2]>>,
+}
+
+impl AnalysisCache {
+    /// The graph as of `applied_index`, built if the cached one is older.
+    pub async fn graph(
+        &self,
+        projection: &Projection,
+        applied_index: u64,
+        include_expired: bool,
+    ) -> Result<Arc<AnalysisGraph>, String> {
+        let mut slots = self.slots.lock().await;
+        let slot = &mut slots[usize::from(include_expired)];
+        if let Some(g) = slot
+            .as_ref()
+            .filter(|g| g.size.applied_index == applied_index)
+        {
+            return Ok(g.clone());
+        }
+        let projection = projection.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            AnalysisGraph::build(&projection, applied_index, include_expired)
+        })
+        .await
+        .map_err(|e| format!("analysis graph build failed: {e}"))?
+        .map_err(|e| format!("analysis graph build failed: {e}"))?;
+        let built = Arc::new(built);
+        *slot = Some(built.clone());
+        Ok(built)
+    }
+}

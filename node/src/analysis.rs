@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use actors::analysis::{CallEdge, CallGraph, Spof};
 use proto::api::Status;
+use proto::classify::{Environment, RuleSet};
 use proto::impact::GraphSize;
 
 use crate::store::{Projection, StoreError};
@@ -54,12 +55,29 @@ impl AnalysisGraph {
             }
         }
         let graph = CallGraph::new(edges);
-        let tier_names = vec!["internal".to_string(), "external".to_string()];
+        // An asset's tier is its environment when a classification rule gives one, otherwise
+        // internal or external.
+        let rules = RuleSet::new(
+            projection
+                .classification_rules()
+                .collect::<Result<_, _>>()?,
+        );
+        let mut tier_names = vec!["internal".to_string(), "external".to_string()];
+        tier_names.extend(Environment::ALL.iter().map(|e| e.name().to_string()));
         let mut tiers = vec![1u16; graph.len()];
         for (node, tier) in tiers.iter_mut().enumerate() {
-            if let Some(asset) = projection.asset(graph.ip(node as u32))? {
-                *tier = u16::from(!asset.internal);
-            }
+            let ip = graph.ip(node as u32);
+            let class = rules.classify(ip);
+            let internal = match class.internal {
+                Some(internal) => internal,
+                None => projection.asset(ip)?.is_some_and(|a| a.internal),
+            };
+            *tier = match class.environment {
+                Some(env) => {
+                    2 + Environment::ALL.iter().position(|e| *e == env).unwrap_or(0) as u16
+                }
+                None => u16::from(!internal),
+            };
         }
         let size = GraphSize {
             assets: graph.len() as u64,

@@ -67,6 +67,11 @@ pub struct Asset {
     pub packets_in: u64,
     /// Packets sent.
     pub packets_out: u64,
+    /// What the classification rules say about it, when a rule covers it. Not stored: the API
+    /// applies the current rules when it answers.
+    #[rkyv(with = rkyv::with::Skip)]
+    #[serde(default)]
+    pub classification: Option<crate::classify::Classification>,
 }
 
 /// A port an asset answers on.

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema; bumped on any incompatible change to [`Event`].
-pub const EVENT_SCHEMA_VERSION: u16 = 1;
+/// 2 added the classification rule events (schema 1 batches still decode: variants are only
+/// ever appended, and new ones keep their payload boxed so the archived enum does not grow).
+pub const EVENT_SCHEMA_VERSION: u16 = 2;
 
 /// A service endpoint: the server side of a dependency.
 #[derive(
@@ -250,11 +252,21 @@ mod kind {
             /// The dependency.
             dependency: DependencyKey,
         },
+        /// A classification rule was created or replaced.
+        ClassificationRuleSet {
+            /// The whole rule as it now stands.
+            rule: Box<crate::classify::ClassificationRule>,
+        },
+        /// A classification rule was deleted.
+        ClassificationRuleDeleted {
+            /// Its id.
+            id: Box<str>,
+        },
     }
 }
 
 /// Every event kind's dotted name ([`EventKind::name`]).
-pub const EVENT_KINDS: [&str; 7] = [
+pub const EVENT_KINDS: [&str; 9] = [
     "asset.discovered",
     "asset.expired",
     "service.discovered",
@@ -262,6 +274,8 @@ pub const EVENT_KINDS: [&str; 7] = [
     "dependency.discovered",
     "dependency.expired",
     "dependency.traffic",
+    "classification_rule.set",
+    "classification_rule.deleted",
 ];
 
 impl EventKind {
@@ -275,6 +289,8 @@ impl EventKind {
             EventKind::AssetExpired { .. } => "asset.expired",
             EventKind::ServiceExpired { .. } => "service.expired",
             EventKind::DependencyExpired { .. } => "dependency.expired",
+            EventKind::ClassificationRuleSet { .. } => "classification_rule.set",
+            EventKind::ClassificationRuleDeleted { .. } => "classification_rule.deleted",
         }
     }
 }
@@ -427,6 +443,61 @@ mod tests {
         assert!(json.contains(r#""kind":"service_discovered""#), "{json}");
         let back: Option<EventBatch> = serde_json::from_str(&json).ok();
         assert_eq!(back, Some(batch));
+    }
+
+    /// Batches written by schema 1 (before rules, classification and alerts joined the log)
+    /// must decode to the same events: the log and history keep them for ever.
+    #[test]
+    fn schema_1_batches_still_decode() {
+        let hex = include_str!("../tests/data/event_batch_v1.hex").trim();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect();
+        assert_eq!(bytes.len() * 2, hex.len());
+        let batch = EventBatch::from_rkyv(&bytes).map_err(|e| e.to_string());
+        let mut expected = sample();
+        expected.version = 1;
+        assert_eq!(batch, Ok(expected));
+    }
+
+    #[test]
+    fn rule_events_round_trip_through_rkyv_and_json() {
+        let rule = crate::classify::RuleInput {
+            name: "payments".into(),
+            cidr: "10.1.0.0/16".into(),
+            environment: Some("prod".into()),
+            datacenter: Some("fra1".into()),
+            location: None,
+            internal: Some(true),
+            priority: None,
+        }
+        .into_rule("r1".into(), None, 7);
+        let Ok(rule) = rule else {
+            return assert!(rule.is_ok(), "{rule:?}");
+        };
+        let batch = EventBatch::new(vec![
+            Event {
+                at_ms: 7,
+                kind: EventKind::ClassificationRuleSet {
+                    rule: Box::new(rule),
+                },
+            },
+            Event {
+                at_ms: 8,
+                kind: EventKind::ClassificationRuleDeleted { id: "r1".into() },
+            },
+        ]);
+        assert_eq!(
+            EventBatch::from_rkyv(&batch.to_rkyv()).ok(),
+            Some(batch.clone())
+        );
+        let json = serde_json::to_string(&batch).unwrap_or_default();
+        assert!(json.contains(r#""environment":"prod""#), "{json}");
+        assert_eq!(serde_json::from_str::<EventBatch>(&json).ok(), Some(batch));
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub struct ImpactedAsset {
     /// brought it down).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub via: Option<IpAddr>,
-    /// Its tier: `internal` or `external` (environments once classified).
+    /// Its tier: its environment when a classification rule gives one (`prod`, `uat`, `qa`,
+    /// `test`, `dev`), otherwise `internal` or `external`.
     pub tier: String,
 }
 

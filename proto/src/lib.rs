@@ -7,6 +7,7 @@
 )]
 
 pub mod api;
+pub mod classify;
 pub mod codec;
 pub mod decode;
 pub mod encode;

@@ -350,6 +350,9 @@ impl GraphState {
                         seen.active = false;
                     }
                 }
+                // Rules change how assets are described, not whether they are alive.
+                EventKind::ClassificationRuleSet { .. }
+                | EventKind::ClassificationRuleDeleted { .. } => {}
             }
         }
     }

@@ -28,11 +28,26 @@ fn parse_ip(s: &str) -> Result<IpAddr, Failure> {
         .map_err(|_| bad("ip", format!("`{s}` is not an IP address")))
 }
 
+/// Whether an asset (classified) is in `env`: `internal`, `external` or an environment name.
+fn env_matches(env: &str, asset: &Asset) -> bool {
+    match env {
+        "internal" => asset.internal,
+        "external" => !asset.internal,
+        name => asset
+            .classification
+            .as_ref()
+            .and_then(|c| c.environment)
+            .is_some_and(|e| e.name() == name),
+    }
+}
+
 /// Lists assets.
 #[utoipa::path(get, path = "/api/v1/assets", tag = "map",
     params(
         ("subnet" = Option<String>, Query, description = "Only assets in this CIDR"),
         ("internal" = Option<bool>, Query, description = "Only internal (true) or external (false) assets"),
+        ("env" = Option<String>, Query, description = "internal, external, or an environment: prod, uat, qa, test, dev"),
+        ("datacenter" = Option<String>, Query, description = "Only assets a classification rule places in this data centre"),
         ("status" = Option<String>, Query, description = "active, expired or all (default all)"),
         ("sort" = Option<String>, Query, description = "bytes (default, busiest first), ip, last_seen"),
         ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "Page size, default 100")),
@@ -44,17 +59,30 @@ pub async fn assets(
     let mut p = Params::new(q)?;
     let subnet = p.net("subnet")?;
     let internal = p.parse::<bool>("internal", "true or false")?;
+    let env = p.choice(
+        "env",
+        &["internal", "external", "prod", "uat", "qa", "test", "dev"],
+    )?;
+    let datacenter: Option<String> = p.parse("datacenter", "a name")?;
     let status = status_filter(&mut p)?;
     let sort = p
         .choice("sort", &["bytes", "ip", "last_seen"])?
         .unwrap_or("bytes");
     let (offset, limit) = p.page(100, s.max_page)?;
     p.finish()?;
+    let rules = super::rules::rule_set(&s.projection)?;
     let mut items = Vec::new();
     for a in s.projection.assets() {
-        let a = a?;
+        let mut a = a?;
+        super::rules::classify(&rules, &mut a);
+        let dc = a
+            .classification
+            .as_ref()
+            .and_then(|c| c.datacenter.as_deref());
         if subnet.is_none_or(|n| n.contains(&a.ip))
             && internal.is_none_or(|i| a.internal == i)
+            && env.is_none_or(|e| env_matches(e, &a))
+            && datacenter.as_deref().is_none_or(|d| dc == Some(d))
             && status.is_none_or(|st| a.status == st)
         {
             items.push(a);
@@ -83,10 +111,12 @@ pub async fn asset(
     Path(ip): Path<String>,
 ) -> Result<Json<Asset>, Failure> {
     let ip = parse_ip(&ip)?;
-    s.projection
+    let mut asset = s
+        .projection
         .asset(ip)?
-        .map(Json)
-        .ok_or_else(|| Failure::NotFound(format!("no asset {ip}")))
+        .ok_or_else(|| Failure::NotFound(format!("no asset {ip}")))?;
+    super::rules::classify(&super::rules::rule_set(&s.projection)?, &mut asset);
+    Ok(Json(asset))
 }
 
 /// The services an asset answers on.
@@ -236,7 +266,7 @@ pub async fn dependency(
 /// The dependency map: assets and dependencies, filtered and capped.
 #[utoipa::path(get, path = "/api/v1/topology", tag = "map",
     params(("subnet" = Option<String>, Query, description = "Only assets in this CIDR and edges touching it"),
-        ("env" = Option<String>, Query, description = "internal or external (environments arrive with classification)"),
+        ("env" = Option<String>, Query, description = "internal, external, or an environment of the classification rules: prod, uat, qa, test, dev"),
         ("port" = Option<u16>, Query, description = "Only dependencies on this service port"),
         ("since" = Option<String>, Query, description = "Seen at or after: Unix ms or a duration ago (15m)"),
         ("until" = Option<String>, Query, description = "First seen at or before"),
@@ -271,7 +301,11 @@ pub async fn topology(
 /// The map of `projection`, with the filters still in `p`.
 fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<Topology, Failure> {
     let subnet = p.net("subnet")?;
-    let env = p.choice("env", &["internal", "external"])?;
+    let env = p.choice(
+        "env",
+        &["internal", "external", "prod", "uat", "qa", "test", "dev"],
+    )?;
+    let rules = super::rules::rule_set(projection)?;
     let port = p.port("port")?;
     let since = p.time("since", now)?;
     let until = p.time("until", now)?;
@@ -297,8 +331,9 @@ fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<To
         |first: u64, last: u64| since.is_none_or(|t| last >= t) && until.is_none_or(|t| first <= t);
     let mut assets: HashMap<IpAddr, Asset> = HashMap::new();
     for a in projection.assets() {
-        let a = a?;
-        let env_ok = env.is_none_or(|e| a.internal == (e == "internal"));
+        let mut a = a?;
+        super::rules::classify(&rules, &mut a);
+        let env_ok = env.is_none_or(|e| env_matches(e, &a));
         if env_ok
             && status.is_none_or(|st| a.status == st)
             && in_time(a.first_seen_ms, a.last_seen_ms)

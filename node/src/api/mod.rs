@@ -7,6 +7,7 @@ pub mod history;
 pub mod live;
 pub mod map;
 pub mod params;
+pub mod rules;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -99,6 +100,12 @@ pub struct AppState {
         analysis::spof,
         analysis::critical,
         analysis::path,
+        rules::list,
+        rules::create,
+        rules::get,
+        rules::replace,
+        rules::delete,
+        rules::classify_ip,
         crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
@@ -135,6 +142,18 @@ pub fn router(state: AppState) -> Router {
         .route("/analysis/spof", get(analysis::spof))
         .route("/analysis/critical/{ip}", get(analysis::critical))
         .route("/analysis/path", get(analysis::path))
+        .route(
+            "/classification-rules",
+            get(rules::list).post(rules::create),
+        )
+        .route(
+            "/classification-rules/{id}",
+            get(rules::get).put(rules::replace).delete(rules::delete),
+        )
+        .route(
+            "/classification-rules/classify/{ip}",
+            get(rules::classify_ip),
+        )
         .route("/flows", get(live::flows))
         .route("/stats/throughput", get(live::throughput))
         .route("/stats/top-talkers", get(live::top_talkers))

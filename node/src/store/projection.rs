@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use proto::api::{Asset, Dependency, Service, Status};
+use proto::classify::ClassificationRule;
 use proto::event::{DependencyKey, EdgeStats, EventBatch, EventKind, ServiceKey};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
@@ -19,12 +20,15 @@ const DEPENDENCIES: &str = "dependencies";
 const ALERTS: &str = "alerts";
 const HISTORY: &str = "history";
 const META: &str = "sm_meta";
+/// Rules (classification rules under `c/<id>`).
+const RULES: &str = "rules";
+const CLASSIFICATION_PREFIX: &[u8] = b"c/";
 /// Meta key of the row counts of assets, services and dependencies (8 bytes big-endian each),
 /// kept with every entry so that counting needs no scan.
 const COUNTS: &[u8] = b"counts";
 
-/// The tree names, in snapshot order.
-const TREES: [&str; 6] = [ASSETS, SERVICES, DEPENDENCIES, ALERTS, HISTORY, META];
+/// The tree names, in snapshot order (new trees are appended: a snapshot numbers its trees).
+const TREES: [&str; 7] = [ASSETS, SERVICES, DEPENDENCIES, ALERTS, HISTORY, META, RULES];
 
 /// Every tree's key/value pairs by tree name (see [`Projection::contents`]).
 pub type Contents = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -38,6 +42,7 @@ pub struct Projection {
     alerts: sled::Tree,
     history: sled::Tree,
     meta: sled::Tree,
+    rules: sled::Tree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -56,6 +61,7 @@ impl Projection {
             alerts: db.open_tree(ALERTS)?,
             history: db.open_tree(HISTORY)?,
             meta: db.open_tree(META)?,
+            rules: db.open_tree(RULES)?,
         };
         if projection.meta.get(COUNTS)?.is_none() {
             // A store written before the counts were kept: count once.
@@ -69,7 +75,7 @@ impl Projection {
         Ok(projection)
     }
 
-    fn trees(&self) -> [&sled::Tree; 6] {
+    fn trees(&self) -> [&sled::Tree; 7] {
         [
             &self.assets,
             &self.services,
@@ -77,6 +83,7 @@ impl Projection {
             &self.alerts,
             &self.history,
             &self.meta,
+            &self.rules,
         ]
     }
 
@@ -90,13 +97,14 @@ impl Projection {
     ) -> Result<(), StoreError> {
         let trees = self.trees();
         let result = trees[..].transaction(|tx| {
-            let [assets, services, dependencies, _alerts, history, meta_tx] = &tx[..] else {
+            let [assets, services, dependencies, _alerts, history, meta_tx, rules] = &tx[..] else {
                 return Ok(());
             };
             let mut fold = Fold {
                 assets,
                 services,
                 dependencies,
+                rules,
                 new: [0; 3],
             };
             if let Some(batch) = batch {
@@ -141,6 +149,21 @@ impl Projection {
     /// Reads a state-machine metadata value.
     pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Every classification rule, in id order.
+    pub fn classification_rules(
+        &self,
+    ) -> impl Iterator<Item = Result<ClassificationRule, StoreError>> + '_ {
+        decoded(RULES, self.rules.scan_prefix(CLASSIFICATION_PREFIX))
+    }
+
+    /// One classification rule.
+    pub fn classification_rule(&self, id: &str) -> Result<Option<ClassificationRule>, StoreError> {
+        self.rules
+            .get(classification_key(id))?
+            .map(|v| from_value(RULES, &v))
+            .transpose()
     }
 
     /// Flushes everything to disk.
@@ -305,6 +328,10 @@ impl Projection {
     }
 }
 
+fn classification_key(id: &str) -> Vec<u8> {
+    [CLASSIFICATION_PREFIX, id.as_bytes()].concat()
+}
+
 /// Decodes the values of a sled scan of `tree`.
 fn decoded<T>(tree: &'static str, scan: sled::Iter) -> impl Iterator<Item = Result<T, StoreError>>
 where
@@ -386,6 +413,7 @@ struct Fold<'a> {
     assets: &'a TransactionalTree,
     services: &'a TransactionalTree,
     dependencies: &'a TransactionalTree,
+    rules: &'a TransactionalTree,
     /// Rows created so far: assets, services, dependencies.
     new: [u64; 3],
 }
@@ -435,6 +463,15 @@ impl Fold<'_> {
                     d.status = Status::Expired;
                     self.put_dependency(&d)?;
                 }
+                Ok(())
+            }
+            EventKind::ClassificationRuleSet { rule } => {
+                self.rules
+                    .insert(classification_key(&rule.id), to_value(rule.as_ref()))?;
+                Ok(())
+            }
+            EventKind::ClassificationRuleDeleted { id } => {
+                self.rules.remove(classification_key(id))?;
                 Ok(())
             }
         }
@@ -519,6 +556,7 @@ impl Fold<'_> {
             bytes_out: 0,
             packets_in: 0,
             packets_out: 0,
+            classification: None,
         })
     }
 

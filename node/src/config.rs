@@ -32,6 +32,8 @@ pub struct Config {
     pub aggregator: AggregatorSection,
     /// The dependency graph.
     pub graph: GraphSection,
+    /// Behavioural classification of assets.
+    pub classification: ClassificationSection,
     /// Local (non-replicated) retention of rollups.
     pub retention: RetentionSection,
     /// The sled store.
@@ -160,6 +162,30 @@ pub struct GraphSection {
     pub max_edges_per_event: usize,
 }
 
+/// Behavioural classification: the role of each asset guessed from its traffic.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassificationSection {
+    /// How often the classifier looks at the map (on the Raft leader only).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Least confidence (0 to 1) for an inferred role to be applied.
+    pub min_confidence: f64,
+    /// How long an asset must have been seen before a role is inferred for it.
+    #[serde(with = "humantime_serde")]
+    pub min_observation: Duration,
+}
+
+impl Default for ClassificationSection {
+    fn default() -> Self {
+        ClassificationSection {
+            interval: Duration::from_secs(60),
+            min_confidence: 0.7,
+            min_observation: Duration::from_secs(600),
+        }
+    }
+}
+
 /// Retention of the local raw flows and rollups (never replicated).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -220,6 +246,7 @@ impl Default for Config {
             collector: CollectorSection::default(),
             aggregator: AggregatorSection::default(),
             graph: GraphSection::default(),
+            classification: ClassificationSection::default(),
             retention: RetentionSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
@@ -403,6 +430,15 @@ impl Config {
             if let Some(site) = names.find(|k| !self.federation.sites.contains(k)) {
                 return Err(invalid(key, format!("{site:?} is not in federation.sites")));
             }
+        }
+        if !(0.0..=1.0).contains(&self.classification.min_confidence) {
+            return Err(invalid(
+                "classification.min_confidence",
+                "must be between 0 and 1",
+            ));
+        }
+        if self.classification.interval.is_zero() {
+            return Err(invalid("classification.interval", "must be more than 0"));
         }
         if self.store.snapshot_every == 0 {
             return Err(invalid("store.snapshot_every", "must be 1 or more"));

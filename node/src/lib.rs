@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod analysis;
 pub mod api;
+pub mod classifier;
 pub mod config;
 pub mod events;
 pub mod federation;

@@ -299,6 +299,14 @@ impl Node {
         .await
         .context("cannot start the collector")?;
         let collector_addrs = ractor::call!(collector, CollectorMsg::LocalAddrs)?;
+        let analysis = crate::analysis::AnalysisCache::default();
+        cluster_tasks.push(crate::classifier::spawn(
+            log.clone(),
+            projection.clone(),
+            analysis.clone(),
+            config.classification.clone(),
+            config.node_id,
+        ));
         let state = AppState {
             projection,
             log: log.clone(),
@@ -317,7 +325,8 @@ impl Node {
                 .federation
                 .enabled()
                 .then(|| config.federation.clone()),
-            analysis: crate::analysis::AnalysisCache::default(),
+            analysis,
+            classification: config.classification.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

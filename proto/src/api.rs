@@ -72,6 +72,11 @@ pub struct Asset {
     #[rkyv(with = rkyv::with::Skip)]
     #[serde(default)]
     pub classification: Option<crate::classify::Classification>,
+    /// Its role: set by a user, or inferred from its traffic with enough confidence. Not
+    /// stored with the asset: the API adds it when it answers.
+    #[rkyv(with = rkyv::with::Skip)]
+    #[serde(default)]
+    pub role: Option<crate::role::AssetRole>,
 }
 
 /// A port an asset answers on.

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema; bumped on any incompatible change to [`Event`].
-/// 2 added the classification rule events (schema 1 batches still decode: variants are only
+/// 2 added the classification rule and asset role events (schema 1 batches still decode: variants are only
 /// ever appended, and new ones keep their payload boxed so the archived enum does not grow).
 pub const EVENT_SCHEMA_VERSION: u16 = 2;
 
@@ -262,11 +262,21 @@ mod kind {
             /// Its id.
             id: Box<str>,
         },
+        /// The behavioural classifier changed its conclusion about an asset's role.
+        AssetRoleInferred {
+            /// The asset and the role applied (or none).
+            inferred: Box<crate::role::InferredRole>,
+        },
+        /// A user set (or cleared) an asset's role.
+        AssetRoleSet {
+            /// The asset and the role.
+            manual: Box<crate::role::ManualRole>,
+        },
     }
 }
 
 /// Every event kind's dotted name ([`EventKind::name`]).
-pub const EVENT_KINDS: [&str; 9] = [
+pub const EVENT_KINDS: [&str; 11] = [
     "asset.discovered",
     "asset.expired",
     "service.discovered",
@@ -276,6 +286,8 @@ pub const EVENT_KINDS: [&str; 9] = [
     "dependency.traffic",
     "classification_rule.set",
     "classification_rule.deleted",
+    "asset.role_inferred",
+    "asset.role_set",
 ];
 
 impl EventKind {
@@ -291,6 +303,8 @@ impl EventKind {
             EventKind::DependencyExpired { .. } => "dependency.expired",
             EventKind::ClassificationRuleSet { .. } => "classification_rule.set",
             EventKind::ClassificationRuleDeleted { .. } => "classification_rule.deleted",
+            EventKind::AssetRoleInferred { .. } => "asset.role_inferred",
+            EventKind::AssetRoleSet { .. } => "asset.role_set",
         }
     }
 }

@@ -14,5 +14,6 @@ pub mod encode;
 pub mod event;
 pub mod impact;
 pub mod record;
+pub mod role;
 
 pub use record::FlowRecord;

@@ -2,13 +2,15 @@
 //! read-only call graph of assets ([`CallGraph`], built from the projection's dependencies),
 //! reachability up- and downstream to N hops, the path between two assets, the blast radius of
 //! failing assets (redundancy-aware: a client of a pool breaks only when every server it uses on
-//! that port is down) and single points of failure (cut vertices and dominators).
+//! that port is down), single points of failure (cut vertices and dominators) and each asset's
+//! likely role from the shape of its traffic.
 //!
 //! Nodes are numbered `0..len` in address order; edges are stored twice, as compressed rows of
 //! callees and of callers, so that every analysis is a linear walk over flat arrays: a blast
 //! radius or the SPOF report on 100 k assets and 400 k dependencies stays well under 100 ms.
 
 mod impact;
+mod roles;
 #[cfg(test)]
 mod tests;
 
@@ -16,6 +18,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 pub use impact::{Impact, ImpactedNode, Spof};
+pub use roles::{CACHE_QUEUE_PORTS, DATABASE_PORTS};
 
 use crate::FastMap;
 

@@ -352,7 +352,9 @@ impl GraphState {
                 }
                 // Rules change how assets are described, not whether they are alive.
                 EventKind::ClassificationRuleSet { .. }
-                | EventKind::ClassificationRuleDeleted { .. } => {}
+                | EventKind::ClassificationRuleDeleted { .. }
+                | EventKind::AssetRoleInferred { .. }
+                | EventKind::AssetRoleSet { .. } => {}
             }
         }
     }

@@ -48,6 +48,7 @@ fn env_matches(env: &str, asset: &Asset) -> bool {
         ("internal" = Option<bool>, Query, description = "Only internal (true) or external (false) assets"),
         ("env" = Option<String>, Query, description = "internal, external, or an environment: prod, uat, qa, test, dev"),
         ("datacenter" = Option<String>, Query, description = "Only assets a classification rule places in this data centre"),
+        ("role" = Option<String>, Query, description = "Only assets with this role in force: server, workstation, database, cache_queue, load_balancer, gateway, dns, ntp"),
         ("status" = Option<String>, Query, description = "active, expired or all (default all)"),
         ("sort" = Option<String>, Query, description = "bytes (default, busiest first), ip, last_seen"),
         ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "Page size, default 100")),
@@ -64,6 +65,12 @@ pub async fn assets(
         &["internal", "external", "prod", "uat", "qa", "test", "dev"],
     )?;
     let datacenter: Option<String> = p.parse("datacenter", "a name")?;
+    let role = p
+        .parse::<String>("role", "a role")?
+        .map(|r| {
+            proto::role::Role::parse(&r).ok_or_else(|| bad("role", format!("`{r}` is not a role")))
+        })
+        .transpose()?;
     let status = status_filter(&mut p)?;
     let sort = p
         .choice("sort", &["bytes", "ip", "last_seen"])?
@@ -71,10 +78,12 @@ pub async fn assets(
     let (offset, limit) = p.page(100, s.max_page)?;
     p.finish()?;
     let rules = super::rules::rule_set(&s.projection)?;
+    let roles = super::roles::roles_of(&s.projection)?;
     let mut items = Vec::new();
     for a in s.projection.assets() {
         let mut a = a?;
         super::rules::classify(&rules, &mut a);
+        a.role = roles.get(&a.ip).cloned();
         let dc = a
             .classification
             .as_ref()
@@ -83,6 +92,7 @@ pub async fn assets(
             && internal.is_none_or(|i| a.internal == i)
             && env.is_none_or(|e| env_matches(e, &a))
             && datacenter.as_deref().is_none_or(|d| dc == Some(d))
+            && role.is_none_or(|r| a.role.as_ref().is_some_and(|x| x.role == r))
             && status.is_none_or(|st| a.status == st)
         {
             items.push(a);
@@ -116,6 +126,7 @@ pub async fn asset(
         .asset(ip)?
         .ok_or_else(|| Failure::NotFound(format!("no asset {ip}")))?;
     super::rules::classify(&super::rules::rule_set(&s.projection)?, &mut asset);
+    asset.role = s.projection.role(ip)?.effective();
     Ok(Json(asset))
 }
 
@@ -306,6 +317,7 @@ fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<To
         &["internal", "external", "prod", "uat", "qa", "test", "dev"],
     )?;
     let rules = super::rules::rule_set(projection)?;
+    let roles = super::roles::roles_of(projection)?;
     let port = p.port("port")?;
     let since = p.time("since", now)?;
     let until = p.time("until", now)?;
@@ -333,6 +345,7 @@ fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<To
     for a in projection.assets() {
         let mut a = a?;
         super::rules::classify(&rules, &mut a);
+        a.role = roles.get(&a.ip).cloned();
         let env_ok = env.is_none_or(|e| env_matches(e, &a));
         if env_ok
             && status.is_none_or(|st| a.status == st)

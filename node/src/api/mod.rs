@@ -7,6 +7,7 @@ pub mod history;
 pub mod live;
 pub mod map;
 pub mod params;
+pub mod roles;
 pub mod rules;
 
 use std::sync::Arc;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub federation: Option<crate::config::FederationSection>,
     /// The call graph impact analysis runs on, rebuilt when the projection changes.
     pub analysis: crate::analysis::AnalysisCache,
+    /// Behavioural classification settings (role answers).
+    pub classification: crate::config::ClassificationSection,
 }
 
 /// The OpenAPI document.
@@ -106,6 +109,8 @@ pub struct AppState {
         rules::replace,
         rules::delete,
         rules::classify_ip,
+        roles::role,
+        roles::set_role,
         crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
@@ -127,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{ip}", get(map::asset))
         .route("/assets/{ip}/services", get(map::asset_services))
         .route("/assets/{ip}/dependencies", get(map::asset_dependencies))
+        .route("/assets/{ip}/role", get(roles::role).put(roles::set_role))
         .route("/services", get(map::services))
         .route("/dependencies", get(map::dependencies))
         .route("/dependencies/{*id}", get(map::dependency))

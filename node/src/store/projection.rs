@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use proto::api::{Asset, Dependency, Service, Status};
 use proto::classify::ClassificationRule;
 use proto::event::{DependencyKey, EdgeStats, EventBatch, EventKind, ServiceKey};
+use proto::role::RoleRecord;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
@@ -23,12 +24,23 @@ const META: &str = "sm_meta";
 /// Rules (classification rules under `c/<id>`).
 const RULES: &str = "rules";
 const CLASSIFICATION_PREFIX: &[u8] = b"c/";
+/// Asset roles (inferred and manual), keyed by address.
+const ROLES: &str = "roles";
 /// Meta key of the row counts of assets, services and dependencies (8 bytes big-endian each),
 /// kept with every entry so that counting needs no scan.
 const COUNTS: &[u8] = b"counts";
 
 /// The tree names, in snapshot order (new trees are appended: a snapshot numbers its trees).
-const TREES: [&str; 7] = [ASSETS, SERVICES, DEPENDENCIES, ALERTS, HISTORY, META, RULES];
+const TREES: [&str; 8] = [
+    ASSETS,
+    SERVICES,
+    DEPENDENCIES,
+    ALERTS,
+    HISTORY,
+    META,
+    RULES,
+    ROLES,
+];
 
 /// Every tree's key/value pairs by tree name (see [`Projection::contents`]).
 pub type Contents = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -43,6 +55,7 @@ pub struct Projection {
     history: sled::Tree,
     meta: sled::Tree,
     rules: sled::Tree,
+    roles: sled::Tree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -62,6 +75,7 @@ impl Projection {
             history: db.open_tree(HISTORY)?,
             meta: db.open_tree(META)?,
             rules: db.open_tree(RULES)?,
+            roles: db.open_tree(ROLES)?,
         };
         if projection.meta.get(COUNTS)?.is_none() {
             // A store written before the counts were kept: count once.
@@ -75,7 +89,7 @@ impl Projection {
         Ok(projection)
     }
 
-    fn trees(&self) -> [&sled::Tree; 7] {
+    fn trees(&self) -> [&sled::Tree; 8] {
         [
             &self.assets,
             &self.services,
@@ -84,6 +98,7 @@ impl Projection {
             &self.history,
             &self.meta,
             &self.rules,
+            &self.roles,
         ]
     }
 
@@ -97,7 +112,8 @@ impl Projection {
     ) -> Result<(), StoreError> {
         let trees = self.trees();
         let result = trees[..].transaction(|tx| {
-            let [assets, services, dependencies, _alerts, history, meta_tx, rules] = &tx[..] else {
+            let [assets, services, dependencies, _alerts, history, meta_tx, rules, roles] = &tx[..]
+            else {
                 return Ok(());
             };
             let mut fold = Fold {
@@ -105,6 +121,7 @@ impl Projection {
                 services,
                 dependencies,
                 rules,
+                roles,
                 new: [0; 3],
             };
             if let Some(batch) = batch {
@@ -164,6 +181,28 @@ impl Projection {
             .get(classification_key(id))?
             .map(|v| from_value(RULES, &v))
             .transpose()
+    }
+
+    /// What is known about an asset's role.
+    pub fn role(&self, ip: IpAddr) -> Result<RoleRecord, StoreError> {
+        Ok(self
+            .roles
+            .get(keys::asset(ip))?
+            .map(|v| from_value(ROLES, &v))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Every asset's role record, by address.
+    pub fn roles(&self) -> impl Iterator<Item = Result<(IpAddr, RoleRecord), StoreError>> + '_ {
+        self.roles.iter().map(|item| {
+            let (k, v) = item?;
+            let (ip, _) = keys::read_ip(&k).ok_or_else(|| StoreError::BadValue {
+                tree: ROLES,
+                why: "key is not an address".into(),
+            })?;
+            Ok((ip, from_value(ROLES, &v)?))
+        })
     }
 
     /// Flushes everything to disk.
@@ -414,6 +453,7 @@ struct Fold<'a> {
     services: &'a TransactionalTree,
     dependencies: &'a TransactionalTree,
     rules: &'a TransactionalTree,
+    roles: &'a TransactionalTree,
     /// Rows created so far: assets, services, dependencies.
     new: [u64; 3],
 }
@@ -473,6 +513,18 @@ impl Fold<'_> {
             EventKind::ClassificationRuleDeleted { id } => {
                 self.rules.remove(classification_key(id))?;
                 Ok(())
+            }
+            EventKind::AssetRoleInferred { inferred } => {
+                let mut record = self.role(inferred.ip)?;
+                record.inferred.clone_from(&inferred.guess);
+                record.inferred_ms = at;
+                self.put_role(inferred.ip, &record)
+            }
+            EventKind::AssetRoleSet { manual } => {
+                let mut record = self.role(manual.ip)?;
+                record.manual = manual.role;
+                record.manual_ms = at;
+                self.put_role(manual.ip, &record)
             }
         }
     }
@@ -534,6 +586,24 @@ impl Fold<'_> {
         Ok(())
     }
 
+    fn role(&self, ip: IpAddr) -> TxResult<RoleRecord> {
+        Ok(self
+            .roles
+            .get(keys::asset(ip))?
+            .map(|v| from_value(ROLES, &v).map_err(abort))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    fn put_role(&self, ip: IpAddr, record: &RoleRecord) -> TxResult<()> {
+        if *record == RoleRecord::default() {
+            self.roles.remove(keys::asset(ip))?;
+        } else {
+            self.roles.insert(keys::asset(ip), to_value(record))?;
+        }
+        Ok(())
+    }
+
     fn get_asset(&self, ip: IpAddr) -> TxResult<Option<Asset>> {
         self.assets
             .get(keys::asset(ip))?
@@ -557,6 +627,7 @@ impl Fold<'_> {
             packets_in: 0,
             packets_out: 0,
             classification: None,
+            role: None,
         })
     }
 

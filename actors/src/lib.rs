@@ -2,6 +2,7 @@
 //! infers who is client and who is server, the graph keeps the dependency map and emits change
 //! events to the event log. Bounded lanes sit between them: ractor mailboxes are unbounded.
 
+pub mod advisor;
 pub mod aggregator;
 pub mod analysis;
 pub mod collector;

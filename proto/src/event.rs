@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema; bumped on any incompatible change to [`Event`].
-/// 2 added the classification rule and asset role events (schema 1 batches still decode: variants are only
+/// 2 added the classification rule, asset role and advisory events (schema 1 batches still decode: variants are only
 /// ever appended, and new ones keep their payload boxed so the archived enum does not grow).
 pub const EVENT_SCHEMA_VERSION: u16 = 2;
 
@@ -272,11 +272,21 @@ mod kind {
             /// The asset and the role.
             manual: Box<crate::role::ManualRole>,
         },
+        /// A finding about the traffic was made.
+        AdvisoryRaised {
+            /// The finding.
+            advisory: Box<crate::advisory::Advisory>,
+        },
+        /// A finding no longer applies.
+        AdvisoryResolved {
+            /// Which, and why.
+            resolution: Box<crate::advisory::AdvisoryResolution>,
+        },
     }
 }
 
 /// Every event kind's dotted name ([`EventKind::name`]).
-pub const EVENT_KINDS: [&str; 11] = [
+pub const EVENT_KINDS: [&str; 13] = [
     "asset.discovered",
     "asset.expired",
     "service.discovered",
@@ -288,6 +298,8 @@ pub const EVENT_KINDS: [&str; 11] = [
     "classification_rule.deleted",
     "asset.role_inferred",
     "asset.role_set",
+    "advisory.raised",
+    "advisory.resolved",
 ];
 
 impl EventKind {
@@ -305,6 +317,8 @@ impl EventKind {
             EventKind::ClassificationRuleDeleted { .. } => "classification_rule.deleted",
             EventKind::AssetRoleInferred { .. } => "asset.role_inferred",
             EventKind::AssetRoleSet { .. } => "asset.role_set",
+            EventKind::AdvisoryRaised { .. } => "advisory.raised",
+            EventKind::AdvisoryResolved { .. } => "advisory.resolved",
         }
     }
 }

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+pub mod advisory;
 pub mod api;
 pub mod classify;
 pub mod codec;

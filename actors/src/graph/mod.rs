@@ -354,7 +354,9 @@ impl GraphState {
                 EventKind::ClassificationRuleSet { .. }
                 | EventKind::ClassificationRuleDeleted { .. }
                 | EventKind::AssetRoleInferred { .. }
-                | EventKind::AssetRoleSet { .. } => {}
+                | EventKind::AssetRoleSet { .. }
+                | EventKind::AdvisoryRaised { .. }
+                | EventKind::AdvisoryResolved { .. } => {}
             }
         }
     }

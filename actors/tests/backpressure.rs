@@ -98,6 +98,7 @@ async fn a_slow_graph_gets_a_bounded_number_of_messages_and_every_byte() {
             },
             graph,
             raw: None,
+            advisor: None,
         },
     )
     .await

@@ -72,6 +72,7 @@ async fn start(state_dir: Option<std::path::PathBuf>) -> Pipeline {
             },
             graph,
             raw: None,
+            advisor: None,
         },
     )
     .await

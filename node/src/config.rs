@@ -34,6 +34,8 @@ pub struct Config {
     pub graph: GraphSection,
     /// Behavioural classification of assets.
     pub classification: ClassificationSection,
+    /// Advisories: findings about the traffic.
+    pub advisories: AdvisoriesSection,
     /// Local (non-replicated) retention of rollups.
     pub retention: RetentionSection,
     /// The sled store.
@@ -186,6 +188,77 @@ impl Default for ClassificationSection {
     }
 }
 
+/// Advisories: the detectors' window, thresholds and expiry.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdvisoriesSection {
+    /// Whether the detectors run.
+    pub enabled: bool,
+    /// Length of one detection window.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// An advisory not found again for this long is resolved.
+    #[serde(with = "humantime_serde")]
+    pub expire: Duration,
+    /// Distinct ports one source tries on one host in a window: a port scan.
+    pub scan_ports: usize,
+    /// Distinct hosts one source tries on one port in a window: a host sweep.
+    pub sweep_hosts: usize,
+    /// DNS queries per second from one client: unusual volume.
+    pub dns_queries_per_s: f64,
+    /// Share of a window's bytes one host must carry to be reported as top talker.
+    pub top_talker_share: f64,
+    /// Least bytes in a window for a top talker to be reported.
+    pub top_talker_min_bytes: u64,
+    /// Windows a network's baseline needs before spikes and drops are reported.
+    pub baseline_windows: u32,
+    /// A window this many times a network's baseline is a spike.
+    pub spike_factor: f64,
+    /// A window this fraction below the baseline is a drop.
+    pub drop_ratio: f64,
+    /// Least bytes per window for spikes and drops to be reported.
+    pub anomaly_min_bytes: u64,
+}
+
+impl Default for AdvisoriesSection {
+    fn default() -> Self {
+        let t = actors::advisor::detect::Thresholds::default();
+        AdvisoriesSection {
+            enabled: true,
+            window: t.window,
+            expire: Duration::from_secs(600),
+            scan_ports: t.scan_ports,
+            sweep_hosts: t.sweep_hosts,
+            dns_queries_per_s: t.dns_queries_per_s,
+            top_talker_share: t.top_talker_share,
+            top_talker_min_bytes: t.top_talker_min_bytes,
+            baseline_windows: t.baseline_windows,
+            spike_factor: t.spike_factor,
+            drop_ratio: t.drop_ratio,
+            anomaly_min_bytes: t.anomaly_min_bytes,
+        }
+    }
+}
+
+impl AdvisoriesSection {
+    /// The detector thresholds, with the graph's internal networks.
+    pub fn thresholds(&self, internal_networks: &[IpNet]) -> actors::advisor::detect::Thresholds {
+        actors::advisor::detect::Thresholds {
+            window: self.window,
+            scan_ports: self.scan_ports,
+            sweep_hosts: self.sweep_hosts,
+            dns_queries_per_s: self.dns_queries_per_s,
+            top_talker_share: self.top_talker_share,
+            top_talker_min_bytes: self.top_talker_min_bytes,
+            baseline_windows: self.baseline_windows,
+            spike_factor: self.spike_factor,
+            drop_ratio: self.drop_ratio,
+            anomaly_min_bytes: self.anomaly_min_bytes,
+            internal_networks: internal_networks.to_vec(),
+        }
+    }
+}
+
 /// Retention of the local raw flows and rollups (never replicated).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -247,6 +320,7 @@ impl Default for Config {
             aggregator: AggregatorSection::default(),
             graph: GraphSection::default(),
             classification: ClassificationSection::default(),
+            advisories: AdvisoriesSection::default(),
             retention: RetentionSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
@@ -439,6 +513,28 @@ impl Config {
         }
         if self.classification.interval.is_zero() {
             return Err(invalid("classification.interval", "must be more than 0"));
+        }
+        let a = &self.advisories;
+        if a.window < Duration::from_millis(100) {
+            return Err(invalid("advisories.window", "must be at least 100ms"));
+        }
+        if a.scan_ports == 0 || a.sweep_hosts == 0 {
+            return Err(invalid(
+                "advisories.scan_ports",
+                "scan_ports and sweep_hosts must be 1 or more",
+            ));
+        }
+        if !(0.0..=1.0).contains(&a.top_talker_share) || !(0.0..=1.0).contains(&a.drop_ratio) {
+            return Err(invalid(
+                "advisories.top_talker_share",
+                "top_talker_share and drop_ratio must be between 0 and 1",
+            ));
+        }
+        if a.spike_factor <= 1.0 || a.dns_queries_per_s <= 0.0 {
+            return Err(invalid(
+                "advisories.spike_factor",
+                "spike_factor must be more than 1 and dns_queries_per_s more than 0",
+            ));
         }
         if self.store.snapshot_every == 0 {
             return Err(invalid("store.snapshot_every", "must be 1 or more"));

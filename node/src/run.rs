@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actors::advisor::{Advisor, AdvisorArgs, AdvisorConfig, AdvisorMsg};
 use actors::aggregator::{Aggregator, AggregatorArgs, AggregatorConfig, AggregatorMsg};
 use actors::collector::{Collector, CollectorArgs, CollectorConfig, CollectorMsg};
 use actors::graph::{Graph, GraphArgs, GraphConfig, GraphMsg, KnownState};
@@ -53,6 +54,7 @@ pub struct Node {
     collector: ActorRef<CollectorMsg>,
     aggregator: ActorRef<AggregatorMsg>,
     graph: ActorRef<GraphMsg>,
+    advisor: Option<ActorRef<AdvisorMsg>>,
     raw: Arc<RawStore>,
     server: tokio::task::JoinHandle<()>,
     stop_api: tokio::sync::oneshot::Sender<()>,
@@ -267,6 +269,33 @@ impl Node {
         if config.cluster.enabled() {
             cluster_tasks.push(follow_others(&log, graph.clone(), config.node_id));
         }
+        let advisor = if config.advisories.enabled {
+            let mut active = Vec::new();
+            for record in projection.advisories() {
+                let record = record?;
+                if record.status == "active" {
+                    active.push(record.advisory.id);
+                }
+            }
+            let (advisor, _) = Actor::spawn(
+                Some("advisor".into()),
+                Advisor,
+                AdvisorArgs {
+                    config: AdvisorConfig {
+                        thresholds: config
+                            .advisories
+                            .thresholds(&config.graph.internal_networks),
+                        expire: config.advisories.expire,
+                    },
+                    sink: Arc::new(LogSink(log.clone())),
+                    active,
+                },
+            )
+            .await?;
+            Some(advisor)
+        } else {
+            None
+        };
         let (aggregator, _) = Actor::spawn(
             Some("aggregator".into()),
             Aggregator,
@@ -278,6 +307,7 @@ impl Node {
                 },
                 graph: graph.clone(),
                 raw: Some(raw.clone() as Arc<dyn RawSink>),
+                advisor: advisor.clone(),
             },
         )
         .await?;
@@ -350,6 +380,7 @@ impl Node {
             collector,
             aggregator,
             graph,
+            advisor,
             raw,
             server,
             stop_api,
@@ -380,6 +411,9 @@ impl Node {
         self.collector.stop(None);
         self.aggregator.stop(None);
         self.graph.stop(None);
+        if let Some(advisor) = &self.advisor {
+            advisor.stop(None);
+        }
         for task in &self.cluster_tasks {
             task.abort();
         }

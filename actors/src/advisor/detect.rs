@@ -146,6 +146,9 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
+/// A host's bytes in a window, in all and per (peer, port, protocol).
+type HostBytes = (u64, BTreeMap<(IpAddr, u16, u8), u64>);
+
 /// One window's traffic, accumulated from the flushes.
 #[derive(Default)]
 pub struct Window {
@@ -253,7 +256,7 @@ pub fn detect(
     let mut ports: BTreeMap<(IpAddr, IpAddr), BTreeSet<(u16, u8)>> = BTreeMap::new();
     let mut hosts: BTreeMap<(IpAddr, u16, u8), BTreeSet<IpAddr>> = BTreeMap::new();
     let mut dns: BTreeMap<IpAddr, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
-    let mut by_host: BTreeMap<IpAddr, (u64, BTreeMap<(IpAddr, u16, u8), u64>)> = BTreeMap::new();
+    let mut by_host: BTreeMap<IpAddr, HostBytes> = BTreeMap::new();
     let mut insecure: BTreeMap<(ServiceKey, usize), BTreeSet<IpAddr>> = BTreeMap::new();
     let mut to_network: BTreeMap<IpNet, u64> = BTreeMap::new();
     let mut total_bytes = 0u64;
@@ -328,7 +331,7 @@ pub fn detect(
         let (summary, severity, action) = match INSECURE.get(*i) {
             Some((_, _, name, severity, why, action)) => (
                 format!(
-                    "{name} in use: {} talk to {endpoint}; {name} {why}",
+                    "{name} in use on {endpoint} ({}): {name} {why}",
                     plural(clients.len(), "client")
                 ),
                 *severity,
@@ -336,9 +339,9 @@ pub fn detect(
             ),
             None => (
                 format!(
-                    "SMB to the internet: {} reach {endpoint} on {}",
-                    plural(clients.len(), "internal host"),
-                    service(svc.port, svc.protocol)
+                    "SMB to the internet: {endpoint} on {} is reached from {}",
+                    service(svc.port, svc.protocol),
+                    plural(clients.len(), "internal host")
                 ),
                 Severity::Critical,
                 "Block SMB (139, 445) at the edge; it leaks credentials and spreads malware.",
@@ -470,7 +473,7 @@ fn plural(n: usize, one: &str) -> String {
 
 fn humantime_secs(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else if s > 0 {
         format!("{s} s")

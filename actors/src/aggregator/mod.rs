@@ -19,6 +19,7 @@ use proto::FlowRecord;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
+use crate::advisor::AdvisorMsg;
 use crate::graph::GraphMsg;
 use crate::lane::Slot;
 use crate::ports::{has_ports, is_service_port, protocol_name};
@@ -104,6 +105,8 @@ pub struct AggregatorTotals {
     pub batches: u64,
     /// Dependencies with traffic waiting for the next flush.
     pub pending_edges: u64,
+    /// Flushes the advisor missed because it was behind.
+    pub advisor_skipped: u64,
 }
 
 /// Messages the aggregator handles.
@@ -261,6 +264,9 @@ pub struct AggregatorState {
     config: AggregatorConfig,
     graph: ActorRef<GraphMsg>,
     raw: Option<Arc<dyn RawSink>>,
+    advisor: Option<ActorRef<AdvisorMsg>>,
+    /// One clone travels with each hand-off to the advisor.
+    advising: Arc<()>,
     known_servers: FastSet<ServiceKey>,
     pending: FastMap<DependencyKey, TrafficDelta>,
     /// One clone travels with each traffic message to the graph; the others are in flight.
@@ -283,6 +289,8 @@ pub struct AggregatorArgs {
     pub graph: ActorRef<GraphMsg>,
     /// Where flow records go once aggregated, to be kept raw (none: not kept).
     pub raw: Option<Arc<dyn RawSink>>,
+    /// The advisor, which sees each flush of dependency traffic too (none: no advisories).
+    pub advisor: Option<ActorRef<AdvisorMsg>>,
 }
 
 impl AggregatorState {
@@ -373,6 +381,20 @@ impl AggregatorState {
             })
             .collect();
         let now = now_ms();
+        if let Some(advisor) = &self.advisor {
+            // The advisor is best effort: while it is behind, it misses flushes (counted).
+            if Arc::strong_count(&self.advising) <= crate::advisor::MAX_OBSERVE_IN_FLIGHT {
+                let token = self.advising.clone();
+                if advisor
+                    .send_message(AdvisorMsg::Observe(edges.clone(), token))
+                    .is_err()
+                {
+                    self.totals.advisor_skipped += 1;
+                }
+            } else {
+                self.totals.advisor_skipped += 1;
+            }
+        }
         let token = self.observing.clone();
         if let Err(e) = self
             .graph
@@ -521,6 +543,8 @@ impl Actor for Aggregator {
             config: args.config,
             graph: args.graph,
             raw: args.raw,
+            advisor: args.advisor,
+            advising: Arc::new(()),
             known_servers: FastSet::default(),
             pending: FastMap::default(),
             observing: Arc::new(()),

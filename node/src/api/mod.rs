@@ -2,6 +2,7 @@
 //! actors, health, Prometheus metrics at `/metrics` and the OpenAPI document at
 //! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
 
+pub mod advisories;
 pub mod analysis;
 pub mod history;
 pub mod live;
@@ -111,6 +112,7 @@ pub struct AppState {
         rules::classify_ip,
         roles::role,
         roles::set_role,
+        advisories::list,
         crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
@@ -148,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/analysis/spof", get(analysis::spof))
         .route("/analysis/critical/{ip}", get(analysis::critical))
         .route("/analysis/path", get(analysis::path))
+        .route("/advisories", get(advisories::list))
         .route(
             "/classification-rules",
             get(rules::list).post(rules::create),

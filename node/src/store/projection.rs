@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use proto::advisory::AdvisoryRecord;
 use proto::api::{Asset, Dependency, Service, Status};
 use proto::classify::ClassificationRule;
 use proto::event::{DependencyKey, EdgeStats, EventBatch, EventKind, ServiceKey};
@@ -26,12 +27,14 @@ const RULES: &str = "rules";
 const CLASSIFICATION_PREFIX: &[u8] = b"c/";
 /// Asset roles (inferred and manual), keyed by address.
 const ROLES: &str = "roles";
+/// Advisories, keyed by id.
+const ADVISORIES: &str = "advisories";
 /// Meta key of the row counts of assets, services and dependencies (8 bytes big-endian each),
 /// kept with every entry so that counting needs no scan.
 const COUNTS: &[u8] = b"counts";
 
 /// The tree names, in snapshot order (new trees are appended: a snapshot numbers its trees).
-const TREES: [&str; 8] = [
+const TREES: [&str; 9] = [
     ASSETS,
     SERVICES,
     DEPENDENCIES,
@@ -40,6 +43,7 @@ const TREES: [&str; 8] = [
     META,
     RULES,
     ROLES,
+    ADVISORIES,
 ];
 
 /// Every tree's key/value pairs by tree name (see [`Projection::contents`]).
@@ -56,6 +60,7 @@ pub struct Projection {
     meta: sled::Tree,
     rules: sled::Tree,
     roles: sled::Tree,
+    advisories: sled::Tree,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -76,6 +81,7 @@ impl Projection {
             meta: db.open_tree(META)?,
             rules: db.open_tree(RULES)?,
             roles: db.open_tree(ROLES)?,
+            advisories: db.open_tree(ADVISORIES)?,
         };
         if projection.meta.get(COUNTS)?.is_none() {
             // A store written before the counts were kept: count once.
@@ -89,7 +95,7 @@ impl Projection {
         Ok(projection)
     }
 
-    fn trees(&self) -> [&sled::Tree; 8] {
+    fn trees(&self) -> [&sled::Tree; 9] {
         [
             &self.assets,
             &self.services,
@@ -99,6 +105,7 @@ impl Projection {
             &self.meta,
             &self.rules,
             &self.roles,
+            &self.advisories,
         ]
     }
 
@@ -112,7 +119,8 @@ impl Projection {
     ) -> Result<(), StoreError> {
         let trees = self.trees();
         let result = trees[..].transaction(|tx| {
-            let [assets, services, dependencies, _alerts, history, meta_tx, rules, roles] = &tx[..]
+            let [assets, services, dependencies, _alerts, history, meta_tx, rules, roles, advisories] =
+                &tx[..]
             else {
                 return Ok(());
             };
@@ -122,6 +130,7 @@ impl Projection {
                 dependencies,
                 rules,
                 roles,
+                advisories,
                 new: [0; 3],
             };
             if let Some(batch) = batch {
@@ -181,6 +190,11 @@ impl Projection {
             .get(classification_key(id))?
             .map(|v| from_value(RULES, &v))
             .transpose()
+    }
+
+    /// Every advisory (active and resolved), by id.
+    pub fn advisories(&self) -> impl Iterator<Item = Result<AdvisoryRecord, StoreError>> + '_ {
+        decoded(ADVISORIES, self.advisories.iter())
     }
 
     /// What is known about an asset's role.
@@ -454,6 +468,7 @@ struct Fold<'a> {
     dependencies: &'a TransactionalTree,
     rules: &'a TransactionalTree,
     roles: &'a TransactionalTree,
+    advisories: &'a TransactionalTree,
     /// Rows created so far: assets, services, dependencies.
     new: [u64; 3],
 }
@@ -519,6 +534,45 @@ impl Fold<'_> {
                 record.inferred.clone_from(&inferred.guess);
                 record.inferred_ms = at;
                 self.put_role(inferred.ip, &record)
+            }
+            EventKind::AdvisoryRaised { advisory } => {
+                let key = advisory.id.as_bytes();
+                let old: Option<AdvisoryRecord> = self
+                    .advisories
+                    .get(key)?
+                    .map(|v| from_value(ADVISORIES, &v).map_err(abort))
+                    .transpose()?;
+                if old.as_ref().is_some_and(|r| r.status == "active") {
+                    // Raised again while active (another node found it too): one is enough.
+                    return Ok(());
+                }
+                let record = AdvisoryRecord {
+                    advisory: advisory.as_ref().clone(),
+                    status: "active".into(),
+                    raised_ms: at,
+                    resolved_ms: 0,
+                    resolution: None,
+                    times_raised: old.map_or(1, |r| r.times_raised.saturating_add(1)),
+                };
+                self.advisories.insert(key, to_value(&record))?;
+                Ok(())
+            }
+            EventKind::AdvisoryResolved { resolution } => {
+                let key = resolution.id.as_bytes();
+                if let Some(mut record) = self
+                    .advisories
+                    .get(key)?
+                    .map(|v| from_value::<AdvisoryRecord>(ADVISORIES, &v).map_err(abort))
+                    .transpose()?
+                {
+                    if record.status == "active" {
+                        record.status = "resolved".into();
+                        record.resolved_ms = at;
+                        record.resolution = Some(resolution.reason.clone());
+                        self.advisories.insert(key, to_value(&record))?;
+                    }
+                }
+                Ok(())
             }
             EventKind::AssetRoleSet { manual } => {
                 let mut record = self.role(manual.ip)?;

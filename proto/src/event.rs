@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 /// Version of the event schema; bumped on any incompatible change to [`Event`].
-/// 2 added the classification rule, asset role and advisory events (schema 1 batches still decode: variants are only
+/// 2 added the classification rule, asset role, advisory and alert events (schema 1 batches still decode: variants are only
 /// ever appended, and new ones keep their payload boxed so the archived enum does not grow).
 pub const EVENT_SCHEMA_VERSION: u16 = 2;
 
@@ -282,11 +282,41 @@ mod kind {
             /// Which, and why.
             resolution: Box<crate::advisory::AdvisoryResolution>,
         },
+        /// An alert rule was created or replaced.
+        AlertRuleSet {
+            /// The whole rule as it now stands.
+            rule: Box<crate::alert::AlertRule>,
+        },
+        /// An alert rule was deleted.
+        AlertRuleDeleted {
+            /// Its id.
+            id: Box<str>,
+        },
+        /// A rule raised an alert.
+        AlertRaised {
+            /// The alert.
+            alert: Box<crate::alert::Alert>,
+        },
+        /// A user acknowledged an alert.
+        AlertAcknowledged {
+            /// Which, by whom.
+            action: Box<crate::alert::AlertAction>,
+        },
+        /// An alert was resolved (by a user, or with its advisory).
+        AlertResolved {
+            /// Which, by whom, why.
+            action: Box<crate::alert::AlertAction>,
+        },
+        /// A notifier was told of an alert, or gave up trying.
+        AlertNotified {
+            /// The outcome.
+            delivery: Box<crate::alert::Delivery>,
+        },
     }
 }
 
 /// Every event kind's dotted name ([`EventKind::name`]).
-pub const EVENT_KINDS: [&str; 13] = [
+pub const EVENT_KINDS: [&str; 19] = [
     "asset.discovered",
     "asset.expired",
     "service.discovered",
@@ -300,6 +330,12 @@ pub const EVENT_KINDS: [&str; 13] = [
     "asset.role_set",
     "advisory.raised",
     "advisory.resolved",
+    "alert_rule.set",
+    "alert_rule.deleted",
+    "alert.raised",
+    "alert.acknowledged",
+    "alert.resolved",
+    "alert.notified",
 ];
 
 impl EventKind {
@@ -319,6 +355,12 @@ impl EventKind {
             EventKind::AssetRoleSet { .. } => "asset.role_set",
             EventKind::AdvisoryRaised { .. } => "advisory.raised",
             EventKind::AdvisoryResolved { .. } => "advisory.resolved",
+            EventKind::AlertRuleSet { .. } => "alert_rule.set",
+            EventKind::AlertRuleDeleted { .. } => "alert_rule.deleted",
+            EventKind::AlertRaised { .. } => "alert.raised",
+            EventKind::AlertAcknowledged { .. } => "alert.acknowledged",
+            EventKind::AlertResolved { .. } => "alert.resolved",
+            EventKind::AlertNotified { .. } => "alert.notified",
         }
     }
 }

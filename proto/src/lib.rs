@@ -7,6 +7,7 @@
 )]
 
 pub mod advisory;
+pub mod alert;
 pub mod api;
 pub mod classify;
 pub mod codec;

@@ -356,7 +356,13 @@ impl GraphState {
                 | EventKind::AssetRoleInferred { .. }
                 | EventKind::AssetRoleSet { .. }
                 | EventKind::AdvisoryRaised { .. }
-                | EventKind::AdvisoryResolved { .. } => {}
+                | EventKind::AdvisoryResolved { .. }
+                | EventKind::AlertRuleSet { .. }
+                | EventKind::AlertRuleDeleted { .. }
+                | EventKind::AlertRaised { .. }
+                | EventKind::AlertAcknowledged { .. }
+                | EventKind::AlertResolved { .. }
+                | EventKind::AlertNotified { .. } => {}
             }
         }
     }

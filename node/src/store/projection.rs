@@ -6,11 +6,8 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use proto::advisory::AdvisoryRecord;
 use proto::api::{Asset, Dependency, Service, Status};
-use proto::classify::ClassificationRule;
 use proto::event::{DependencyKey, EdgeStats, EventBatch, EventKind, ServiceKey};
-use proto::role::RoleRecord;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
@@ -19,16 +16,16 @@ use super::{from_value, keys, to_value, StoreError};
 const ASSETS: &str = "assets";
 const SERVICES: &str = "services";
 const DEPENDENCIES: &str = "dependencies";
-const ALERTS: &str = "alerts";
+pub(super) const ALERTS: &str = "alerts";
 const HISTORY: &str = "history";
 const META: &str = "sm_meta";
 /// Rules (classification rules under `c/<id>`).
-const RULES: &str = "rules";
-const CLASSIFICATION_PREFIX: &[u8] = b"c/";
+pub(super) const RULES: &str = "rules";
+pub(super) const CLASSIFICATION_PREFIX: &[u8] = b"c/";
 /// Asset roles (inferred and manual), keyed by address.
-const ROLES: &str = "roles";
+pub(super) const ROLES: &str = "roles";
 /// Advisories, keyed by id.
-const ADVISORIES: &str = "advisories";
+pub(super) const ADVISORIES: &str = "advisories";
 /// Meta key of the row counts of assets, services and dependencies (8 bytes big-endian each),
 /// kept with every entry so that counting needs no scan.
 const COUNTS: &[u8] = b"counts";
@@ -52,20 +49,20 @@ pub type Contents = BTreeMap<&'static str, Vec<(Vec<u8>, Vec<u8>)>>;
 /// The projected state of one node.
 #[derive(Clone)]
 pub struct Projection {
-    assets: sled::Tree,
-    services: sled::Tree,
-    dependencies: sled::Tree,
-    alerts: sled::Tree,
-    history: sled::Tree,
-    meta: sled::Tree,
-    rules: sled::Tree,
-    roles: sled::Tree,
-    advisories: sled::Tree,
+    pub(super) assets: sled::Tree,
+    pub(super) services: sled::Tree,
+    pub(super) dependencies: sled::Tree,
+    pub(super) alerts: sled::Tree,
+    pub(super) history: sled::Tree,
+    pub(super) meta: sled::Tree,
+    pub(super) rules: sled::Tree,
+    pub(super) roles: sled::Tree,
+    pub(super) advisories: sled::Tree,
 }
 
-type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
+pub(super) fn abort(e: StoreError) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(e)
 }
 
@@ -119,7 +116,7 @@ impl Projection {
     ) -> Result<(), StoreError> {
         let trees = self.trees();
         let result = trees[..].transaction(|tx| {
-            let [assets, services, dependencies, _alerts, history, meta_tx, rules, roles, advisories] =
+            let [assets, services, dependencies, alerts, history, meta_tx, rules, roles, advisories] =
                 &tx[..]
             else {
                 return Ok(());
@@ -131,6 +128,7 @@ impl Projection {
                 rules,
                 roles,
                 advisories,
+                alerts,
                 new: [0; 3],
             };
             if let Some(batch) = batch {
@@ -175,48 +173,6 @@ impl Projection {
     /// Reads a state-machine metadata value.
     pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.meta.get(key)?.map(|v| v.to_vec()))
-    }
-
-    /// Every classification rule, in id order.
-    pub fn classification_rules(
-        &self,
-    ) -> impl Iterator<Item = Result<ClassificationRule, StoreError>> + '_ {
-        decoded(RULES, self.rules.scan_prefix(CLASSIFICATION_PREFIX))
-    }
-
-    /// One classification rule.
-    pub fn classification_rule(&self, id: &str) -> Result<Option<ClassificationRule>, StoreError> {
-        self.rules
-            .get(classification_key(id))?
-            .map(|v| from_value(RULES, &v))
-            .transpose()
-    }
-
-    /// Every advisory (active and resolved), by id.
-    pub fn advisories(&self) -> impl Iterator<Item = Result<AdvisoryRecord, StoreError>> + '_ {
-        decoded(ADVISORIES, self.advisories.iter())
-    }
-
-    /// What is known about an asset's role.
-    pub fn role(&self, ip: IpAddr) -> Result<RoleRecord, StoreError> {
-        Ok(self
-            .roles
-            .get(keys::asset(ip))?
-            .map(|v| from_value(ROLES, &v))
-            .transpose()?
-            .unwrap_or_default())
-    }
-
-    /// Every asset's role record, by address.
-    pub fn roles(&self) -> impl Iterator<Item = Result<(IpAddr, RoleRecord), StoreError>> + '_ {
-        self.roles.iter().map(|item| {
-            let (k, v) = item?;
-            let (ip, _) = keys::read_ip(&k).ok_or_else(|| StoreError::BadValue {
-                tree: ROLES,
-                why: "key is not an address".into(),
-            })?;
-            Ok((ip, from_value(ROLES, &v)?))
-        })
     }
 
     /// Flushes everything to disk.
@@ -381,12 +337,11 @@ impl Projection {
     }
 }
 
-fn classification_key(id: &str) -> Vec<u8> {
-    [CLASSIFICATION_PREFIX, id.as_bytes()].concat()
-}
-
 /// Decodes the values of a sled scan of `tree`.
-fn decoded<T>(tree: &'static str, scan: sled::Iter) -> impl Iterator<Item = Result<T, StoreError>>
+pub(super) fn decoded<T>(
+    tree: &'static str,
+    scan: sled::Iter,
+) -> impl Iterator<Item = Result<T, StoreError>>
 where
     T: rkyv::Archive,
     T::Archived: for<'a> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'a, rkyv::rancor::Error>>
@@ -462,15 +417,16 @@ impl Sum {
 }
 
 /// The fold of events over the projection's trees inside one transaction.
-struct Fold<'a> {
-    assets: &'a TransactionalTree,
-    services: &'a TransactionalTree,
-    dependencies: &'a TransactionalTree,
-    rules: &'a TransactionalTree,
-    roles: &'a TransactionalTree,
-    advisories: &'a TransactionalTree,
+pub(super) struct Fold<'a> {
+    pub(super) assets: &'a TransactionalTree,
+    pub(super) services: &'a TransactionalTree,
+    pub(super) dependencies: &'a TransactionalTree,
+    pub(super) rules: &'a TransactionalTree,
+    pub(super) roles: &'a TransactionalTree,
+    pub(super) advisories: &'a TransactionalTree,
+    pub(super) alerts: &'a TransactionalTree,
     /// Rows created so far: assets, services, dependencies.
-    new: [u64; 3],
+    pub(super) new: [u64; 3],
 }
 
 impl Fold<'_> {
@@ -520,66 +476,7 @@ impl Fold<'_> {
                 }
                 Ok(())
             }
-            EventKind::ClassificationRuleSet { rule } => {
-                self.rules
-                    .insert(classification_key(&rule.id), to_value(rule.as_ref()))?;
-                Ok(())
-            }
-            EventKind::ClassificationRuleDeleted { id } => {
-                self.rules.remove(classification_key(id))?;
-                Ok(())
-            }
-            EventKind::AssetRoleInferred { inferred } => {
-                let mut record = self.role(inferred.ip)?;
-                record.inferred.clone_from(&inferred.guess);
-                record.inferred_ms = at;
-                self.put_role(inferred.ip, &record)
-            }
-            EventKind::AdvisoryRaised { advisory } => {
-                let key = advisory.id.as_bytes();
-                let old: Option<AdvisoryRecord> = self
-                    .advisories
-                    .get(key)?
-                    .map(|v| from_value(ADVISORIES, &v).map_err(abort))
-                    .transpose()?;
-                if old.as_ref().is_some_and(|r| r.status == "active") {
-                    // Raised again while active (another node found it too): one is enough.
-                    return Ok(());
-                }
-                let record = AdvisoryRecord {
-                    advisory: advisory.as_ref().clone(),
-                    status: "active".into(),
-                    raised_ms: at,
-                    resolved_ms: 0,
-                    resolution: None,
-                    times_raised: old.map_or(1, |r| r.times_raised.saturating_add(1)),
-                };
-                self.advisories.insert(key, to_value(&record))?;
-                Ok(())
-            }
-            EventKind::AdvisoryResolved { resolution } => {
-                let key = resolution.id.as_bytes();
-                if let Some(mut record) = self
-                    .advisories
-                    .get(key)?
-                    .map(|v| from_value::<AdvisoryRecord>(ADVISORIES, &v).map_err(abort))
-                    .transpose()?
-                {
-                    if record.status == "active" {
-                        record.status = "resolved".into();
-                        record.resolved_ms = at;
-                        record.resolution = Some(resolution.reason.clone());
-                        self.advisories.insert(key, to_value(&record))?;
-                    }
-                }
-                Ok(())
-            }
-            EventKind::AssetRoleSet { manual } => {
-                let mut record = self.role(manual.ip)?;
-                record.manual = manual.role;
-                record.manual_ms = at;
-                self.put_role(manual.ip, &record)
-            }
+            kind => self.fact(at, kind),
         }
     }
 
@@ -636,24 +533,6 @@ impl Fold<'_> {
             a.last_seen_ms = a.last_seen_ms.max(sum.last);
             a.status = Status::Active;
             self.put_asset(&a)?;
-        }
-        Ok(())
-    }
-
-    fn role(&self, ip: IpAddr) -> TxResult<RoleRecord> {
-        Ok(self
-            .roles
-            .get(keys::asset(ip))?
-            .map(|v| from_value(ROLES, &v).map_err(abort))
-            .transpose()?
-            .unwrap_or_default())
-    }
-
-    fn put_role(&self, ip: IpAddr, record: &RoleRecord) -> TxResult<()> {
-        if *record == RoleRecord::default() {
-            self.roles.remove(keys::asset(ip))?;
-        } else {
-            self.roles.insert(keys::asset(ip), to_value(record))?;
         }
         Ok(())
     }

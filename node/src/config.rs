@@ -36,6 +36,10 @@ pub struct Config {
     pub classification: ClassificationSection,
     /// Advisories: findings about the traffic.
     pub advisories: AdvisoriesSection,
+    /// Alert notification delivery.
+    pub alerting: AlertingSection,
+    /// Where alerts are sent (`[[notifiers]]`); rules name them by id.
+    pub notifiers: Vec<crate::alerting::notify::NotifierConfig>,
     /// Local (non-replicated) retention of rollups.
     pub retention: RetentionSection,
     /// The sled store.
@@ -259,6 +263,30 @@ impl AdvisoriesSection {
     }
 }
 
+/// Alert notification delivery.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertingSection {
+    /// Wait before the second attempt; doubled before each further one.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// Attempts per notifier and alert before giving up (the failure stays visible).
+    pub max_attempts: u32,
+    /// Longest one attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for AlertingSection {
+    fn default() -> Self {
+        AlertingSection {
+            retry_base: Duration::from_secs(1),
+            max_attempts: 5,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Retention of the local raw flows and rollups (never replicated).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -321,6 +349,8 @@ impl Default for Config {
             graph: GraphSection::default(),
             classification: ClassificationSection::default(),
             advisories: AdvisoriesSection::default(),
+            alerting: AlertingSection::default(),
+            notifiers: Vec::new(),
             retention: RetentionSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
@@ -513,6 +543,17 @@ impl Config {
         }
         if self.classification.interval.is_zero() {
             return Err(invalid("classification.interval", "must be more than 0"));
+        }
+        let mut ids = HashSet::new();
+        for n in &self.notifiers {
+            n.check()
+                .map_err(|why| invalid("notifiers", format!("{}: {why}", n.id)))?;
+            if !ids.insert(&n.id) {
+                return Err(invalid("notifiers", format!("{}: id used twice", n.id)));
+            }
+        }
+        if !(1..=20).contains(&self.alerting.max_attempts) {
+            return Err(invalid("alerting.max_attempts", "must be 1 to 20"));
         }
         let a = &self.advisories;
         if a.window < Duration::from_millis(100) {

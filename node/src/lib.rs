@@ -2,6 +2,7 @@
 //! sled projection, the REST API and the wiring that starts them. `main.rs` is only the CLI.
 
 pub mod admin;
+pub mod alerting;
 pub mod analysis;
 pub mod api;
 pub mod classifier;

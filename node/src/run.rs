@@ -329,6 +329,18 @@ impl Node {
         .await
         .context("cannot start the collector")?;
         let collector_addrs = ractor::call!(collector, CollectorMsg::LocalAddrs)?;
+        cluster_tasks.push(
+            crate::alerting::Alerting {
+                log: log.clone(),
+                projection: projection.clone(),
+                config: config.alerting.clone(),
+                notifiers: config.notifiers.clone(),
+                internal_networks: config.graph.internal_networks.clone(),
+                stats_interval: config.graph.stats_interval,
+                node_id: config.node_id,
+            }
+            .spawn(),
+        );
         let analysis = crate::analysis::AnalysisCache::default();
         cluster_tasks.push(crate::classifier::spawn(
             log.clone(),
@@ -357,6 +369,7 @@ impl Node {
                 .then(|| config.federation.clone()),
             analysis,
             classification: config.classification.clone(),
+            notifiers: config.notifiers.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

@@ -347,6 +347,9 @@ pub struct Delivery {
     pub attempts: u32,
     /// The last failure, if any.
     pub error: Option<String>,
+    /// Whether this is the last word: delivered, or given up after the last attempt (false
+    /// while retries are still to come).
+    pub done: bool,
 }
 
 /// An alert as the projection keeps it and the API lists it.

@@ -3,6 +3,7 @@
 //! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
 
 pub mod advisories;
+pub mod alerts;
 pub mod analysis;
 pub mod history;
 pub mod live;
@@ -10,6 +11,7 @@ pub mod map;
 pub mod params;
 pub mod roles;
 pub mod rules;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,6 +71,8 @@ pub struct AppState {
     pub analysis: crate::analysis::AnalysisCache,
     /// Behavioural classification settings (role answers).
     pub classification: crate::config::ClassificationSection,
+    /// The configured notifiers (alert rules name them).
+    pub notifiers: Vec<crate::alerting::notify::NotifierConfig>,
 }
 
 /// The OpenAPI document.
@@ -113,6 +117,17 @@ pub struct AppState {
         roles::role,
         roles::set_role,
         advisories::list,
+        alerts::list_rules,
+        alerts::create_rule,
+        alerts::get_rule,
+        alerts::replace_rule,
+        alerts::delete_rule,
+        alerts::list_alerts,
+        alerts::get_alert,
+        alerts::acknowledge,
+        alerts::resolve,
+        alerts::notifiers,
+        stream::stream,
         crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
@@ -151,6 +166,25 @@ pub fn router(state: AppState) -> Router {
         .route("/analysis/critical/{ip}", get(analysis::critical))
         .route("/analysis/path", get(analysis::path))
         .route("/advisories", get(advisories::list))
+        .route(
+            "/alert-rules",
+            get(alerts::list_rules).post(alerts::create_rule),
+        )
+        .route(
+            "/alert-rules/{id}",
+            get(alerts::get_rule)
+                .put(alerts::replace_rule)
+                .delete(alerts::delete_rule),
+        )
+        .route("/alerts", get(alerts::list_alerts))
+        .route("/alerts/{id}", get(alerts::get_alert))
+        .route(
+            "/alerts/{id}/acknowledge",
+            axum::routing::post(alerts::acknowledge),
+        )
+        .route("/alerts/{id}/resolve", axum::routing::post(alerts::resolve))
+        .route("/notifiers", get(alerts::notifiers))
+        .route("/events/stream", get(stream::stream))
         .route(
             "/classification-rules",
             get(rules::list).post(rules::create),

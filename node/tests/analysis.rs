@@ -52,7 +52,13 @@ fn node_with_map(dir: &tempfile::TempDir) -> NodeProcess {
     let flows = data_centre();
     let [template, data] = ipfix_packets(&flows);
     node.send(&[&template, &data]);
-    node.wait_until(|n| n.dependencies().len() == flows.len(), "mapped");
+    node.wait_until(
+        |n| {
+            let deps = n.dependencies();
+            deps.len() == flows.len() && deps.values().all(|(to_server, _)| *to_server > 0)
+        },
+        "mapped with traffic",
+    );
     node
 }
 
@@ -247,4 +253,97 @@ fn refuses_bad_analysis_questions_clearly() {
         &format!("/api/v1/analysis/blast-radius/{ip}?include_expired=true"),
     );
     assert_eq!(alone["graph"]["include_expired"], true);
+}
+
+#[test]
+fn exports_a_groups_observed_dependencies_as_an_allow_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let node = node_with_map(&dir);
+
+    // The balancer: three clients in, the pool out.
+    let lb = get(&node, &format!("/api/v1/export/allow-list?cidr={LB}"));
+    assert_eq!(lb["members"], 1);
+    let rules: Vec<(String, String, String, u64)> = lb["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| {
+            (
+                r["direction"].as_str().unwrap_or_default().to_owned(),
+                r["client"].as_str().unwrap_or_default().to_owned(),
+                r["server"].as_str().unwrap_or_default().to_owned(),
+                r["port"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let rule = |d: &str, c: &str, s: &str, p| (d.to_string(), c.to_string(), s.to_string(), p);
+    assert_eq!(
+        rules,
+        vec![
+            rule("inbound", CLIENTS[0], LB, 443),
+            rule("inbound", CLIENTS[1], LB, 443),
+            rule("inbound", CLIENTS[2], LB, 443),
+            rule("outbound", LB, WEB1, 8080),
+            rule("outbound", LB, WEB2, 8080),
+        ]
+    );
+    let inbound = get(
+        &node,
+        &format!("/api/v1/export/allow-list?cidr={LB}&direction=inbound"),
+    );
+    assert_eq!(inbound["rules"].as_array().map(Vec::len), Some(3));
+
+    // The back ends as CSV and firewall snippets.
+    let (status, csv) = flowlens_tests::http_get(
+        node.api,
+        "/api/v1/export/allow-list?cidr=10.1.0.30/31&format=csv",
+    )
+    .expect("csv");
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "direction,client,server,port,protocol,service,flows,last_seen_ms"
+    );
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(
+        lines[1].starts_with("inbound,10.1.0.20,10.1.0.30,5432,6,postgresql,1,"),
+        "{csv}"
+    );
+    let (_, iptables) = flowlens_tests::http_get(
+        node.api,
+        "/api/v1/export/allow-list?cidr=10.1.0.30/31&format=iptables",
+    )
+    .expect("iptables");
+    assert!(
+        iptables.contains("-A FLOWLENS-IN -s 10.1.0.21/32 -d 10.1.0.31/32 -p tcp -m tcp --dport 6379 -m conntrack --ctstate NEW -m comment --comment \"redis, 1 flows\" -j ACCEPT"),
+        "{iptables}"
+    );
+    assert!(
+        iptables
+            .trim_end()
+            .ends_with("-A FLOWLENS-OUT -j DROP\nCOMMIT"),
+        "{iptables}"
+    );
+    let (_, nft) = flowlens_tests::http_get(
+        node.api,
+        "/api/v1/export/allow-list?cidr=10.1.0.30/31&format=nftables",
+    )
+    .expect("nft");
+    assert!(
+        nft.contains("    ip saddr 10.1.0.20 ip daddr 10.1.0.30 tcp dport 5432 ct state new accept comment \"postgresql, 1 flows\""),
+        "{nft}"
+    );
+    assert_eq!(nft.matches("counter drop").count(), 2, "{nft}");
+
+    let (status, body) = node.get("/api/v1/export/allow-list?format=json");
+    assert_eq!(
+        (status, &body["parameter"]),
+        (400, &serde_json::json!("cidr"))
+    );
+    let (status, body) = node.get("/api/v1/export/allow-list?cidr=10.0.0.0/8&format=pdf");
+    assert_eq!(
+        (status, &body["parameter"]),
+        (400, &serde_json::json!("format"))
+    );
 }

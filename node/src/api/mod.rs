@@ -5,6 +5,7 @@
 pub mod advisories;
 pub mod alerts;
 pub mod analysis;
+pub mod export;
 pub mod history;
 pub mod live;
 pub mod map;
@@ -128,6 +129,7 @@ pub struct AppState {
         alerts::resolve,
         alerts::notifiers,
         stream::stream,
+        export::allow_list,
         crate::federation::federation
     ),
     components(schemas(proto::event::Event, proto::event::EventBatch))
@@ -185,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts/{id}/resolve", axum::routing::post(alerts::resolve))
         .route("/notifiers", get(alerts::notifiers))
         .route("/events/stream", get(stream::stream))
+        .route("/export/allow-list", get(export::allow_list))
         .route(
             "/classification-rules",
             get(rules::list).post(rules::create),

@@ -1,6 +1,7 @@
 //! Advisories on a real node fed real IPFIX packets: a port scan (sent twice), a Telnet session
 //! and traffic to a network that stops each raise their advisory exactly once, with plain
-//! words, a severity and an evidence link; the Telnet one resolves after the expiry.
+//! words, a severity and an evidence link; the Telnet one resolves after the expiry. A reply
+//! that comes back over another interface than its request raises an asymmetry advisory.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -57,6 +58,7 @@ fn raised(node: &NodeProcess) -> BTreeMap<String, usize> {
 const SCAN: &str = "port_scan:10.0.0.66>10.0.1.5";
 const TELNET: &str = "insecure_protocol:10.0.1.9:23/6";
 const DROP: &str = "traffic_drop:192.168.5.0/24";
+const ASYMMETRY: &str = "flow_asymmetry:127.0.0.1/1/2>127.0.0.1/3/1";
 
 #[test]
 fn a_scan_a_telnet_session_and_a_traffic_drop_each_raise_one_advisory() {
@@ -89,6 +91,13 @@ fn a_scan_a_telnet_session_and_a_traffic_drop_each_raise_one_advisory() {
         std::thread::sleep(Duration::from_millis(150));
     }
     assert_eq!(scans, 2);
+    // A request in on interface 1 and out on 2, its reply back in on 3: asymmetric.
+    let mut request = flow("10.0.0.30", "10.0.3.3", 8443, 700);
+    (request.in_if, request.out_if) = (1, 2);
+    let mut reply = flow("10.0.3.3", "10.0.0.30", 0, 900);
+    (reply.src_port, reply.dst_port, reply.tcp_flags) = (8443, 45_000, 0x12);
+    (reply.in_if, reply.out_if) = (3, 1);
+    send(&node, &[request, reply]);
 
     // Then it stops: the drop shows within a couple of windows.
     node.wait_until(
@@ -140,9 +149,15 @@ fn a_scan_a_telnet_session_and_a_traffic_drop_each_raise_one_advisory() {
     let telnet = &advisories(&node)[TELNET];
     assert_eq!(telnet["resolution"], "not seen for 4s");
 
+    node.wait_until(
+        |n| advisories(n).contains_key(ASYMMETRY),
+        "asymmetry advisory",
+    );
+    assert_eq!(advisories(&node)[ASYMMETRY]["severity"], "INFO");
+
     // Each was raised exactly once, the scan too although it was sent twice.
     let raised = raised(&node);
-    for id in [SCAN, TELNET, DROP] {
+    for id in [SCAN, TELNET, DROP, ASYMMETRY] {
         assert_eq!(raised.get(id), Some(&1), "{id}: {raised:?}");
     }
     let (status, body) = node.get("/api/v1/advisories?severity=loud");

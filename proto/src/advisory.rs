@@ -83,6 +83,8 @@ pub enum AdvisoryKind {
     TrafficDrop,
     /// A client sends an unusual number of DNS queries.
     DnsVolume,
+    /// Requests and replies of the same flows take different paths.
+    FlowAsymmetry,
 }
 
 impl AdvisoryKind {
@@ -96,6 +98,7 @@ impl AdvisoryKind {
             AdvisoryKind::TrafficSpike => "traffic_spike",
             AdvisoryKind::TrafficDrop => "traffic_drop",
             AdvisoryKind::DnsVolume => "dns_volume",
+            AdvisoryKind::FlowAsymmetry => "flow_asymmetry",
         }
     }
 }

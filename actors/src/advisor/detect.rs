@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use proto::advisory::{Advisory, AdvisoryKind, Severity};
-use proto::event::{EdgeStats, ServiceKey};
+use proto::event::{DependencyKey, EdgeStats, ServiceKey};
+
+use crate::aggregator::{Asymmetry, PathPoint};
 
 use crate::graph::is_internal;
 use crate::ports::service_name;
@@ -155,6 +157,8 @@ pub struct Window {
     /// When the window started, UTC ms.
     pub start_ms: u64,
     edges: FastMap<(IpAddr, ServiceKey), EdgeTotals>,
+    /// Per (request path, reply path): the dependencies that took them (a few kept as examples).
+    asymmetric: BTreeMap<(PathPoint, PathPoint), (usize, Vec<DependencyKey>)>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -169,6 +173,21 @@ impl Window {
         Window {
             start_ms,
             edges: FastMap::default(),
+            asymmetric: BTreeMap::new(),
+        }
+    }
+
+    /// Adds dependencies whose directions took different paths.
+    pub fn add_asymmetric(&mut self, found: &[Asymmetry]) {
+        for a in found {
+            let entry = self
+                .asymmetric
+                .entry((a.to_server, a.to_client))
+                .or_default();
+            entry.0 += 1;
+            if entry.1.len() < 3 && !entry.1.contains(&a.dependency) {
+                entry.1.push(a.dependency);
+            }
         }
     }
 
@@ -400,6 +419,39 @@ pub fn detect(
                 ));
             }
         }
+    }
+    for ((request, reply), (count, examples)) in &window.asymmetric {
+        let point = |(exporter, input, output): &PathPoint| {
+            if *input == 0 && *output == 0 {
+                exporter.to_string()
+            } else {
+                format!("{exporter} (interface {input} → {output})")
+            }
+        };
+        let example = examples
+            .first()
+            .map(|d| format!(", e.g. {} → {}", d.client, d.service.id()))
+            .unwrap_or_default();
+        found.push(advisory(
+            AdvisoryKind::FlowAsymmetry,
+            Severity::Info,
+            format!(
+                "{}/{}/{}>{}/{}/{}",
+                request.0, request.1, request.2, reply.0, reply.1, reply.2
+            ),
+            format!(
+                "asymmetric routing: {} had requests seen at {} and replies at {}{example}",
+                if *count == 1 {
+                    "1 dependency".to_string()
+                } else {
+                    format!("{count} dependencies")
+                },
+                point(request),
+                point(reply)
+            ),
+            "Fine for plain routing, but a stateful firewall or NAT on one path only will break these sessions: check route metrics and ECMP.",
+            format!("/api/v1/flows?host={}", examples.first().map_or(String::new(), |d| d.client.to_string())),
+        ));
     }
     // Baselines: every network with a baseline is checked, including those silent now.
     let hour = ((end_ms / 3_600_000) % 24) as usize;

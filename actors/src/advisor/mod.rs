@@ -16,6 +16,7 @@ use proto::advisory::AdvisoryResolution;
 use proto::event::{EdgeStats, Event, EventBatch, EventKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
+use crate::aggregator::Asymmetry;
 use crate::{now_ms, EventSink};
 use detect::{Baselines, Thresholds, Window};
 
@@ -52,8 +53,9 @@ pub struct AdvisorTotals {
 
 /// Messages the advisor handles.
 pub enum AdvisorMsg {
-    /// One flush of dependency traffic (the token counts hand-offs in flight).
-    Observe(Vec<EdgeStats>, Arc<()>),
+    /// One flush of dependency traffic and the dependencies whose directions took different
+    /// paths in it (the token counts hand-offs in flight).
+    Observe(Vec<EdgeStats>, Vec<Asymmetry>, Arc<()>),
     /// End of a window (timer).
     Tick,
     /// Counters.
@@ -176,7 +178,10 @@ impl Actor for Advisor {
         state: &mut AdvisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            AdvisorMsg::Observe(edges, _in_flight) => state.window.add(&edges),
+            AdvisorMsg::Observe(edges, asymmetric, _in_flight) => {
+                state.window.add(&edges);
+                state.window.add_asymmetric(&asymmetric);
+            }
             AdvisorMsg::Tick => {
                 let events = state.close_window(now_ms());
                 state.unsent.extend(events);

@@ -242,3 +242,31 @@ fn an_advisory_is_raised_once_while_found_and_resolved_after_the_expiry() {
     assert_eq!(kinds(&state.close_window(60_000)), vec!["advisory.raised"]);
     assert_eq!((state.totals.raised, state.totals.resolved), (2, 1));
 }
+
+#[test]
+fn requests_and_replies_seen_at_different_exporters_are_asymmetric() {
+    use crate::aggregator::Asymmetry;
+    let key = edge("10.0.0.5", "10.1.0.9", 443, 6, 0, 0).dependency;
+    let (a, b): (IpAddr, IpAddr) = (ip("192.0.2.1"), ip("192.0.2.2"));
+    let mut w = Window::new(0);
+    w.add_asymmetric(&[
+        Asymmetry {
+            dependency: key,
+            to_server: (a, 3, 5),
+            to_client: (b, 7, 1),
+        },
+        Asymmetry {
+            dependency: key,
+            to_server: (a, 3, 5),
+            to_client: (b, 7, 1),
+        },
+    ]);
+    let found = detect(&w, &mut Baselines::default(), &thresholds(), 10_000);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].kind, AdvisoryKind::FlowAsymmetry);
+    assert_eq!(found[0].subject, "192.0.2.1/3/5>192.0.2.2/7/1");
+    assert_eq!(
+        found[0].summary,
+        "asymmetric routing: 2 dependencies had requests seen at 192.0.2.1 (interface 3 → 5) and replies at 192.0.2.2 (interface 7 → 1), e.g. 10.0.0.5 → 10.1.0.9:443/6"
+    );
+}

@@ -219,6 +219,57 @@ pub fn orient(f: &FlowRecord, known_servers: &FastSet<ServiceKey>) -> Orientatio
     forward(f.dst_port <= f.src_port, dst_known)
 }
 
+/// Where one direction of a dependency's flows was seen: exporter, input and output interface.
+pub type PathPoint = (IpAddr, u32, u32);
+
+/// The way each direction of a dependency's flows went during a flush period.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Paths {
+    to_server: Option<PathPoint>,
+    to_client: Option<PathPoint>,
+    /// A direction was seen at more than one point (several exporters on the way).
+    mixed: bool,
+}
+
+impl Paths {
+    fn see(&mut self, to_server: bool, f: &FlowRecord) {
+        let point = (f.exporter, f.in_if, f.out_if);
+        let slot = if to_server {
+            &mut self.to_server
+        } else {
+            &mut self.to_client
+        };
+        match slot {
+            None => *slot = Some(point),
+            Some(seen) if *seen != point => self.mixed = true,
+            Some(_) => {}
+        }
+    }
+
+    /// Both directions seen, each at one point, and not the reverse of each other: a different
+    /// exporter, or the same one with the reply not coming back over the request's interfaces.
+    fn asymmetric(&self) -> Option<(PathPoint, PathPoint)> {
+        let (a, b) = (self.to_server?, self.to_client?);
+        if self.mixed {
+            return None;
+        }
+        let interfaces_known = a.1 != 0 && a.2 != 0 && b.1 != 0 && b.2 != 0;
+        let differ = a.0 != b.0 || (interfaces_known && (a.1 != b.2 || a.2 != b.1));
+        differ.then_some((a, b))
+    }
+}
+
+/// A dependency whose request and reply took different paths in one flush period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Asymmetry {
+    /// The dependency.
+    pub dependency: DependencyKey,
+    /// Where the requests were seen.
+    pub to_server: PathPoint,
+    /// Where the replies were seen.
+    pub to_client: PathPoint,
+}
+
 #[derive(Clone, Copy, Default)]
 struct Counter {
     bytes: u64,
@@ -268,7 +319,7 @@ pub struct AggregatorState {
     /// One clone travels with each hand-off to the advisor.
     advising: Arc<()>,
     known_servers: FastSet<ServiceKey>,
-    pending: FastMap<DependencyKey, TrafficDelta>,
+    pending: FastMap<DependencyKey, (TrafficDelta, Paths)>,
     /// One clone travels with each traffic message to the graph; the others are in flight.
     observing: Arc<()>,
     recent: VecDeque<FlowRecord>,
@@ -332,7 +383,9 @@ impl AggregatorState {
                 delta.bytes_to_client = f.bytes;
                 delta.packets_to_client = f.packets;
             }
-            self.pending.entry(o.key).or_default().merge(&delta);
+            let (pending, paths) = self.pending.entry(o.key).or_default();
+            pending.merge(&delta);
+            paths.see(o.to_server, f);
             if self.pending.len() >= MAX_PENDING {
                 self.flush(false);
             }
@@ -372,12 +425,22 @@ impl AggregatorState {
         if !forced && Arc::strong_count(&self.observing) > MAX_OBSERVE_IN_FLIGHT {
             return;
         }
+        let mut asymmetric = Vec::new();
         let edges: Vec<EdgeStats> = self
             .pending
             .drain()
-            .map(|(dependency, traffic)| EdgeStats {
-                dependency,
-                traffic,
+            .map(|(dependency, (traffic, paths))| {
+                if let Some((to_server, to_client)) = paths.asymmetric() {
+                    asymmetric.push(Asymmetry {
+                        dependency,
+                        to_server,
+                        to_client,
+                    });
+                }
+                EdgeStats {
+                    dependency,
+                    traffic,
+                }
             })
             .collect();
         let now = now_ms();
@@ -386,7 +449,7 @@ impl AggregatorState {
             if Arc::strong_count(&self.advising) <= crate::advisor::MAX_OBSERVE_IN_FLIGHT {
                 let token = self.advising.clone();
                 if advisor
-                    .send_message(AdvisorMsg::Observe(edges.clone(), token))
+                    .send_message(AdvisorMsg::Observe(edges.clone(), asymmetric, token))
                     .is_err()
                 {
                     self.totals.advisor_skipped += 1;

@@ -99,3 +99,43 @@ fn icmp_echo_replies_point_back_at_the_pinged_host() {
     assert_eq!(o.key.service, service(2, 0, 1), "a known server wins");
     assert!(!o.to_server && o.server_known);
 }
+
+fn via(mut f: FlowRecord, exporter: u8, in_if: u32, out_if: u32) -> FlowRecord {
+    f.exporter = IpAddr::V4(Ipv4Addr::new(192, 0, 2, exporter));
+    f.in_if = in_if;
+    f.out_if = out_if;
+    f
+}
+
+#[test]
+fn a_reply_over_the_requests_interfaces_is_symmetric_and_any_other_path_is_not() {
+    let request = flow((1, 50_000), (2, 443), 6);
+    let reply = flow((2, 443), (1, 50_000), 6);
+    let paths = |req: FlowRecord, rep: FlowRecord| {
+        let mut p = Paths::default();
+        p.see(true, &req);
+        p.see(false, &rep);
+        p.asymmetric()
+    };
+    assert_eq!(paths(via(request, 1, 3, 5), via(reply, 1, 5, 3)), None);
+    assert_eq!(
+        paths(via(request, 1, 3, 5), via(reply, 1, 7, 3)),
+        Some((
+            (IpAddr::from([192, 0, 2, 1]), 3, 5),
+            (IpAddr::from([192, 0, 2, 1]), 7, 3)
+        ))
+    );
+    assert!(paths(via(request, 1, 0, 0), via(reply, 2, 0, 0)).is_some());
+    // Interfaces unknown at one exporter: nothing to compare.
+    assert_eq!(paths(via(request, 1, 0, 0), via(reply, 1, 0, 0)), None);
+    // One direction only: nothing to compare either.
+    let mut one = Paths::default();
+    one.see(true, &via(request, 1, 3, 5));
+    assert_eq!(one.asymmetric(), None);
+    // A direction seen at two points (two exporters on its way) is left alone.
+    let mut mixed = Paths::default();
+    mixed.see(true, &via(request, 1, 3, 5));
+    mixed.see(true, &via(request, 2, 3, 5));
+    mixed.see(false, &via(reply, 3, 1, 1));
+    assert_eq!(mixed.asymmetric(), None);
+}

@@ -14,7 +14,7 @@ type Pairs = Query<Vec<(String, String)>>;
 #[utoipa::path(get, path = "/api/v1/advisories", tag = "advisories",
     params(("status" = Option<String>, Query, description = "active (default), resolved or all"),
         ("severity" = Option<String>, Query, description = "At least this severity: CRITICAL, WARNING or INFO"),
-        ("kind" = Option<String>, Query, description = "top_talker, port_scan, host_sweep, insecure_protocol, traffic_spike, traffic_drop, dns_volume"),
+        ("kind" = Option<String>, Query, description = "top_talker, port_scan, host_sweep, insecure_protocol, traffic_spike, traffic_drop, dns_volume, flow_asymmetry"),
         ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query, description = "Page size, default 100")),
     responses((status = 200, body = Page<AdvisoryRecord>), (status = 400, body = proto::api::ApiError)))]
 pub async fn list(
@@ -46,6 +46,7 @@ pub async fn list(
             "traffic_spike",
             "traffic_drop",
             "dns_volume",
+            "flow_asymmetry",
         ],
     )?;
     let (offset, limit) = p.page(100, s.max_page)?;

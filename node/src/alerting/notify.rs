@@ -418,6 +418,70 @@ mod tests {
         );
     }
 
+    fn alert() -> Alert {
+        Alert {
+            id: "a1".into(),
+            rule_id: "r1".into(),
+            rule_name: "new database client".into(),
+            severity: proto::advisory::Severity::Critical,
+            subject: "10.0.0.1>10.0.0.2:5432/6".into(),
+            summary: "new dependency: 10.0.0.1 calls 10.0.0.2:5432/6".into(),
+            cause: "dependency.discovered".into(),
+            at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn slack_and_teams_get_their_own_message_formats() {
+        let slack: serde_json::Value =
+            serde_json::from_str(&slack_body(&alert())).unwrap_or_default();
+        assert_eq!(
+            slack["text"],
+            "*[CRITICAL]* new database client: new dependency: 10.0.0.1 calls 10.0.0.2:5432/6"
+        );
+        let teams: serde_json::Value =
+            serde_json::from_str(&teams_body(&alert())).unwrap_or_default();
+        assert_eq!(teams["@type"], "MessageCard");
+        assert_eq!(teams["themeColor"], "D70000");
+        assert_eq!(teams["title"], "[CRITICAL] new database client");
+        let hook: serde_json::Value =
+            serde_json::from_str(&webhook_body(&alert())).unwrap_or_default();
+        assert_eq!(
+            (&hook["schema"], &hook["alert"]["id"]),
+            (&serde_json::json!(1), &serde_json::json!("a1"))
+        );
+    }
+
+    #[test]
+    fn notifiers_missing_what_they_need_are_refused() {
+        let base = NotifierConfig {
+            id: "x".into(),
+            kind: NotifierKind::Email,
+            url: None,
+            secret: None,
+            smtp: Some("127.0.0.1:25".into()),
+            from: Some("a@b".into()),
+            to: vec!["c@d".into()],
+        };
+        assert_eq!(base.check(), Ok(()));
+        let no_to = NotifierConfig {
+            to: vec![],
+            ..base.clone()
+        };
+        assert!(no_to.check().is_err());
+        let bad_from = NotifierConfig {
+            from: Some("a@b>\r\nRCPT".into()),
+            ..base.clone()
+        };
+        assert!(bad_from.check().is_err());
+        let hook = NotifierConfig {
+            kind: NotifierKind::Slack,
+            url: Some("gopher://x".into()),
+            ..base
+        };
+        assert!(hook.check().is_err());
+    }
+
     #[test]
     fn urls_are_parsed_or_refused_clearly() {
         assert_eq!(

@@ -488,3 +488,85 @@ fn a_dependency_only_one_node_sees_is_not_expired_by_the_others() {
         assert_eq!(deps["total"], 5, "node {}: {deps}", m.id);
     }
 }
+
+#[test]
+fn rules_and_alerts_written_on_followers_reach_every_node_and_alert_once() {
+    let nats = NatsServer::start();
+    let members = three_node_cluster_with(&nats, &[("FLOWLENS_ADVISORIES__WINDOW", "1s")]);
+    let (leader, follower, other) = (members[0].node(), members[1].node(), members[2].node());
+    let post = |node: &NodeProcess, path: &str, body: &str| {
+        let (status, text) =
+            flowlens_tests::http_send(node.api, "POST", path, Some(body)).expect("post");
+        assert!(status == 201 || status == 200, "{path}: {status} {text}");
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+    };
+    // Written on followers: forwarded to the leader, applied everywhere before the answer.
+    let rule = post(
+        follower,
+        "/api/v1/alert-rules",
+        r#"{"name":"insecure","condition":{"on":"advisory","min_severity":"WARNING"}}"#,
+    );
+    let rule_id = rule["id"].as_str().expect("rule id").to_owned();
+    post(
+        other,
+        "/api/v1/classification-rules",
+        r#"{"name":"servers","cidr":"10.9.0.0/16","environment":"prod"}"#,
+    );
+    for m in &members {
+        m.node().wait_until(
+            |n| {
+                n.get(&format!("/api/v1/alert-rules/{rule_id}")).0 == 200
+                    && n.get("/api/v1/classification-rules")
+                        .1
+                        .as_array()
+                        .map(Vec::len)
+                        == Some(1)
+            },
+            "rules replicated",
+        );
+    }
+
+    // Both followers see the same Telnet session: one advisory, one alert, everywhere.
+    let telnet = https_flow([10, 9, 0, 7], [10, 9, 0, 9], 500);
+    let telnet = FlowRecord {
+        dst_port: 23,
+        ..telnet
+    };
+    for node in [follower, other] {
+        let [template, data] = ipfix_packets(&[telnet]);
+        node.send(&[&template, &data]);
+    }
+    let alerts = |n: &NodeProcess| {
+        n.get(&format!("/api/v1/alerts?status=all&rule={rule_id}"))
+            .1["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    for m in &members {
+        m.node()
+            .wait_until(|n| alerts(n).len() == 1, "the alert on every node");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for m in &members {
+        let node = m.node();
+        assert_eq!(alerts(node).len(), 1, "node {}", m.id);
+        let (_, advisories) = node.get("/api/v1/advisories");
+        assert_eq!(advisories["total"], 1, "node {}: {advisories}", m.id);
+        assert_eq!(advisories["items"][0]["times_raised"], 1);
+    }
+    let id = alerts(leader)[0]["id"].as_str().expect("id").to_owned();
+    post(
+        other,
+        &format!("/api/v1/alerts/{id}/acknowledge"),
+        r#"{"by":"bob"}"#,
+    );
+    leader.wait_until(
+        |n| n.get(&format!("/api/v1/alerts/{id}")).1["status"] == "acknowledged",
+        "acknowledged on the leader",
+    );
+    assert_eq!(
+        leader.get("/api/v1/assets/10.9.0.9").1["classification"]["environment"],
+        "prod"
+    );
+}

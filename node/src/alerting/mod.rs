@@ -1,8 +1,10 @@
-//! Alerting: on the Raft leader, every applied batch is matched against the enabled alert rules
-//! (condition, scope, maintenance windows); a match with no open alert for the same rule and
-//! subject raises one (an `AlertRaised` event). Alerts raised by an advisory resolve with it.
-//! Once a raise is applied, the leader tells the rule's notifiers, retrying with doubling waits,
-//! and commits each outcome (`AlertNotified`): a failure is visible on the alert, never dropped
+//! Alerting: each applied batch is matched against the enabled alert rules (condition, scope,
+//! maintenance windows) by the node that committed it (a federation node takes its sites'
+//! batches), so every batch is looked at once whatever the leadership does. A match with no open
+//! alert for the same rule and subject raises one (an `AlertRaised` event); should two nodes
+//! raise the same, the projection keeps the first. Alerts raised by an advisory resolve with it.
+//! The node whose raise was kept tells the rule's notifiers, retrying with doubling waits, and
+//! commits each outcome (`AlertNotified`): a failure is visible on the alert, never dropped
 //! silently. Acknowledging and resolving by users go through the API.
 
 pub mod notify;
@@ -338,8 +340,8 @@ impl Alerting {
             };
             let mut notified: HashSet<String> = HashSet::new();
             loop {
-                let batch = match applied.recv().await {
-                    Ok(applied) => applied.batch,
+                let (origin, batch) = match applied.recv().await {
+                    Ok(applied) => (applied.origin, applied.batch),
                     Err(RecvError::Lagged(n)) => {
                         tracing::warn!(
                             batches = n,
@@ -353,10 +355,17 @@ impl Alerting {
                 for event in &batch.events {
                     match &event.kind {
                         EventKind::AlertRaised { alert } => {
-                            open.insert(
-                                (alert.rule_id.clone(), alert.subject.clone()),
-                                alert.id.clone(),
-                            );
+                            // The projection keeps the first raise for a rule and subject.
+                            let key = (alert.rule_id.clone(), alert.subject.clone());
+                            match self.projection.open_alert(&key.0, &key.1) {
+                                Ok(Some(kept)) => {
+                                    open.insert(key, kept);
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::error!(error = %e, "alerting cannot read the open alerts")
+                                }
+                            }
                         }
                         EventKind::AlertResolved { action } => {
                             open.retain(|_, id| *id != action.id)
@@ -364,12 +373,21 @@ impl Alerting {
                         _ => {}
                     }
                 }
-                if self.log.metrics().current_leader != Some(self.node_id) {
+                // Batches without an origin were written before origins existed: the leader's.
+                let mine = match origin {
+                    Some(o) => {
+                        o.node == self.node_id || o.node & crate::federation::SITE_ORIGIN != 0
+                    }
+                    None => self.log.metrics().current_leader == Some(self.node_id),
+                };
+                if !mine {
                     continue;
                 }
                 for event in &batch.events {
                     if let EventKind::AlertRaised { alert } = &event.kind {
-                        if notified.insert(alert.id.clone()) {
+                        // Only the raise the projection kept is notified.
+                        let kept = matches!(self.projection.alert(&alert.id), Ok(Some(_)));
+                        if kept && notified.insert(alert.id.clone()) {
                             self.notify(alert.as_ref().clone());
                         }
                     }

@@ -290,6 +290,15 @@ impl AdminService {
                     .initialize(members)
                     .await
                     .map_err(|e| format!("node {}: cannot initialise: {e}", self.node))?;
+                // Answer once it leads, so that the next command (add-node) finds a leader.
+                self.log
+                    .raft()
+                    .wait(Some(std::time::Duration::from_secs(10)))
+                    .metrics(|m| m.current_leader == Some(self.node), "leads")
+                    .await
+                    .map_err(|e| {
+                        format!("node {}: initialised but not leading yet: {e}", self.node)
+                    })?;
                 Ok(AdminOk::Done {
                     message: format!(
                         "node {} initialised the cluster {}",

@@ -18,6 +18,19 @@ use super::{from_value, keys, to_value, StoreError};
 
 /// Key prefix of alert rules in the rules tree.
 const ALERT_RULE_PREFIX: &[u8] = b"a/";
+/// Key prefix of alert records in the alerts tree (`r/<alert id>`).
+const ALERT_PREFIX: &[u8] = b"r/";
+/// Key prefix of the open-alert index (`o/<rule id> 0x1f <subject>` → alert id): one open alert
+/// per rule and subject, however many nodes raise it.
+const OPEN_PREFIX: &[u8] = b"o/";
+
+fn alert_key(id: &str) -> Vec<u8> {
+    [ALERT_PREFIX, id.as_bytes()].concat()
+}
+
+fn open_key(rule_id: &str, subject: &str) -> Vec<u8> {
+    [OPEN_PREFIX, rule_id.as_bytes(), b"\x1f", subject.as_bytes()].concat()
+}
 
 pub(super) fn classification_key(id: &str) -> Vec<u8> {
     [CLASSIFICATION_PREFIX, id.as_bytes()].concat()
@@ -101,7 +114,12 @@ impl Fold<'_> {
                 Ok(())
             }
             EventKind::AlertRaised { alert } => {
-                if self.alerts.get(alert.id.as_bytes())?.is_none() {
+                let open = open_key(&alert.rule_id, &alert.subject);
+                // Another node raised it first: the open alert stands for both.
+                if self.alerts.get(&open)?.is_none()
+                    && self.alerts.get(alert_key(&alert.id))?.is_none()
+                {
+                    self.alerts.insert(open, alert.id.as_bytes())?;
                     let record = AlertRecord {
                         alert: alert.as_ref().clone(),
                         status: "open".into(),
@@ -111,7 +129,8 @@ impl Fold<'_> {
                         resolved_ms: 0,
                         deliveries: Vec::new(),
                     };
-                    self.alerts.insert(alert.id.as_bytes(), to_value(&record))?;
+                    self.alerts
+                        .insert(alert_key(&alert.id), to_value(&record))?;
                 }
                 Ok(())
             }
@@ -122,13 +141,21 @@ impl Fold<'_> {
                     r.acknowledged_ms = at;
                 }
             }),
-            EventKind::AlertResolved { action } => self.update_alert(&action.id, |r| {
-                if r.status != "resolved" {
-                    r.status = "resolved".into();
-                    r.resolved = Some(action.as_ref().clone());
-                    r.resolved_ms = at;
+            EventKind::AlertResolved { action } => {
+                let mut index = None;
+                self.update_alert(&action.id, |r| {
+                    if r.status != "resolved" {
+                        r.status = "resolved".into();
+                        r.resolved = Some(action.as_ref().clone());
+                        r.resolved_ms = at;
+                        index = Some(open_key(&r.alert.rule_id, &r.alert.subject));
+                    }
+                })?;
+                if let Some(key) = index {
+                    self.alerts.remove(key)?;
                 }
-            }),
+                Ok(())
+            }
             EventKind::AlertNotified { delivery } => self.update_alert(&delivery.alert_id, |r| {
                 r.deliveries.retain(|d| d.notifier != delivery.notifier);
                 r.deliveries.push(delivery.as_ref().clone());
@@ -141,12 +168,12 @@ impl Fold<'_> {
     fn update_alert(&self, id: &str, change: impl FnOnce(&mut AlertRecord)) -> TxResult<()> {
         if let Some(mut record) = self
             .alerts
-            .get(id.as_bytes())?
+            .get(alert_key(id))?
             .map(|v| from_value::<AlertRecord>(ALERTS, &v).map_err(abort))
             .transpose()?
         {
             change(&mut record);
-            self.alerts.insert(id.as_bytes(), to_value(&record))?;
+            self.alerts.insert(alert_key(id), to_value(&record))?;
         }
         Ok(())
     }
@@ -228,13 +255,21 @@ impl Projection {
 
     /// Every alert, in id order.
     pub fn alerts(&self) -> impl Iterator<Item = Result<AlertRecord, StoreError>> + '_ {
-        decoded(ALERTS, self.alerts.iter())
+        decoded(ALERTS, self.alerts.scan_prefix(ALERT_PREFIX))
+    }
+
+    /// The id of the open alert of a rule for a subject, if there is one.
+    pub fn open_alert(&self, rule_id: &str, subject: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .alerts
+            .get(open_key(rule_id, subject))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
     /// One alert.
     pub fn alert(&self, id: &str) -> Result<Option<AlertRecord>, StoreError> {
         self.alerts
-            .get(id.as_bytes())?
+            .get(alert_key(id))?
             .map(|v| from_value(ALERTS, &v))
             .transpose()
     }

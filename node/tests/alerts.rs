@@ -1,7 +1,7 @@
 //! Alert rules, alerts and notifications on a real node fed real IPFIX packets: a new database
 //! client, a vanished dependency and a Telnet advisory each raise their alert exactly once; a
 //! local HTTP server receives the signed webhook (after one refused attempt, retried) and a
-//! local SMTP sink the email; a notifier that cannot be reached shows its failure on the alert;
+//! local SMTP sink the email (after AUTH PLAIN); a notifier that cannot be reached shows its failure on the alert;
 //! a maintenance window keeps a rule silent; acknowledging and resolving change the alert's
 //! state; the live stream pushes the alerts as they are raised.
 
@@ -70,6 +70,7 @@ fn smtp_sink() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
             let _ = stream.write_all(b"220 sink ESMTP\r\n");
             let mut message = String::new();
             let mut in_data = false;
+            let mut authenticated = false;
             loop {
                 let mut line = String::new();
                 if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -89,7 +90,14 @@ fn smtp_sink() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
                 }
                 let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
                 let reply: &[u8] = match verb.as_str() {
-                    "EHLO" => b"250-sink\r\n250 8BITMIME\r\n",
+                    "EHLO" => b"250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n",
+                    // The credentials of the config below, and nothing else.
+                    "AUTH" if line.trim_end() == "AUTH PLAIN AGZsb3dsZW5zAHB3" => {
+                        authenticated = true;
+                        b"235 welcome\r\n"
+                    }
+                    "AUTH" => b"535 no\r\n",
+                    "MAIL" if !authenticated => b"530 authentication required\r\n",
                     "DATA" => {
                         in_data = true;
                         b"354 go on\r\n"
@@ -168,6 +176,8 @@ kind = "email"
 smtp = "{smtp}"
 from = "flowlens@example.com"
 to = ["ops@example.com"]
+username = "flowlens"
+password = "pw"
 
 [[notifiers]]
 id = "dead"

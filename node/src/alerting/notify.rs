@@ -1,7 +1,7 @@
 //! Notifiers: telling people and programs about an alert. A webhook gets the alert as JSON with
 //! an HMAC-SHA256 signature header (`X-FlowLens-Signature: sha256=<hex>` of the body, keyed with
 //! the notifier's secret); Slack and Microsoft Teams incoming webhooks get their own message
-//! formats; email goes over SMTP (plain, as to a local relay). HTTP and HTTPS are spoken by hand
+//! formats; email goes over SMTP (plain, STARTTLS or TLS, with AUTH PLAIN if configured). HTTP and HTTPS are spoken by hand
 //! over tokio (HTTPS with rustls and the system's root certificates): one POST, `Connection:
 //! close`, any 2xx is delivered.
 
@@ -28,6 +28,19 @@ pub enum NotifierKind {
     Email,
 }
 
+/// How the SMTP connection is protected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// Plain text (a relay on this host or a trusted network).
+    #[default]
+    None,
+    /// Plain, then upgraded with STARTTLS (port 587 or 25).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+}
+
 /// One notifier, from the node's config (`[[notifiers]]`); secrets stay in the config, out of
 /// the event log and the API.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +65,15 @@ pub struct NotifierConfig {
     /// Recipients (email).
     #[serde(default)]
     pub to: Vec<String>,
+    /// `none` (default), `starttls` or `tls` (email).
+    #[serde(default)]
+    pub smtp_security: SmtpSecurity,
+    /// SMTP user for AUTH PLAIN (email).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP password (email).
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 impl NotifierConfig {
@@ -70,6 +92,21 @@ impl NotifierConfig {
                 let from = self.from.as_deref().ok_or("from is required")?;
                 if self.to.is_empty() {
                     return Err("to needs at least one address".into());
+                }
+                let relay = self.smtp.as_deref().unwrap_or_default();
+                if self.username.is_some() != self.password.is_some() {
+                    return Err("username and password go together".into());
+                }
+                let loopback = relay
+                    .parse::<std::net::SocketAddr>()
+                    .is_ok_and(|a| a.ip().is_loopback())
+                    || relay.starts_with("localhost:");
+                if self.username.is_some() && self.smtp_security == SmtpSecurity::None && !loopback
+                {
+                    return Err(
+                        "a password would cross the network in clear: set smtp_security to starttls or tls"
+                            .into(),
+                    );
                 }
                 for a in std::iter::once(from).chain(self.to.iter().map(String::as_str)) {
                     if !a.contains('@') || a.contains(['\r', '\n', '<', '>']) {
@@ -317,24 +354,69 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
 
 async fn send_mail(n: &NotifierConfig, alert: &Alert) -> Result<(), String> {
     let relay = n.smtp.as_deref().unwrap_or_default();
-    let from = n.from.as_deref().unwrap_or_default();
-    let stream = TcpStream::connect(relay)
+    let host = relay.rsplit_once(':').map_or(relay, |(h, _)| h);
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let tcp = TcpStream::connect(relay)
         .await
         .map_err(|e| format!("cannot connect to SMTP relay {relay}: {e}"))?;
-    let mut smtp = BufReader::new(stream);
-    expect(&mut smtp, 220, "greeting").await?;
-    command(&mut smtp, "EHLO flowlens\r\n", 250, "EHLO").await?;
-    command(
-        &mut smtp,
-        &format!("MAIL FROM:<{from}>\r\n"),
-        250,
-        "MAIL FROM",
-    )
-    .await?;
-    for to in &n.to {
-        command(&mut smtp, &format!("RCPT TO:<{to}>\r\n"), 250, "RCPT TO").await?;
+    match n.smtp_security {
+        SmtpSecurity::None => {
+            let mut smtp = BufReader::new(tcp);
+            expect(&mut smtp, 220, "greeting").await?;
+            command(&mut smtp, "EHLO flowlens\r\n", 250, "EHLO").await?;
+            transaction(&mut smtp, n, alert).await
+        }
+        SmtpSecurity::Starttls => {
+            let mut smtp = BufReader::new(tcp);
+            expect(&mut smtp, 220, "greeting").await?;
+            command(&mut smtp, "EHLO flowlens\r\n", 250, "EHLO").await?;
+            command(&mut smtp, "STARTTLS\r\n", 220, "STARTTLS").await?;
+            let mut smtp = BufReader::new(tls(&host, smtp.into_inner()).await?);
+            command(&mut smtp, "EHLO flowlens\r\n", 250, "EHLO").await?;
+            transaction(&mut smtp, n, alert).await
+        }
+        SmtpSecurity::Tls => {
+            let mut smtp = BufReader::new(tls(&host, tcp).await?);
+            expect(&mut smtp, 220, "greeting").await?;
+            command(&mut smtp, "EHLO flowlens\r\n", 250, "EHLO").await?;
+            transaction(&mut smtp, n, alert).await
+        }
     }
-    command(&mut smtp, "DATA\r\n", 354, "DATA").await?;
+}
+
+async fn tls(
+    host: &str,
+    tcp: TcpStream,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let name = rustls::pki_types::ServerName::try_from(host.to_string())
+        .map_err(|e| format!("`{host}` is not a TLS server name: {e}"))?;
+    tokio_rustls::TlsConnector::from(tls_config())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {host}: {e}"))
+}
+
+/// AUTH (if configured), then one message.
+async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
+    smtp: &mut BufReader<S>,
+    n: &NotifierConfig,
+    alert: &Alert,
+) -> Result<(), String> {
+    use base64::Engine as _;
+    if let (Some(user), Some(password)) = (&n.username, &n.password) {
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        command(smtp, &format!("AUTH PLAIN {token}\r\n"), 235, "AUTH").await?;
+    }
+    let from = n.from.as_deref().unwrap_or_default();
+    command(smtp, &format!("MAIL FROM:<{from}>\r\n"), 250, "MAIL FROM").await?;
+    for to in &n.to {
+        command(smtp, &format!("RCPT TO:<{to}>\r\n"), 250, "RCPT TO").await?;
+    }
+    command(smtp, "DATA\r\n", 354, "DATA").await?;
     let subject: String = format!(
         "[FlowLens {}] {}: {}",
         alert.severity.name(),
@@ -357,13 +439,13 @@ async fn send_mail(n: &NotifierConfig, alert: &Alert) -> Result<(), String> {
     );
     // Dot-stuffing: a line starting with '.' gets another.
     text = text.replace("\r\n.", "\r\n..");
-    command(&mut smtp, &format!("{text}.\r\n"), 250, "message").await?;
+    command(smtp, &format!("{text}.\r\n"), 250, "message").await?;
     let _ = smtp.get_mut().write_all(b"QUIT\r\n").await;
     Ok(())
 }
 
-async fn command(
-    smtp: &mut BufReader<TcpStream>,
+async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+    smtp: &mut BufReader<S>,
     line: &str,
     want: u16,
     what: &str,
@@ -376,7 +458,11 @@ async fn command(
 }
 
 /// Reads one (possibly multi-line) SMTP reply and checks its code.
-async fn expect(smtp: &mut BufReader<TcpStream>, want: u16, what: &str) -> Result<(), String> {
+async fn expect<S: AsyncRead + AsyncWrite + Unpin>(
+    smtp: &mut BufReader<S>,
+    want: u16,
+    what: &str,
+) -> Result<(), String> {
     loop {
         let mut line = String::new();
         let n = smtp
@@ -462,8 +548,23 @@ mod tests {
             smtp: Some("127.0.0.1:25".into()),
             from: Some("a@b".into()),
             to: vec!["c@d".into()],
+            smtp_security: SmtpSecurity::None,
+            username: None,
+            password: None,
         };
         assert_eq!(base.check(), Ok(()));
+        let remote_clear = NotifierConfig {
+            smtp: Some("192.0.2.1:25".into()),
+            username: Some("u".into()),
+            password: Some("p".into()),
+            ..base.clone()
+        };
+        assert!(remote_clear.check().is_err_and(|e| e.contains("in clear")));
+        let remote_tls = NotifierConfig {
+            smtp_security: SmtpSecurity::Starttls,
+            ..remote_clear
+        };
+        assert_eq!(remote_tls.check(), Ok(()));
         let no_to = NotifierConfig {
             to: vec![],
             ..base.clone()

@@ -6,26 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, now_ms, NodeProcess};
+use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, tcp_flow, NodeProcess};
 use proto::FlowRecord;
 use serde_json::Value;
-
-fn flow(client: &str, server: &str, port: u16, bytes: u64) -> FlowRecord {
-    let now = now_ms();
-    FlowRecord {
-        src_addr: client.parse().expect("address"),
-        dst_addr: server.parse().expect("address"),
-        src_port: 45_000,
-        dst_port: port,
-        protocol: 6,
-        tcp_flags: 0x02,
-        bytes,
-        packets: 1,
-        first_ms: now - 50,
-        last_ms: now,
-        ..FlowRecord::default()
-    }
-}
 
 fn send(node: &NodeProcess, flows: &[FlowRecord]) {
     for chunk in flows.chunks(20) {
@@ -75,26 +58,26 @@ fn a_scan_a_telnet_session_and_a_traffic_drop_each_raise_one_advisory() {
 
     // Steady traffic to 192.168.5.0/24 for about five windows, a scan and a Telnet login.
     let scan: Vec<FlowRecord> = (1..=120)
-        .map(|p| flow("10.0.0.66", "10.0.1.5", p, 40))
+        .map(|p| tcp_flow("10.0.0.66", "10.0.1.5", p, 40))
         .collect();
     let started = Instant::now();
     let mut scans = 0;
     while started.elapsed() < Duration::from_millis(5_500) {
-        send(&node, &[flow("10.0.0.20", "192.168.5.10", 443, 40_000)]);
+        send(&node, &[tcp_flow("10.0.0.20", "192.168.5.10", 443, 40_000)]);
         if scans < 2 && started.elapsed() >= Duration::from_millis(1_500 * (scans + 1)) {
             send(&node, &scan);
             scans += 1;
         }
         if scans == 1 && started.elapsed() < Duration::from_millis(1_700) {
-            send(&node, &[flow("10.0.0.7", "10.0.1.9", 23, 900)]);
+            send(&node, &[tcp_flow("10.0.0.7", "10.0.1.9", 23, 900)]);
         }
         std::thread::sleep(Duration::from_millis(150));
     }
     assert_eq!(scans, 2);
     // A request in on interface 1 and out on 2, its reply back in on 3: asymmetric.
-    let mut request = flow("10.0.0.30", "10.0.3.3", 8443, 700);
+    let mut request = tcp_flow("10.0.0.30", "10.0.3.3", 8443, 700);
     (request.in_if, request.out_if) = (1, 2);
-    let mut reply = flow("10.0.3.3", "10.0.0.30", 0, 900);
+    let mut reply = tcp_flow("10.0.3.3", "10.0.0.30", 0, 900);
     (reply.src_port, reply.dst_port, reply.tcp_flags) = (8443, 45_000, 0x12);
     (reply.in_if, reply.out_if) = (3, 1);
     send(&node, &[request, reply]);

@@ -10,8 +10,9 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use flowlens_tests::{free_tcp_port, free_udp_port, http_send, ipfix_packets, now_ms, NodeProcess};
-use proto::FlowRecord;
+use flowlens_tests::{
+    free_tcp_port, free_udp_port, http_send, ipfix_packets, now_ms, tcp_flow, NodeProcess,
+};
 use serde_json::{json, Value};
 
 type Received = Arc<Mutex<Vec<(String, String)>>>;
@@ -115,30 +116,8 @@ fn smtp_sink() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, got)
 }
 
-fn flow(client: &str, server: &str, port: u16) -> FlowRecord {
-    let now = now_ms();
-    FlowRecord {
-        src_addr: client.parse().expect("address"),
-        dst_addr: server.parse().expect("address"),
-        src_port: 45_000,
-        dst_port: port,
-        protocol: 6,
-        bytes: 800,
-        packets: 2,
-        first_ms: now - 50,
-        last_ms: now,
-        ..FlowRecord::default()
-    }
-}
-
-fn send_json(node: &NodeProcess, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let (status, text) =
-        http_send(node.api, method, path, Some(&body.to_string())).expect("request");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 fn create_rule(node: &NodeProcess, rule: Value) -> String {
-    let (status, body) = send_json(node, "POST", "/api/v1/alert-rules", &rule);
+    let (status, body) = node.send_json("POST", "/api/v1/alert-rules", &rule);
     assert_eq!(status, 201, "{rule}: {body}");
     body["id"].as_str().expect("id").to_owned()
 }
@@ -253,8 +232,8 @@ url = "http://127.0.0.1:{dead}/nobody"
     std::thread::sleep(Duration::from_millis(300));
 
     let traffic = [
-        flow("10.5.0.7", "10.5.0.30", 5432),
-        flow("10.5.0.8", "10.5.0.9", 23),
+        tcp_flow("10.5.0.7", "10.5.0.30", 5432, 800),
+        tcp_flow("10.5.0.8", "10.5.0.9", 23, 800),
     ];
     let [template, data_packet] = ipfix_packets(&traffic);
     node.send(&[&template, &data_packet]);
@@ -349,8 +328,7 @@ url = "http://127.0.0.1:{dead}/nobody"
 
     // Acknowledge, then resolve.
     let id = alert["id"].as_str().expect("id");
-    let (status, acked) = send_json(
-        &node,
+    let (status, acked) = node.send_json(
         "POST",
         &format!("/api/v1/alerts/{id}/acknowledge"),
         &json!({"by": "alice", "note": "expected: new reporting job"}),
@@ -384,8 +362,7 @@ url = "http://127.0.0.1:{dead}/nobody"
     assert!(text.contains(&db_client), "{text}");
 
     // Bad rules and unknown alerts.
-    let (status, body) = send_json(
-        &node,
+    let (status, body) = node.send_json(
         "POST",
         "/api/v1/alert-rules",
         &json!({"name": "x", "condition": {"on": "new_asset"}, "notify": ["pager"]}),
@@ -395,8 +372,7 @@ url = "http://127.0.0.1:{dead}/nobody"
         (400, &json!("notify")),
         "{body}"
     );
-    let (status, body) = send_json(
-        &node,
+    let (status, body) = node.send_json(
         "POST",
         "/api/v1/alert-rules",
         &json!({"name": "x", "condition": {"on": "solar_flare"}}),

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, now_ms, NodeProcess};
+use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, tcp_flow, NodeProcess};
 use proto::FlowRecord;
 use serde_json::Value;
 
@@ -17,30 +17,17 @@ const DB: &str = "10.1.0.30";
 const CACHE: &str = "10.1.0.31";
 const CLIENTS: [&str; 3] = ["10.2.0.1", "10.2.0.2", "10.2.0.3"];
 
-fn flow(client: &str, server: &str, port: u16) -> FlowRecord {
-    let now = now_ms();
-    FlowRecord {
-        src_addr: client.parse().expect("address"),
-        dst_addr: server.parse().expect("address"),
-        src_port: 40_000,
-        dst_port: port,
-        protocol: 6,
-        bytes: 1_500,
-        packets: 3,
-        first_ms: now - 100,
-        last_ms: now,
-        ..FlowRecord::default()
-    }
-}
-
 fn data_centre() -> Vec<FlowRecord> {
-    let mut flows: Vec<FlowRecord> = CLIENTS.iter().map(|c| flow(c, LB, 443)).collect();
+    let mut flows: Vec<FlowRecord> = CLIENTS
+        .iter()
+        .map(|c| tcp_flow(c, LB, 443, 1_500))
+        .collect();
     for web in [WEB1, WEB2] {
-        flows.push(flow(LB, web, 8080));
-        flows.push(flow(web, DB, 5432));
-        flows.push(flow(web, CACHE, 6379));
+        flows.push(tcp_flow(LB, web, 8080, 1_500));
+        flows.push(tcp_flow(web, DB, 5432, 1_500));
+        flows.push(tcp_flow(web, CACHE, 6379, 1_500));
     }
-    flows.push(flow("10.3.0.1", "10.3.0.2", 22));
+    flows.push(tcp_flow("10.3.0.1", "10.3.0.2", 22, 1_500));
     flows
 }
 

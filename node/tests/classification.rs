@@ -6,32 +6,9 @@
 use std::collections::BTreeSet;
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, http_post, http_send, ipfix_packets, now_ms, NodeProcess,
+    free_tcp_port, free_udp_port, http_post, http_send, ipfix_packets, tcp_flow, NodeProcess,
 };
-use proto::FlowRecord;
 use serde_json::{json, Value};
-
-fn flow(client: &str, server: &str, port: u16) -> FlowRecord {
-    let now = now_ms();
-    FlowRecord {
-        src_addr: client.parse().expect("address"),
-        dst_addr: server.parse().expect("address"),
-        src_port: 40_000,
-        dst_port: port,
-        protocol: 6,
-        bytes: 900,
-        packets: 2,
-        first_ms: now - 100,
-        last_ms: now,
-        ..FlowRecord::default()
-    }
-}
-
-fn send_json(node: &NodeProcess, method: &str, path: &str, body: &Value) -> (u16, Value) {
-    let (status, text) =
-        http_send(node.api, method, path, Some(&body.to_string())).expect("request");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 fn get(node: &NodeProcess, path: &str) -> Value {
     let (status, body) = node.get(path);
@@ -53,7 +30,7 @@ fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
 }
 
 fn create(node: &NodeProcess, rule: Value) -> String {
-    let (status, body) = send_json(node, "POST", "/api/v1/classification-rules", &rule);
+    let (status, body) = node.send_json("POST", "/api/v1/classification-rules", &rule);
     assert_eq!(status, 201, "{body}");
     body["id"].as_str().expect("an id").to_owned()
 }
@@ -65,9 +42,9 @@ fn rules_classify_assets_and_every_change_reclassifies_them() {
     let node = NodeProcess::start(bin, dir.path(), free_tcp_port(), free_udp_port(), &[], &[]);
     node.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
     let flows = [
-        flow("10.1.0.5", "10.2.0.9", 5432),
-        flow("10.1.0.6", "10.2.0.9", 5432),
-        flow("10.2.0.7", "192.168.3.3", 443),
+        tcp_flow("10.1.0.5", "10.2.0.9", 5432, 900),
+        tcp_flow("10.1.0.6", "10.2.0.9", 5432, 900),
+        tcp_flow("10.2.0.7", "192.168.3.3", 443, 900),
     ];
     let [template, data] = ipfix_packets(&flows);
     node.send(&[&template, &data]);
@@ -126,8 +103,7 @@ fn rules_classify_assets_and_every_change_reclassifies_them() {
     assert_eq!(map["nodes"].as_array().map(Vec::len), Some(2), "{map}");
 
     // Replacing a rule re-classifies at once; deleting it hands its assets to the next rule.
-    let (status, replaced) = send_json(
-        &node,
+    let (status, replaced) = node.send_json(
         "PUT",
         &format!("/api/v1/classification-rules/{tight}"),
         &json!({"name": "apps-dev", "cidr": "10.1.0.0/16", "environment": "dev", "priority": 5}),
@@ -212,14 +188,13 @@ fn bad_rules_are_refused_naming_the_field() {
         ),
     ];
     for (rule, field) in cases {
-        let (status, body) = send_json(&node, "POST", path, &rule);
+        let (status, body) = node.send_json("POST", path, &rule);
         assert_eq!(status, 400, "{rule}: {body}");
         assert_eq!(body["parameter"], field, "{rule}: {body}");
     }
     let (status, body) = http_send(node.api, "POST", path, Some("{not json")).expect("post");
     assert_eq!(status, 400, "{body}");
-    let (status, _) = send_json(
-        &node,
+    let (status, _) = node.send_json(
         "PUT",
         &format!("{path}/nope"),
         &json!({"name": "x", "cidr": "10.0.0.0/8"}),

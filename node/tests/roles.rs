@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use flowlens_tests::{free_tcp_port, free_udp_port, http_send, ipfix_packets, now_ms, NodeProcess};
+use flowlens_tests::{
+    free_tcp_port, free_udp_port, http_send, ipfix_packets, now_ms, tcp_flow, NodeProcess,
+};
 use proto::FlowRecord;
 use serde_json::{json, Value};
 
@@ -14,18 +16,9 @@ const DNS: &str = "10.1.0.53";
 const APP: &str = "10.1.0.80";
 
 fn flow(client: &str, server: &str, port: u16, protocol: u8) -> FlowRecord {
-    let now = now_ms();
     FlowRecord {
-        src_addr: client.parse().expect("address"),
-        dst_addr: server.parse().expect("address"),
-        src_port: 40_000,
-        dst_port: port,
         protocol,
-        bytes: 700,
-        packets: 2,
-        first_ms: now - 100,
-        last_ms: now,
-        ..FlowRecord::default()
+        ..tcp_flow(client, server, port, 700)
     }
 }
 

@@ -444,6 +444,28 @@ pub fn ipfix_packets(flows: &[proto::FlowRecord]) -> [Vec<u8>; 2] {
     [template.finish(), data.finish()]
 }
 
+/// A TCP flow opened (SYN) by `client` from port 45000 to `server`:`port`, `bytes` in two
+/// packets, ending now: what the analysis, classification, advisory and alert tests send.
+///
+/// # Panics
+/// When an address does not parse (a test's own literal).
+pub fn tcp_flow(client: &str, server: &str, port: u16, bytes: u64) -> proto::FlowRecord {
+    let now = now_ms();
+    proto::FlowRecord {
+        src_addr: client.parse().expect("client address"),
+        dst_addr: server.parse().expect("server address"),
+        src_port: 45_000,
+        dst_port: port,
+        protocol: 6,
+        tcp_flags: 0x02,
+        bytes,
+        packets: 2,
+        first_ms: now - 50,
+        last_ms: now,
+        ..proto::FlowRecord::default()
+    }
+}
+
 /// An IPv4 TCP flow from `client` (port 40000) to `server` port 443 carrying `bytes` in one
 /// packet, ending now: the flow the end-to-end tests send, one dependency each.
 pub fn https_flow(client: [u8; 4], server: [u8; 4], bytes: u64) -> proto::FlowRecord {

@@ -68,6 +68,16 @@ impl NodeProcess {
         }
     }
 
+    /// Sends `body` as JSON with `method` to `path`: (status, JSON answer or Null).
+    ///
+    /// # Panics
+    /// When the API cannot be reached.
+    pub fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
+        let (status, text) = crate::http_send(self.api, method, path, Some(&body.to_string()))
+            .expect("API reachable");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     /// Every dependency in the node's projection (active or not): id → (bytes to server,
     /// bytes to client); empty when the API does not answer.
     pub fn dependencies(&self) -> std::collections::BTreeMap<String, (u64, u64)> {

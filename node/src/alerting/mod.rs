@@ -55,13 +55,6 @@ struct Candidate {
     bytes_per_s: u64,
 }
 
-fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(actors::now_ms());
-    format!("{:016x}", h.finish())
-}
-
 impl Alerting {
     fn candidates(&self, event: &Event) -> Vec<Candidate> {
         let mut out = Vec::new();
@@ -245,7 +238,7 @@ impl Alerting {
                     if open.contains_key(&key) {
                         continue;
                     }
-                    let id = new_id();
+                    let id = crate::store::new_id();
                     open.insert(key, id.clone());
                     events.push(Event {
                         at_ms: now,

@@ -12,7 +12,7 @@ use proto::api::Page;
 use proto::event::EventKind;
 use serde::{Deserialize, Serialize};
 
-use super::params::{bad, page_of, Failure, Params};
+use super::params::{bad, json_body, page_of, Failure, Params};
 use super::rules::commit;
 use super::AppState;
 
@@ -21,21 +21,8 @@ type Pairs = Query<Vec<(String, String)>>;
 /// Most alert rules a node keeps.
 pub const MAX_ALERT_RULES: usize = 1_000;
 
-fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(actors::now_ms());
-    format!("{:016x}", h.finish())
-}
-
 fn notifier_ids(s: &AppState) -> Vec<String> {
     s.notifiers.iter().map(|n| n.id.clone()).collect()
-}
-
-fn body<T>(input: Result<Json<T>, JsonRejection>) -> Result<T, Failure> {
-    input
-        .map(|Json(i)| i)
-        .map_err(|e| bad("body", e.body_text()))
 }
 
 fn existing_rule(s: &AppState, id: &str) -> Result<AlertRule, Failure> {
@@ -60,8 +47,13 @@ pub async fn create_rule(
     State(s): State<AppState>,
     input: Result<Json<AlertRuleInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<AlertRule>), Failure> {
-    let rule = body(input)?
-        .into_rule(new_id(), None, actors::now_ms(), &notifier_ids(&s))
+    let rule = json_body(input)?
+        .into_rule(
+            crate::store::new_id(),
+            None,
+            actors::now_ms(),
+            &notifier_ids(&s),
+        )
         .map_err(|e| bad(e.field, e.why))?;
     if s.projection.alert_rules().count() >= MAX_ALERT_RULES {
         return Err(bad(
@@ -99,7 +91,7 @@ pub async fn replace_rule(
     Path(id): Path<String>,
     input: Result<Json<AlertRuleInput>, JsonRejection>,
 ) -> Result<Json<AlertRule>, Failure> {
-    let input = body(input)?;
+    let input = json_body(input)?;
     let old = existing_rule(&s, &id)?;
     let rule = input
         .into_rule(

@@ -17,7 +17,7 @@ use proto::impact::{
     SinglePointOfFailure, SpofReport,
 };
 
-use super::params::{bad, Failure, Params};
+use super::params::{bad, parse_ip, Failure, Params};
 use super::AppState;
 use crate::analysis::AnalysisGraph;
 
@@ -27,11 +27,6 @@ type Pairs = Query<Vec<(String, String)>>;
 const MAX_HOPS: u32 = 64;
 /// Most addresses or networks in one what-if removal.
 const MAX_REMOVED: usize = 1000;
-
-fn parse_ip(param: &str, s: &str) -> Result<IpAddr, Failure> {
-    s.parse()
-        .map_err(|_| bad(param, format!("`{s}` is not an IP address")))
-}
 
 /// The graph for a request (`include_expired` taken from its parameters).
 async fn graph_for(s: &AppState, p: &mut Params) -> Result<Arc<AnalysisGraph>, Failure> {

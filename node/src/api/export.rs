@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use proto::api::Status;
 use proto::classify::Environment;
-use proto::role::Role;
 use serde::{Deserialize, Serialize};
 
 use super::params::{bad, Failure, Params};
@@ -198,10 +197,7 @@ pub async fn allow_list(State(s): State<AppState>, Query(q): Pairs) -> Result<Re
             })
         })
         .transpose()?;
-    let role = p
-        .parse::<String>("role", "a role")?
-        .map(|r| Role::parse(&r).ok_or_else(|| bad("role", format!("`{r}` is not a role"))))
-        .transpose()?;
+    let role = p.role("role")?;
     let direction = p
         .choice("direction", &["inbound", "outbound", "both"])?
         .unwrap_or("both");

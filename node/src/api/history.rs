@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use proto::api::{DependencyChange, HistoryEvent, Page, Status, TopologyDiff};
 
-use super::params::{bad, Failure, Params};
+use super::params::{bad, kind_matches, Failure, Params};
 use super::AppState;
 use crate::raft::replay;
 use crate::store::Projection;
@@ -16,15 +16,6 @@ type Pairs = Query<Vec<(String, String)>>;
 
 fn internal(e: impl std::fmt::Display) -> Failure {
     Failure::Internal(e.to_string())
-}
-
-/// Whether a kind name (`asset.discovered`) matches a filter: a name, or a prefix and `*`
-/// (`asset.*`, `*`).
-fn kind_matches(filter: &str, kind: &str) -> bool {
-    match filter.strip_suffix('*') {
-        Some(prefix) => kind.starts_with(prefix),
-        None => kind == filter,
-    }
 }
 
 /// Committed events stamped between two moments, in time order.

@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use proto::api::{Asset, Dependency, Page, Service, Status, Topology, TopologyEdge, TopologyNode};
 use proto::event::DependencyKey;
 
-use super::params::{bad, page_of, Failure, Params};
+use super::params::{bad, page_of, parse_ip, Failure, Params};
 use super::AppState;
 use crate::store::Projection;
 
@@ -21,11 +21,6 @@ fn status_filter(p: &mut Params) -> Result<Option<Status>, Failure> {
         Some("expired") => Some(Status::Expired),
         _ => None,
     })
-}
-
-fn parse_ip(s: &str) -> Result<IpAddr, Failure> {
-    s.parse()
-        .map_err(|_| bad("ip", format!("`{s}` is not an IP address")))
 }
 
 /// Whether an asset (classified) is in `env`: `internal`, `external` or an environment name.
@@ -120,7 +115,7 @@ pub async fn asset(
     State(s): State<AppState>,
     Path(ip): Path<String>,
 ) -> Result<Json<Asset>, Failure> {
-    let ip = parse_ip(&ip)?;
+    let ip = parse_ip("ip", &ip)?;
     let mut asset = s
         .projection
         .asset(ip)?
@@ -138,7 +133,7 @@ pub async fn asset_services(
     State(s): State<AppState>,
     Path(ip): Path<String>,
 ) -> Result<Json<Vec<Service>>, Failure> {
-    let ip = parse_ip(&ip)?;
+    let ip = parse_ip("ip", &ip)?;
     if s.projection.asset(ip)?.is_none() {
         return Err(Failure::NotFound(format!("no asset {ip}")));
     }
@@ -157,7 +152,7 @@ pub async fn asset_dependencies(
     Path(ip): Path<String>,
     Query(q): Pairs,
 ) -> Result<Json<Vec<Dependency>>, Failure> {
-    let ip = parse_ip(&ip)?;
+    let ip = parse_ip("ip", &ip)?;
     let mut p = Params::new(q)?;
     let direction = p
         .choice("direction", &["downstream", "upstream", "both"])?

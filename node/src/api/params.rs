@@ -55,6 +55,30 @@ impl From<crate::store::StoreError> for Failure {
     }
 }
 
+/// An IP address in `param`, or a 400 naming it.
+pub fn parse_ip(param: &str, s: &str) -> Result<std::net::IpAddr, Failure> {
+    s.parse()
+        .map_err(|_| bad(param, format!("`{s}` is not an IP address")))
+}
+
+/// A JSON request body, or a 400 naming `body` with what was wrong with it.
+pub fn json_body<T>(
+    input: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, Failure> {
+    input
+        .map(|axum::Json(i)| i)
+        .map_err(|e| bad("body", e.body_text()))
+}
+
+/// Whether an event kind name (`asset.discovered`) matches a filter: a name, or a prefix and
+/// `*` (`asset.*`, `*`).
+pub fn kind_matches(filter: &str, kind: &str) -> bool {
+    match filter.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => kind == filter,
+    }
+}
+
 /// Builds a 400 for `param`.
 pub fn bad(param: &str, why: impl Into<String>) -> Failure {
     Failure::BadParam {
@@ -177,6 +201,26 @@ impl Params {
             return Err(bad("limit", format!("must be 1 to {max}")));
         }
         Ok((offset, limit))
+    }
+
+    /// A severity (`CRITICAL`, `WARNING`, `INFO`, any case).
+    pub fn severity(&mut self, name: &str) -> Result<Option<proto::advisory::Severity>, Failure> {
+        self.take(name)
+            .map(|v| {
+                proto::advisory::Severity::parse(&v)
+                    .ok_or_else(|| bad(name, format!("`{v}` is not CRITICAL, WARNING or INFO")))
+            })
+            .transpose()
+    }
+
+    /// An asset role (`database`, `load_balancer`, …).
+    pub fn role(&mut self, name: &str) -> Result<Option<proto::role::Role>, Failure> {
+        self.take(name)
+            .map(|v| {
+                proto::role::Role::parse(&v)
+                    .ok_or_else(|| bad(name, format!("`{v}` is not a role")))
+            })
+            .transpose()
     }
 
     /// Refuses any parameter not taken.

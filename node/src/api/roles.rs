@@ -11,7 +11,7 @@ use axum::Json;
 use proto::event::EventKind;
 use proto::role::{AssetRole, ManualRole, Role, RoleInput, RoleReport};
 
-use super::params::{bad, Failure};
+use super::params::{bad, json_body, parse_ip, Failure};
 use super::AppState;
 use crate::store::Projection;
 
@@ -27,11 +27,6 @@ pub fn roles_of(projection: &Projection) -> Result<HashMap<IpAddr, AssetRole>, F
     Ok(roles)
 }
 
-fn parse_ip(s: &str) -> Result<IpAddr, Failure> {
-    s.parse()
-        .map_err(|_| bad("ip", format!("`{s}` is not an IP address")))
-}
-
 /// An asset's role: in force, set, applied, and suggested by its traffic now.
 #[utoipa::path(get, path = "/api/v1/assets/{ip}/role", tag = "map",
     params(("ip" = String, Path)),
@@ -40,7 +35,7 @@ pub async fn role(
     State(s): State<AppState>,
     Path(ip): Path<String>,
 ) -> Result<Json<RoleReport>, Failure> {
-    let ip = parse_ip(&ip)?;
+    let ip = parse_ip("ip", &ip)?;
     let asset = s
         .projection
         .asset(ip)?
@@ -79,8 +74,8 @@ pub async fn set_role(
     Path(ip): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<RoleReport>, Failure> {
-    let parsed = parse_ip(&ip)?;
-    let Json(input) = input.map_err(|e| bad("body", e.body_text()))?;
+    let parsed = parse_ip("ip", &ip)?;
+    let input = json_body(input)?;
     let role = match input.role.as_deref() {
         None => None,
         Some(name) => Some(Role::parse(name).ok_or_else(|| {

@@ -15,7 +15,7 @@ use proto::classify::{Classification, ClassificationRule, RuleInput, RuleSet};
 use proto::event::{Event, EventBatch, EventKind};
 use serde::{Deserialize, Serialize};
 
-use super::params::{bad, Failure};
+use super::params::{bad, json_body, parse_ip, Failure};
 use super::AppState;
 use crate::store::Projection;
 
@@ -68,21 +68,8 @@ pub async fn commit(s: &AppState, kind: EventKind) -> Result<(), Failure> {
     Ok(())
 }
 
-fn body(input: Result<Json<RuleInput>, JsonRejection>) -> Result<RuleInput, Failure> {
-    input
-        .map(|Json(i)| i)
-        .map_err(|e| bad("body", e.body_text()))
-}
-
 fn invalid(e: proto::classify::RuleError) -> Failure {
     bad(e.field, e.why)
-}
-
-fn new_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(actors::now_ms());
-    format!("{:016x}", h.finish())
 }
 
 /// Every classification rule, longest prefix first, then by priority.
@@ -113,8 +100,8 @@ pub async fn create(
     State(s): State<AppState>,
     input: Result<Json<RuleInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<ClassificationRule>), Failure> {
-    let rule = body(input)?
-        .into_rule(new_id(), None, actors::now_ms())
+    let rule = json_body(input)?
+        .into_rule(crate::store::new_id(), None, actors::now_ms())
         .map_err(invalid)?;
     if s.projection.classification_rules().count() >= MAX_RULES {
         return Err(bad("body", format!("at most {MAX_RULES} rules")));
@@ -156,7 +143,7 @@ pub async fn replace(
     Path(id): Path<String>,
     input: Result<Json<RuleInput>, JsonRejection>,
 ) -> Result<Json<ClassificationRule>, Failure> {
-    let input = body(input)?;
+    let input = json_body(input)?;
     let old = existing(&s, &id)?;
     let rule = input
         .into_rule(id, Some(old.created_ms), actors::now_ms())
@@ -206,9 +193,7 @@ pub async fn classify_ip(
     State(s): State<AppState>,
     Path(ip): Path<String>,
 ) -> Result<Json<ClassifyAnswer>, Failure> {
-    let ip: IpAddr = ip
-        .parse()
-        .map_err(|_| bad("ip", format!("`{ip}` is not an IP address")))?;
+    let ip = parse_ip("ip", &ip)?;
     let rules = rule_set(&s.projection)?;
     let classification = rules.classify(ip);
     let mut matching: Vec<ClassificationRule> = rules

@@ -10,17 +10,10 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::params::{bad, Failure, Params};
+use super::params::{bad, kind_matches, Failure, Params};
 use super::AppState;
 
 type Pairs = Query<Vec<(String, String)>>;
-
-fn kind_matches(filter: &str, kind: &str) -> bool {
-    match filter.strip_suffix('*') {
-        Some(prefix) => kind.starts_with(prefix),
-        None => kind == filter,
-    }
-}
 
 /// Streams applied events as they happen.
 #[utoipa::path(get, path = "/api/v1/events/stream", tag = "history",

@@ -61,3 +61,11 @@ where
 {
     proto::codec::from_rkyv(bytes).map_err(|why| StoreError::BadValue { tree, why })
 }
+
+/// A fresh id for a rule or an alert: 16 hex digits from a randomly seeded hash of the time.
+pub fn new_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(actors::now_ms());
+    format!("{:016x}", h.finish())
+}

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
+pub mod browser;
 mod node;
 pub use node::NodeProcess;
 use serde::Deserialize;
@@ -267,8 +268,20 @@ pub fn http_send(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
+    // Read until the answer is complete (by Content-Length or the last chunk): a server may keep
+    // the connection open despite `Connection: close` (chromedriver does).
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        if answer_complete(&raw) {
+            break;
+        }
+    }
     let text = String::from_utf8_lossy(&raw);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
@@ -285,6 +298,23 @@ pub fn http_send(
         body.to_string()
     };
     Ok((status, body))
+}
+
+/// Whether `raw` holds a whole HTTP answer: head, then Content-Length bytes or a last chunk.
+fn answer_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let body = &raw[end + 4..];
+    if let Some(length) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return body.len() >= length;
+    }
+    head.contains("transfer-encoding: chunked") && body.ends_with(b"0\r\n\r\n")
 }
 
 fn dechunk(mut body: &str) -> String {

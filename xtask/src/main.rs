@@ -14,6 +14,7 @@ mod prereq;
 mod process;
 mod run;
 mod test;
+mod web;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,7 @@ commands:
   test [cargo test args…]   check prerequisites, then cargo fmt --check, clippy -D warnings,
                             cargo test (the gate CI runs via .ci/run)
   run [flowlens args…]      check prerequisites, build flowlens in release and run it
+  web                       build the UI bundle (wasm32) into web/dist, which the node embeds
   bench [cargo bench args…] run the decoder benchmarks (cargo bench -p flowlens-benches)
   fuzz <target> [seconds] [libFuzzer args…]
                             run a proto/fuzz target (default 60 s), installing cargo-fuzz
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("web") => web::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -12,15 +12,18 @@ use crate::error::{Error, Result};
 use crate::process::{self, Step};
 
 /// Debian packages every command needs, as (package, command whose presence proves it is
-/// installed). Later issues extend the lists: `chromium` and `chromium-driver`
-/// (`/usr/bin/chromedriver`) for the browser tests, the wasm toolchain of
-/// `notes/wasm-build.md` for the UI build. Captures are committed, so no exporter is needed
+/// installed): none. The UI builds with rustup's wasm32 target (`cargo xtask web` adds it) and
+/// `wasm-bindgen-cli` from crates.io. Captures are committed, so no exporter is needed
 /// (`tests/data/generate.sh` documents what regenerating them takes).
 pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[];
 
 /// Debian packages only the tests need: a real NATS server for the Raft-over-NATS tests
-/// (a single node runs without one).
-pub const TEST_PACKAGES: &[(&str, &str)] = &[("nats-server", "/usr/sbin/nats-server")];
+/// (a single node runs without one), and Chromium with its WebDriver for the UI tests.
+pub const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("nats-server", "/usr/sbin/nats-server"),
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
+];
 
 /// rustup components, as (component, cargo subcommand it provides).
 pub const RUSTUP_COMPONENTS: &[(&str, &str)] = &[("rustfmt", "fmt"), ("clippy", "clippy")];

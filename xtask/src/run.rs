@@ -1,7 +1,7 @@
 //! `cargo xtask run`: build the `flowlens` binary in release and start a single node with the
 //! built-in defaults (data in `./data`, API on http://127.0.0.1:8080, flows on UDP 2055, 4739 and
 //! 6343; no NATS). Arguments replace the default `node` command line (`cargo xtask run simulate
-//! --to 127.0.0.1:2055`). The web UI build step lands with the UI issue, before the release build.
+//! --to 127.0.0.1:2055`). The web UI is built first (`cargo xtask web`): the binary embeds it.
 
 use crate::error::{Error, Result};
 use crate::prereq;
@@ -12,6 +12,8 @@ use crate::process::{self, Step};
 pub fn run(extra: &[String]) -> Result<()> {
     prereq::ensure_all()?;
     let target_dir = process::ensure_target_dir()?;
+    // The node embeds the UI bundle when it is built.
+    crate::web::run(&[])?;
     Step::cargo("build flowlens (release)")?
         .args([
             "build",

@@ -13,6 +13,7 @@ pub mod params;
 pub mod roles;
 pub mod rules;
 pub mod stream;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ use actors::collector::CollectorMsg;
 use actors::graph::GraphMsg;
 use actors::lane::Lane;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use ractor::ActorRef;
@@ -212,15 +212,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .route("/metrics", get(live::metrics))
-        .route(
-            "/",
-            get(|| async {
-                (
-                    StatusCode::OK,
-                    "FlowLens node. The API is at /api/v1 (OpenAPI: /api/v1/openapi.json); the web UI arrives with its issue.\n",
-                )
-            }),
-        )
+        .fallback(ui::serve)
         .layer(DefaultBodyLimit::max(64 * 1024))
         // Internal failures log themselves with their cause (`Failure::Internal`); a 503 from
         // readiness or an overloaded node is an answer, not an error to log on every probe.

@@ -1,0 +1,172 @@
+//! A real headless Chromium driven over WebDriver (Debian's `chromium` and `chromedriver`), for
+//! the UI tests: a small client of the W3C protocol over the crate's plain HTTP helper: open a
+//! page, read an element's text, count elements, read the console log, take a screenshot.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::{free_tcp_port, http_send};
+
+/// The W3C key of an element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A chromedriver process and one browser session; both end on drop.
+pub struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium session.
+    ///
+    /// # Panics
+    /// When chromedriver or Chromium cannot start (install `chromium chromium-driver`).
+    pub fn start() -> Browser {
+        let port = free_tcp_port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts (Debian package chromium-driver)");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::http_get(addr, "/status").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().expect("profile dir");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display())]
+            },
+            "goog:loggingPrefs": {"browser": "ALL"}
+        }}});
+        let mut browser = Browser {
+            driver,
+            addr,
+            session: String::new(),
+            _profile: profile,
+        };
+        let answer = browser.call("POST", "/session", Some(caps));
+        browser.session = answer["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {answer}"))
+            .to_owned();
+        browser
+    }
+
+    /// One WebDriver call; its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let text = body.map(|b| b.to_string());
+        let (status, answer) =
+            http_send(self.addr, method, path, text.as_deref()).expect("chromedriver answers");
+        let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
+        assert!(status == 200, "{method} {path}: {status} {answer}");
+        answer["value"].clone()
+    }
+
+    fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.call(method, &format!("/session/{}{path}", self.session), body)
+    }
+
+    /// Opens `url`.
+    pub fn open(&self, url: &str) {
+        self.session_call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    fn find_all(&self, css: &str) -> Vec<String> {
+        self.session_call(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e[ELEMENT].as_str().map(str::to_owned))
+        .collect()
+    }
+
+    /// How many elements match `css`.
+    pub fn count(&self, css: &str) -> usize {
+        self.find_all(css).len()
+    }
+
+    /// The text of the first element matching `css`, if there is one.
+    pub fn text(&self, css: &str) -> Option<String> {
+        let id = self.find_all(css).into_iter().next()?;
+        self.session_call("GET", &format!("/element/{id}/text"), None)
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Waits up to 30 s for `ok`.
+    ///
+    /// # Panics
+    /// When it stays false, naming `what` and showing the page's text.
+    pub fn wait_until(&self, mut ok: impl FnMut(&Browser) -> bool, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if ok(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "the page did not show {what} in 30 s; it shows: {:?}; console: {:?}",
+            self.text("body"),
+            self.console()
+        );
+    }
+
+    /// The browser console's entries so far: (level, message).
+    pub fn console(&self) -> Vec<(String, String)> {
+        self.session_call("POST", "/se/log", Some(json!({"type": "browser"})))
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| {
+                (
+                    e["level"].as_str().unwrap_or_default().to_owned(),
+                    e["message"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// A PNG of the window.
+    pub fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let data = self.session_call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = http_send(
+            self.addr,
+            "DELETE",
+            &format!("/session/{}", self.session),
+            None,
+        );
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

@@ -1,7 +1,7 @@
 //! The web UI in a real headless Chromium against a real node fed real IPFIX packets: the
 //! embedded app loads with no console errors and its dashboard shows the node's numbers, top
-//! talkers and advisories. A screenshot is kept under the target directory
-//! (`ui-artifacts/dashboard.png`).
+//! talkers and advisories; acknowledging an alert on the alerts page changes it through the API.
+//! Screenshots are kept under the target directory (`tmp/ui-artifacts/`).
 
 use flowlens_tests::browser::Browser;
 use flowlens_tests::{
@@ -57,9 +57,64 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
         .filter(|(level, _)| level == "SEVERE")
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
+    save_screenshot(&browser, "dashboard.png");
+}
+
+fn save_screenshot(browser: &Browser, name: &str) {
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ui-artifacts");
     std::fs::create_dir_all(&artifacts).expect("artifacts dir");
     let png = browser.screenshot();
     assert!(png.starts_with(b"\x89PNG"), "not a PNG screenshot");
-    std::fs::write(artifacts.join("dashboard.png"), png).expect("screenshot written");
+    std::fs::write(artifacts.join(name), png).expect("screenshot written");
+}
+
+#[test]
+fn acknowledging_an_alert_in_the_page_changes_it_through_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_flowlens"));
+    let node = NodeProcess::start(bin, dir.path(), free_tcp_port(), free_udp_port(), &[], &[]);
+    node.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
+    let (status, rule) = node.send_json(
+        "POST",
+        "/api/v1/alert-rules",
+        &serde_json::json!({"name": "new database client", "condition": {"on": "new_dependency"},
+                            "scope": {"port": 5432}}),
+    );
+    assert_eq!(status, 201, "{rule}");
+    let [template, data] = ipfix_packets(&[tcp_flow("10.2.0.1", "10.1.0.30", 5432, 700)]);
+    node.send(&[&template, &data]);
+    let alerts = |n: &NodeProcess| n.get("/api/v1/alerts?status=all").1;
+    node.wait_until(|n| alerts(n)["total"] == 1, "the alert");
+
+    let browser = Browser::start();
+    browser.open(&format!("http://{}/alerts", node.api));
+    browser.wait_until(|b| b.count("#alerts tbody tr") == 1, "one alert row");
+    assert!(browser
+        .text("#alerts tbody tr")
+        .is_some_and(|t| t.contains("new dependency: 10.2.0.1 calls 10.1.0.30:5432/6")));
+    assert_eq!(browser.text("#alerts td.state").as_deref(), Some("open"));
+    browser.click("#alerts button.ack");
+    node.wait_until(
+        |n| alerts(n)["items"][0]["status"] == "acknowledged",
+        "acknowledged through the API",
+    );
+    browser.wait_until(
+        |b| b.text("#alerts td.state").as_deref() == Some("acknowledged"),
+        "the page showing it acknowledged",
+    );
+    assert_eq!(alerts(&node)["items"][0]["acknowledged"]["by"], "web");
+    assert_eq!(browser.count("#alerts button.ack"), 0);
+    save_screenshot(&browser, "alerts.png");
+    // The app's own navigation reaches the dashboard.
+    browser.click("nav a[href='/']");
+    browser.wait_until(
+        |b| b.text("#assets-total").as_deref() == Some("2"),
+        "the dashboard",
+    );
+    let errors: Vec<_> = browser
+        .console()
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
 }

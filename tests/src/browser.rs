@@ -1,6 +1,7 @@
 //! A real headless Chromium driven over WebDriver (Debian's `chromium` and `chromedriver`), for
 //! the UI tests: a small client of the W3C protocol over the crate's plain HTTP helper: open a
-//! page, read an element's text, count elements, read the console log, take a screenshot.
+//! page, read an element's text, count and click elements, read the console log, take a
+//! screenshot.
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -112,6 +113,19 @@ impl Browser {
         self.session_call("GET", &format!("/element/{id}/text"), None)
             .as_str()
             .map(str::to_owned)
+    }
+
+    /// Clicks the first element matching `css`.
+    ///
+    /// # Panics
+    /// When nothing matches.
+    pub fn click(&self, css: &str) {
+        let id = self
+            .find_all(css)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("nothing matches {css} to click"));
+        self.session_call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
     /// Waits up to 30 s for `ok`.

@@ -2,10 +2,13 @@
 //! served by the node. It reads the node's REST API (`/api/v1`) with the same types the node
 //! answers with (`proto`).
 
+mod alerts;
 mod api;
 mod dashboard;
 
 use leptos::prelude::*;
+use leptos_router::components::{Route, Router, Routes, A};
+use leptos_router::path;
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Mounts the app on the page's body (called by wasm-bindgen when the module loads).
@@ -14,18 +17,24 @@ pub fn start() {
     leptos::mount::mount_to_body(App);
 }
 
-/// The app: a header naming the node, then the dashboard.
+/// The app: a header with the pages, then the page of the current path.
 #[component]
 fn App() -> impl IntoView {
     view! {
-        <header class="top">
-            <h1>"FlowLens"</h1>
-            <nav aria-label="main">
-                <a href="/" aria-current="page">"Dashboard"</a>
-            </nav>
-        </header>
-        <main>
-            <dashboard::Dashboard />
-        </main>
+        <Router>
+            <header class="top">
+                <h1>"FlowLens"</h1>
+                <nav aria-label="main">
+                    <A href="/">"Dashboard"</A>
+                    <A href="/alerts">"Alerts"</A>
+                </nav>
+            </header>
+            <main>
+                <Routes fallback=|| view! { <p role="alert">"No such page."</p> }>
+                    <Route path=path!("/") view=dashboard::Dashboard />
+                    <Route path=path!("/alerts") view=alerts::Alerts />
+                </Routes>
+            </main>
+        </Router>
     }
 }

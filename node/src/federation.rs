@@ -123,6 +123,10 @@ fn applied_sequence(projection: &Projection, origin: u64) -> Result<u64, StoreEr
     Ok(last_from_origin(projection, origin)?.map_or(0, |(_, seq)| seq))
 }
 
+/// How long JetStream waits for an ack before it redelivers (a round that failed is retried
+/// from its first event; re-applied events are no-ops, by their stream sequence).
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
 /// Consumes one site's stream with a durable consumer, committing its events in batches.
 async fn follow(
     js: &jetstream::Context,
@@ -141,6 +145,9 @@ async fn follow(
                 durable_name: Some(consumer_name.to_owned()),
                 ack_policy: consumer::AckPolicy::All,
                 deliver_policy: consumer::DeliverPolicy::All,
+                // What a failed round fetched but did not ack comes back after this (the
+                // default 30 s stalled a site's events that long after one failure).
+                ack_wait: ACK_WAIT,
                 ..Default::default()
             },
         )

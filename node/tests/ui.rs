@@ -1,6 +1,7 @@
 //! The web UI in a real headless Chromium against a real node fed real IPFIX packets: the
 //! embedded app loads with no console errors and its dashboard shows the node's numbers, top
-//! talkers and advisories; acknowledging an alert on the alerts page changes it through the API.
+//! talkers and advisories; the assets page filters and sorts on the server; acknowledging an
+//! alert on the alerts page changes it through the API.
 //! Screenshots are kept under the target directory (`tmp/ui-artifacts/`).
 
 use flowlens_tests::browser::Browser;
@@ -58,6 +59,32 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
         .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     save_screenshot(&browser, "dashboard.png");
+
+    // The assets page: paged by the server, narrowed by a network filter, sorted by address.
+    browser.click("nav a[href='/assets']");
+    browser.wait_until(
+        |b| b.text("#assets-range").as_deref() == Some("1–6 of 6"),
+        "six assets listed",
+    );
+    assert_eq!(browser.count("#assets tbody tr"), 6);
+    assert_eq!(browser.text("#next").as_deref(), Some("Next"));
+    browser.type_into("#filter-subnet", "10.2.0.0/24");
+    browser.wait_until(
+        |b| b.text("#assets-range").as_deref() == Some("1–3 of 3"),
+        "the filter narrowing to three",
+    );
+    browser.click("#sort-ip");
+    browser.wait_until(
+        |b| b.text("#assets tbody tr td").as_deref() == Some("10.2.0.1"),
+        "sorted by address",
+    );
+    save_screenshot(&browser, "assets.png");
+    let errors: Vec<_> = browser
+        .console()
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
 }
 
 fn save_screenshot(browser: &Browser, name: &str) {

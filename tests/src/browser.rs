@@ -1,6 +1,6 @@
 //! A real headless Chromium driven over WebDriver (Debian's `chromium` and `chromedriver`), for
 //! the UI tests: a small client of the W3C protocol over the crate's plain HTTP helper: open a
-//! page, read an element's text, count and click elements, read the console log, take a
+//! page, read an element's text, count, click and type into elements, read the console log, take a
 //! screenshot.
 
 use std::net::SocketAddr;
@@ -126,6 +126,23 @@ impl Browser {
             .next()
             .unwrap_or_else(|| panic!("nothing matches {css} to click"));
         self.session_call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// Types `text` into the first element matching `css`, then Enter.
+    ///
+    /// # Panics
+    /// When nothing matches.
+    pub fn type_into(&self, css: &str, text: &str) {
+        let id = self
+            .find_all(css)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("nothing matches {css} to type into"));
+        self.session_call(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": format!("{text}\u{E007}") })),
+        );
     }
 
     /// Waits up to 30 s for `ok`.

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod api;
+mod assets;
 mod dashboard;
 
 use leptos::prelude::*;
@@ -26,12 +27,14 @@ fn App() -> impl IntoView {
                 <h1>"FlowLens"</h1>
                 <nav aria-label="main">
                     <A href="/">"Dashboard"</A>
+                    <A href="/assets">"Assets"</A>
                     <A href="/alerts">"Alerts"</A>
                 </nav>
             </header>
             <main>
                 <Routes fallback=|| view! { <p role="alert">"No such page."</p> }>
                     <Route path=path!("/") view=dashboard::Dashboard />
+                    <Route path=path!("/assets") view=assets::Assets />
                     <Route path=path!("/alerts") view=alerts::Alerts />
                 </Routes>
             </main>

@@ -52,12 +52,7 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
         Some("10.2.0.3")
     );
 
-    let errors: Vec<_> = browser
-        .console()
-        .into_iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
+    assert_no_console_errors(&browser);
     save_screenshot(&browser, "dashboard.png");
 
     // The assets page: paged by the server, narrowed by a network filter, sorted by address.
@@ -79,6 +74,10 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
         "sorted by address",
     );
     save_screenshot(&browser, "assets.png");
+    assert_no_console_errors(&browser);
+}
+
+fn assert_no_console_errors(browser: &Browser) {
     let errors: Vec<_> = browser
         .console()
         .into_iter()
@@ -138,10 +137,5 @@ fn acknowledging_an_alert_in_the_page_changes_it_through_the_api() {
         |b| b.text("#assets-total").as_deref() == Some("2"),
         "the dashboard",
     );
-    let errors: Vec<_> = browser
-        .console()
-        .into_iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
+    assert_no_console_errors(&browser);
 }

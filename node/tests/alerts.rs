@@ -200,6 +200,11 @@ url = "http://127.0.0.1:{dead}/nobody"
         &node,
         json!({"name": "insecure protocols", "condition": {"on": "advisory", "min_severity": "WARNING"}}),
     );
+    let busy = create_rule(
+        &node,
+        json!({"name": "busy database", "condition": {"on": "traffic", "min_bytes_per_s": 1000},
+               "scope": {"port": 5432}, "severity": "INFO"}),
+    );
     let now = now_ms();
     let quiet = create_rule(
         &node,
@@ -320,7 +325,19 @@ url = "http://127.0.0.1:{dead}/nobody"
         "{failed}"
     );
 
+    // 800 bytes in a 200 ms stats period is 4000 bytes/s: over the traffic rule's 1000.
+    node.wait_until(|n| alerts_of(n, &busy).len() == 1, "traffic alert");
+    let busy_alert = &alerts_of(&node, &busy)[0];
+    assert_eq!(busy_alert["subject"], "10.5.0.7>10.5.0.30:5432/6");
+    assert!(
+        busy_alert["summary"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("bytes/s over the last stats period")),
+        "{busy_alert}"
+    );
+
     // Exactly once each, and nothing from the rule in maintenance.
+    assert_eq!(alerts_of(&node, &busy).len(), 1);
     assert_eq!(alerts_of(&node, &db_client).len(), 1);
     assert_eq!(alerts_of(&node, &insecure).len(), 1);
     assert_eq!(alerts_of(&node, &vanished).len(), 1);

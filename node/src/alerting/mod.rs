@@ -206,6 +206,9 @@ impl Alerting {
         } else {
             RuleSet::default()
         };
+        let watches_traffic = rules
+            .iter()
+            .any(|r| r.enabled && matches!(r.condition, AlertCondition::Traffic { .. }));
         for event in &batch.events {
             if let EventKind::AdvisoryResolved { resolution } = &event.kind {
                 let done: Vec<(String, String)> = open
@@ -227,6 +230,11 @@ impl Alerting {
                         });
                     }
                 }
+                continue;
+            }
+            // Traffic events name every active dependency each period: only look at them when
+            // a rule watches traffic.
+            if matches!(event.kind, EventKind::DependencyTraffic { .. }) && !watches_traffic {
                 continue;
             }
             for c in self.candidates(event) {

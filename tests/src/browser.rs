@@ -70,14 +70,54 @@ impl Browser {
         browser
     }
 
-    /// One WebDriver call; its `value`.
-    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+    /// One WebDriver call; its `value`, or the WebDriver error (`stale element reference`, …)
+    /// with the whole answer.
+    fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, (String, Value)> {
         let text = body.map(|b| b.to_string());
         let (status, answer) =
             http_send(self.addr, method, path, text.as_deref()).expect("chromedriver answers");
         let answer: Value = serde_json::from_str(&answer).unwrap_or(Value::Null);
-        assert!(status == 200, "{method} {path}: {status} {answer}");
-        answer["value"].clone()
+        if status == 200 {
+            Ok(answer["value"].clone())
+        } else {
+            let error = answer["value"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            Err((error, answer))
+        }
+    }
+
+    /// One WebDriver call that must succeed; its `value`.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.try_call(method, path, body)
+            .unwrap_or_else(|(_, answer)| panic!("{method} {path}: {answer}"))
+    }
+
+    /// A call on the first element matching `css`, found again if the page re-rendered it in
+    /// between (a stale element); `None` when nothing matches.
+    fn on_element(
+        &self,
+        css: &str,
+        method: &str,
+        action: &str,
+        body: Option<Value>,
+    ) -> Option<Value> {
+        for _ in 0..5 {
+            let id = self.find_all(css).into_iter().next()?;
+            let path = format!("/session/{}/element/{id}{action}", self.session);
+            match self.try_call(method, &path, body.clone()) {
+                Ok(value) => return Some(value),
+                Err((error, _)) if error == "stale element reference" => continue,
+                Err((_, answer)) => panic!("{method} {path}: {answer}"),
+            }
+        }
+        None
     }
 
     fn session_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
@@ -109,8 +149,7 @@ impl Browser {
 
     /// The text of the first element matching `css`, if there is one.
     pub fn text(&self, css: &str) -> Option<String> {
-        let id = self.find_all(css).into_iter().next()?;
-        self.session_call("GET", &format!("/element/{id}/text"), None)
+        self.on_element(css, "GET", "/text", None)?
             .as_str()
             .map(str::to_owned)
     }
@@ -120,12 +159,8 @@ impl Browser {
     /// # Panics
     /// When nothing matches.
     pub fn click(&self, css: &str) {
-        let id = self
-            .find_all(css)
-            .into_iter()
-            .next()
+        self.on_element(css, "POST", "/click", Some(json!({})))
             .unwrap_or_else(|| panic!("nothing matches {css} to click"));
-        self.session_call("POST", &format!("/element/{id}/click"), Some(json!({})));
     }
 
     /// Types `text` into the first element matching `css`, then Enter.
@@ -133,16 +168,13 @@ impl Browser {
     /// # Panics
     /// When nothing matches.
     pub fn type_into(&self, css: &str, text: &str) {
-        let id = self
-            .find_all(css)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| panic!("nothing matches {css} to type into"));
-        self.session_call(
+        self.on_element(
+            css,
             "POST",
-            &format!("/element/{id}/value"),
+            "/value",
             Some(json!({ "text": format!("{text}\u{E007}") })),
-        );
+        )
+        .unwrap_or_else(|| panic!("nothing matches {css} to type into"));
     }
 
     /// Waits up to 30 s for `ok`.

@@ -74,6 +74,14 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
         "sorted by address",
     );
     save_screenshot(&browser, "assets.png");
+
+    // The advisories page: the Telnet finding with its action and a link to its flows.
+    browser.click("nav a[href='/advisories']");
+    browser.wait_until(|b| b.count("#advisory-list li") == 1, "one advisory");
+    assert!(browser
+        .text("#advisory-list li")
+        .is_some_and(|t| t.contains("Replace Telnet with SSH") && t.contains("(active)")));
+    save_screenshot(&browser, "advisories.png");
     assert_no_console_errors(&browser);
 }
 

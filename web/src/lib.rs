@@ -2,6 +2,7 @@
 //! served by the node. It reads the node's REST API (`/api/v1`) with the same types the node
 //! answers with (`proto`).
 
+mod advisories;
 mod alerts;
 mod api;
 mod assets;
@@ -28,6 +29,7 @@ fn App() -> impl IntoView {
                 <nav aria-label="main">
                     <A href="/">"Dashboard"</A>
                     <A href="/assets">"Assets"</A>
+                    <A href="/advisories">"Advisories"</A>
                     <A href="/alerts">"Alerts"</A>
                 </nav>
             </header>
@@ -35,6 +37,7 @@ fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <p role="alert">"No such page."</p> }>
                     <Route path=path!("/") view=dashboard::Dashboard />
                     <Route path=path!("/assets") view=assets::Assets />
+                    <Route path=path!("/advisories") view=advisories::Advisories />
                     <Route path=path!("/alerts") view=alerts::Alerts />
                 </Routes>
             </main>

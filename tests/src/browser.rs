@@ -36,14 +36,6 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts (Debian package chromium-driver)");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while crate::http_get(addr, "/status").is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not answer in 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
         let profile = tempfile::tempdir().expect("profile dir");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -56,12 +48,21 @@ impl Browser {
             },
             "goog:loggingPrefs": {"browser": "ALL"}
         }}});
+        // Built before anything can fail, so that dropping it stops chromedriver.
         let mut browser = Browser {
             driver,
             addr,
             session: String::new(),
             _profile: profile,
         };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while crate::http_get(addr, "/status").is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not answer in 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let answer = browser.call("POST", "/session", Some(caps));
         browser.session = answer["sessionId"]
             .as_str()

@@ -100,6 +100,24 @@ pub fn protocol_name(protocol: u8) -> String {
     }
 }
 
+/// A service endpoint's port for people: `5432/tcp (postgresql)`, `7000/udp`.
+pub fn describe_service(port: u16, protocol: u8) -> String {
+    let proto = protocol_name(protocol);
+    match service_name(port, protocol) {
+        Some(name) => format!("{port}/{proto} ({name})"),
+        None => format!("{port}/{proto}"),
+    }
+}
+
+/// `1 client`, `3 clients`: a count and its noun.
+pub fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 /// Whether a protocol has ports (TCP, UDP, SCTP, UDP-Lite).
 pub fn has_ports(protocol: u8) -> bool {
     matches!(protocol, 6 | 17 | 132 | 136)

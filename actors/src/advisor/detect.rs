@@ -16,7 +16,7 @@ use proto::event::{DependencyKey, EdgeStats, ServiceKey};
 use crate::aggregator::{Asymmetry, PathPoint};
 
 use crate::graph::is_internal;
-use crate::ports::service_name;
+use crate::ports::{describe_service, plural};
 use crate::FastMap;
 
 /// Detector thresholds.
@@ -130,18 +130,6 @@ fn subnet(ip: IpAddr) -> IpNet {
     IpNet::new(ip, prefix)
         .map(|n| n.trunc())
         .unwrap_or(IpNet::from(ip))
-}
-
-fn service(port: u16, protocol: u8) -> String {
-    let name = match protocol {
-        6 => "tcp",
-        17 => "udp",
-        _ => "ip",
-    };
-    match service_name(port, protocol) {
-        Some(s) => format!("{port}/{name} ({s})"),
-        None => format!("{port}/{name}"),
-    }
 }
 
 fn mb(bytes: u64) -> String {
@@ -338,7 +326,7 @@ pub fn detect(
                 format!(
                     "{src} contacted {} hosts on {} in {window_text}: a host sweep",
                     h.len(),
-                    service(*port, *protocol)
+                    describe_service(*port, *protocol)
                 ),
                 "Check whether this source should discover hosts; otherwise isolate it.",
                 format!("/api/v1/flows?src={src}&port={port}"),
@@ -359,7 +347,7 @@ pub fn detect(
             None => (
                 format!(
                     "SMB to the internet: {endpoint} on {} is reached from {}",
-                    service(svc.port, svc.protocol),
+                    describe_service(svc.port, svc.protocol),
                     plural(clients.len(), "internal host")
                 ),
                 Severity::Critical,
@@ -402,7 +390,10 @@ pub fn detect(
                     .iter()
                     .max_by_key(|(_, b)| **b)
                     .map(|((peer, port, protocol), _)| {
-                        format!(", mostly {} with {peer}", service(*port, *protocol))
+                        format!(
+                            ", mostly {} with {peer}",
+                            describe_service(*port, *protocol)
+                        )
                     })
                     .unwrap_or_default();
                 found.push(advisory(
@@ -513,14 +504,6 @@ fn learn(slot: &mut (f64, u32), value: f64) {
     slot.1 = slot.1.saturating_add(1);
     let weight = 1.0 / f64::from(slot.1.min(100));
     slot.0 += (value - slot.0) * weight;
-}
-
-fn plural(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
 }
 
 fn humantime_secs(d: Duration) -> String {

@@ -188,15 +188,6 @@ impl CallGraph {
             .filter(move |n| seen.replace(*n) != Some(*n))
     }
 
-    /// The distinct assets that call `node`.
-    pub fn callers(&self, node: u32) -> impl Iterator<Item = u32> + '_ {
-        let mut seen = None;
-        let mut row: Vec<u32> = self.inc[Self::range(&self.in_start, node)].to_vec();
-        row.sort_unstable();
-        row.into_iter()
-            .filter(move |n| seen.replace(*n) != Some(*n))
-    }
-
     /// The services (port, protocol) on which `client` calls `server`, in order.
     pub fn services_between(&self, client: u32, server: u32) -> Vec<(u16, u8)> {
         Self::range(&self.out_start, client)

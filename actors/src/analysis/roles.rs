@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use proto::role::{Role, RoleGuess};
 
 use super::CallGraph;
-use crate::ports::service_name;
+use crate::ports::{describe_service, plural};
 
 /// Ports of databases (TCP).
 pub const DATABASE_PORTS: &[u16] = &[
@@ -29,26 +29,6 @@ const GATEWAY_NETWORKS: usize = 8;
 
 fn pct(x: f64) -> u8 {
     (x.clamp(0.0, 1.0) * 100.0).round() as u8
-}
-
-fn service(port: u16, protocol: u8) -> String {
-    let proto = match protocol {
-        6 => "tcp".to_string(),
-        17 => "udp".to_string(),
-        p => format!("proto {p}"),
-    };
-    match service_name(port, protocol) {
-        Some(name) => format!("{port}/{proto} ({name})"),
-        None => format!("{port}/{proto}"),
-    }
-}
-
-fn plural(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
 }
 
 fn network_of(ip: IpAddr) -> (bool, u64) {
@@ -111,7 +91,7 @@ impl CallGraph {
                 if ports.contains(&port) && protocol.is_none_or(|p| p == proto) {
                     let line = format!(
                         "answers {} for {}",
-                        service(port, proto),
+                        describe_service(port, proto),
                         plural(clients.len(), "client")
                     );
                     if best.as_ref().is_none_or(|(n, _)| clients.len() > *n) {
@@ -157,13 +137,13 @@ impl CallGraph {
                     vec![
                         format!(
                             "answers {} for {}",
-                            service(fp, fproto),
+                            describe_service(fp, fproto),
                             plural(fc.len(), "client")
                         ),
                         format!(
                             "calls a pool of {} on {}",
                             plural(ps.len(), "server"),
-                            service(pp, pproto)
+                            describe_service(pp, pproto)
                         ),
                     ],
                 );
@@ -190,7 +170,11 @@ impl CallGraph {
         }
 
         if clients.len() >= 3 {
-            let ports: Vec<String> = served.keys().take(3).map(|&(p, t)| service(p, t)).collect();
+            let ports: Vec<String> = served
+                .keys()
+                .take(3)
+                .map(|&(p, t)| describe_service(p, t))
+                .collect();
             guess(
                 Role::Server,
                 (0.5 + 0.05 * clients.len().min(8) as f64).min(generic_cap),

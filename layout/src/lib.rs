@@ -135,6 +135,19 @@ impl Layout {
         self.alpha < ALPHA_MIN
     }
 
+    /// Starts node `i` at `at` instead of its place on the spiral (to keep a node where an
+    /// earlier map of the same network had it).
+    pub fn place(&mut self, i: usize, at: Point) {
+        if let Some(p) = self.pos.get_mut(i) {
+            *p = at;
+        }
+    }
+
+    /// Sets the temperature (clamped to 0..=1): low for a map that mostly kept its places.
+    pub fn set_alpha(&mut self, alpha: f32) {
+        self.alpha = alpha.clamp(0.0, 1.0);
+    }
+
     /// Warms the layout to at least `alpha` (after a drag or a change), so it moves again.
     pub fn reheat(&mut self, alpha: f32) {
         self.alpha = self.alpha.max(alpha.min(1.0));

@@ -19,7 +19,7 @@ pub struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -37,6 +37,8 @@ impl Browser {
             .expect("chromedriver starts (Debian package chromium-driver)");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let profile = tempfile::tempdir().expect("profile dir");
+        let downloads = profile.path().join("downloads");
+        std::fs::create_dir_all(&downloads).expect("downloads dir");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -44,7 +46,9 @@ impl Browser {
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display())]
+                    format!("--user-data-dir={}", profile.path().display())],
+                "prefs": {"download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false}
             },
             "goog:loggingPrefs": {"browser": "ALL"}
         }}});
@@ -53,7 +57,7 @@ impl Browser {
             driver,
             addr,
             session: String::new(),
-            _profile: profile,
+            profile,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while crate::http_get(addr, "/status").is_err() {
@@ -176,6 +180,78 @@ impl Browser {
             Some(json!({ "text": format!("{text}\u{E007}") })),
         )
         .unwrap_or_else(|| panic!("nothing matches {css} to type into"));
+    }
+
+    /// Sends keystrokes to the first element matching `css` (WebDriver key codes such as
+    /// `\u{E011}` for Home), without Enter.
+    ///
+    /// # Panics
+    /// When nothing matches.
+    pub fn keys(&self, css: &str, keys: &str) {
+        self.on_element(css, "POST", "/value", Some(json!({ "text": keys })))
+            .unwrap_or_else(|| panic!("nothing matches {css} to send keys to"));
+    }
+
+    /// An attribute of the first element matching `css`, if both exist.
+    pub fn attribute(&self, css: &str, name: &str) -> Option<String> {
+        self.on_element(css, "GET", &format!("/attribute/{name}"), None)?
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Clicks with the mouse at `(x, y)` CSS pixels from the top left of the first element
+    /// matching `css` (a canvas, say).
+    ///
+    /// # Panics
+    /// When nothing matches.
+    pub fn click_at(&self, css: &str, x: f64, y: f64) {
+        let id = self
+            .find_all(css)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("nothing matches {css} to click in"));
+        let rect = self.session_call("GET", &format!("/element/{id}/rect"), None);
+        let (w, h) = (
+            rect["width"].as_f64().unwrap_or_default(),
+            rect["height"].as_f64().unwrap_or_default(),
+        );
+        // Pointer offsets are from the element's centre, in whole pixels.
+        let (dx, dy) = ((x - w / 2.0).round() as i64, (y - h / 2.0).round() as i64);
+        let origin = json!({ ELEMENT: id });
+        self.session_call(
+            "POST",
+            "/actions",
+            Some(json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": origin, "x": dx, "y": dy},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pause", "duration": 50},
+                {"type": "pointerUp", "button": 0}
+            ]}]})),
+        );
+        self.session_call("DELETE", "/actions", None);
+    }
+
+    /// The file `name` the browser downloaded, once it is complete (waits up to 30 s).
+    ///
+    /// # Panics
+    /// When it does not arrive.
+    pub fn downloaded(&self, name: &str) -> Vec<u8> {
+        let path = self.profile.path().join("downloads").join(name);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if !bytes.is_empty() {
+                    return bytes;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} was not downloaded in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// Waits up to 30 s for `ok`.

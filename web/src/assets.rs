@@ -22,7 +22,7 @@ fn query(subnet: &str, env: &str, role: &str, sort: &str, offset: u64) -> String
 }
 
 /// A UTC time for people: `2026-12-06 12:39:28`.
-fn when(ms: u64) -> String {
+pub fn when(ms: u64) -> String {
     let iso: String = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64))
         .to_iso_string()
         .into();

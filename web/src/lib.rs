@@ -7,6 +7,8 @@ mod alerts;
 mod api;
 mod assets;
 mod dashboard;
+mod live;
+mod map;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
@@ -22,20 +24,27 @@ pub fn start() {
 /// The app: a header with the pages, then the page of the current path.
 #[component]
 fn App() -> impl IntoView {
+    live::provide();
+    let connected = use_context::<live::Live>().map(|l| l.connected);
     view! {
         <Router>
             <header class="top">
                 <h1>"FlowLens"</h1>
                 <nav aria-label="main">
                     <A href="/">"Dashboard"</A>
+                    <A href="/map">"Map"</A>
                     <A href="/assets">"Assets"</A>
                     <A href="/advisories">"Advisories"</A>
                     <A href="/alerts">"Alerts"</A>
                 </nav>
+                <span class="live" id="live-state" aria-live="polite">
+                    {move || if connected.is_some_and(|c| c.get()) { "● live" } else { "○ offline" }}
+                </span>
             </header>
             <main>
                 <Routes fallback=|| view! { <p role="alert">"No such page."</p> }>
                     <Route path=path!("/") view=dashboard::Dashboard />
+                    <Route path=path!("/map") view=map::Map />
                     <Route path=path!("/assets") view=assets::Assets />
                     <Route path=path!("/advisories") view=advisories::Advisories />
                     <Route path=path!("/alerts") view=alerts::Alerts />

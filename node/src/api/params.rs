@@ -153,19 +153,29 @@ impl Params {
             .transpose()
     }
 
-    /// A time: Unix milliseconds, or a duration before now (`15m`, `2h`, `7d`).
+    /// A time: Unix milliseconds, a UTC time (`2026-12-06 12:39:28` or RFC 3339), or a
+    /// duration before now (`15m`, `2h`, `7d`).
     pub fn time(&mut self, name: &str, now_ms: u64) -> Result<Option<u64>, Failure> {
         self.take(name)
             .map(|v| {
                 if let Ok(ms) = v.parse::<u64>() {
                     return Ok(ms);
                 }
+                if let Ok(t) = humantime::parse_rfc3339_weak(v.trim()) {
+                    return t
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .map_err(|_| bad(name, format!("`{v}` is before 1970")));
+                }
                 humantime::parse_duration(&v)
                     .map(|d: Duration| now_ms.saturating_sub(d.as_millis() as u64))
                     .map_err(|_| {
                         bad(
                             name,
-                            format!("`{v}` is not Unix milliseconds or a duration like 15m"),
+                            format!(
+                                "`{v}` is not Unix milliseconds, a UTC time like \
+                                 2026-12-06 12:39:28, or a duration like 15m"
+                            ),
                         )
                     })
             })
@@ -240,5 +250,29 @@ pub fn page_of<T>(items: Vec<T>, offset: usize, limit: usize) -> proto::api::Pag
         total,
         offset: offset as u64,
         limit: limit as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(v: &str) -> Result<Option<u64>, Failure> {
+        Params::new(vec![("at".into(), v.into())])?.time("at", 1_000_000_000_000)
+    }
+
+    #[test]
+    fn times_are_milliseconds_utc_times_or_durations_before_now() {
+        assert_eq!(time("1765024768000").ok(), Some(Some(1_765_024_768_000)));
+        assert_eq!(
+            time("2025-12-06 12:39:28").ok(),
+            Some(Some(1_765_024_768_000))
+        );
+        assert_eq!(
+            time("2025-12-06T12:39:28Z").ok(),
+            Some(Some(1_765_024_768_000))
+        );
+        assert_eq!(time("15m").ok(), Some(Some(1_000_000_000_000 - 900_000)));
+        assert!(time("yesterday-ish").is_err());
     }
 }

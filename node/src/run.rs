@@ -370,6 +370,8 @@ impl Node {
             analysis,
             classification: config.classification.clone(),
             notifiers: config.notifiers.clone(),
+            cluster_name: config.cluster.name.as_str().into(),
+            config: Arc::new(api::about::redacted(&config)),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

@@ -440,3 +440,49 @@ pub struct TopologyDiff {
     /// Active at both ends and carrying traffic in between.
     pub dependencies_changed: Vec<DependencyChange>,
 }
+
+/// A member of this node's cluster, as the member itself reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClusterMember {
+    /// Raft node id.
+    pub id: u64,
+    /// Its API address, from the membership.
+    pub addr: String,
+    /// A voter (else a learner).
+    pub voter: bool,
+    /// Its own health answer; `None` when it did not answer in time.
+    pub health: Option<Health>,
+    /// Why it could not be asked, when it could not.
+    pub error: Option<String>,
+}
+
+/// This node and its cluster at a glance: the about page's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct About {
+    /// This node's health (id, Raft role, term, leader, applied index, uptime, version).
+    pub node: Health,
+    /// The cluster's name.
+    pub cluster: String,
+    /// Every member of the membership this node knows, this node included.
+    pub members: Vec<ClusterMember>,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Peak resident memory, bytes.
+    pub rss_peak_bytes: u64,
+    /// Flow records aggregated since start (rates are differences between two answers).
+    pub flows_total: u64,
+    /// Bytes in those flows.
+    pub bytes_total: u64,
+    /// Change events this node's graph committed since start.
+    pub events_committed_total: u64,
+    /// Assets in the projection.
+    pub assets: u64,
+    /// Dependencies in the projection.
+    pub dependencies: u64,
+    /// The node's configuration with secrets (passwords, keys, tokens, webhook paths, URL
+    /// credentials) replaced by `"(hidden)"`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config: serde_json::Value,
+}

@@ -52,7 +52,7 @@ pub fn Advisories() -> impl IntoView {
                                     <strong>{severity}</strong>" "{a.advisory.summary}
                                     <span class="state">{format!(" ({})", a.status)}</span>
                                     <p class="action">{a.advisory.action}" "
-                                        <a href=a.advisory.evidence target="_blank" rel="noopener">"flows"</a></p>
+                                        <a class="evidence" href=a.advisory.evidence.replacen("/api/v1/flows", "/flows", 1)>"flows"</a></p>
                                 </li>
                             }
                         }).collect_view()}

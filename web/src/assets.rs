@@ -6,6 +6,7 @@ use leptos::prelude::*;
 use proto::api::{Asset, Page};
 
 use crate::api::get;
+use crate::fmt::when;
 
 /// Rows per page.
 const PAGE: u64 = 50;
@@ -19,14 +20,6 @@ fn query(subnet: &str, env: &str, role: &str, sort: &str, offset: u64) -> String
         }
     }
     q
-}
-
-/// A UTC time for people: `2026-12-06 12:39:28`.
-pub fn when(ms: u64) -> String {
-    let iso: String = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64))
-        .to_iso_string()
-        .into();
-    iso.get(..19).unwrap_or(&iso).replace('T', " ")
 }
 
 /// The assets page.
@@ -89,7 +82,7 @@ pub fn Assets() -> impl IntoView {
                                     let role = a.role.as_ref().map_or("", |r| r.role.name());
                                     view! {
                                         <tr>
-                                            <td>{a.ip.to_string()}</td><td>{env}</td><td>{role}</td>
+                                            <td><a href=format!("/assets/{}", a.ip)>{a.ip.to_string()}</a></td><td>{env}</td><td>{role}</td>
                                             <td>{format!("{:?}", a.status).to_lowercase()}</td>
                                             <td>{a.bytes_in + a.bytes_out}</td>
                                             <td>{when(a.last_seen_ms)}</td>

@@ -2,13 +2,19 @@
 //! served by the node. It reads the node's REST API (`/api/v1`) with the same types the node
 //! answers with (`proto`).
 
+mod about;
 mod advisories;
 mod alerts;
 mod api;
 mod assets;
 mod dashboard;
+mod dependencies;
+mod flows;
+mod fmt;
+mod history;
 mod live;
 mod map;
+mod rules;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
@@ -34,8 +40,13 @@ fn App() -> impl IntoView {
                     <A href="/">"Dashboard"</A>
                     <A href="/map">"Map"</A>
                     <A href="/assets">"Assets"</A>
+                    <A href="/dependencies">"Dependencies"</A>
+                    <A href="/flows">"Flows"</A>
                     <A href="/advisories">"Advisories"</A>
                     <A href="/alerts">"Alerts"</A>
+                    <A href="/history">"History"</A>
+                    <A href="/rules">"Rules"</A>
+                    <A href="/about">"Cluster"</A>
                 </nav>
                 <span class="live" id="live-state" aria-live="polite">
                     {move || if connected.is_some_and(|c| c.get()) { "● live" } else { "○ offline" }}
@@ -46,6 +57,12 @@ fn App() -> impl IntoView {
                     <Route path=path!("/") view=dashboard::Dashboard />
                     <Route path=path!("/map") view=map::Map />
                     <Route path=path!("/assets") view=assets::Assets />
+                    <Route path=path!("/assets/:ip") view=dependencies::AssetPage />
+                    <Route path=path!("/dependencies") view=dependencies::Dependencies />
+                    <Route path=path!("/flows") view=flows::Flows />
+                    <Route path=path!("/history") view=history::History />
+                    <Route path=path!("/rules") view=rules::Rules />
+                    <Route path=path!("/about") view=about::AboutPage />
                     <Route path=path!("/advisories") view=advisories::Advisories />
                     <Route path=path!("/alerts") view=alerts::Alerts />
                 </Routes>

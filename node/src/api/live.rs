@@ -22,7 +22,8 @@ type Pairs = Query<Vec<(String, String)>>;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn ask<M, T>(
+/// Asks an actor with the API's call timeout.
+pub(super) async fn ask<M, T>(
     actor: &ActorRef<M>,
     msg: impl FnOnce(RpcReplyPort<T>) -> M,
 ) -> Result<T, Failure>
@@ -226,7 +227,8 @@ pub async fn ready(State(s): State<AppState>) -> Response {
     }
 }
 
-fn health(s: &AppState, status: &str) -> Health {
+/// This node's health answer.
+pub(super) fn health(s: &AppState, status: &str) -> Health {
     let raft = s.log.metrics();
     Health {
         status: status.to_string(),

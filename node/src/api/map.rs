@@ -219,7 +219,9 @@ pub async fn services(
     params(("client" = Option<String>, Query, description = "Client address or CIDR"),
         ("server" = Option<String>, Query, description = "Server address or CIDR"),
         ("port" = Option<u16>, Query), ("protocol" = Option<String>, Query),
-        ("status" = Option<String>, Query), ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
+        ("status" = Option<String>, Query),
+        ("sort" = Option<String>, Query, description = "bytes (default, busiest first), last_seen, first_seen (newest first), client, server (by address, then port)"),
+        ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
     responses((status = 200, body = Page<Dependency>), (status = 400, body = proto::api::ApiError)))]
 pub async fn dependencies(
     State(s): State<AppState>,
@@ -231,6 +233,12 @@ pub async fn dependencies(
     let port = p.port("port")?;
     let protocol = p.protocol("protocol")?;
     let status = status_filter(&mut p)?;
+    let sort = p
+        .choice(
+            "sort",
+            &["bytes", "last_seen", "first_seen", "client", "server"],
+        )?
+        .unwrap_or("bytes");
     let (offset, limit) = p.page(100, s.max_page)?;
     p.finish()?;
     let mut items = Vec::new();
@@ -245,7 +253,20 @@ pub async fn dependencies(
             items.push(d);
         }
     }
-    items.sort_by(|a, b| bytes(b).cmp(&bytes(a)).then(a.key.cmp(&b.key)));
+    match sort {
+        "last_seen" => {
+            items.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms).then(a.key.cmp(&b.key)))
+        }
+        "first_seen" => items.sort_by(|a, b| {
+            b.first_seen_ms
+                .cmp(&a.first_seen_ms)
+                .then(a.key.cmp(&b.key))
+        }),
+        // Keys order by client first.
+        "client" => items.sort_by_key(|d| d.key),
+        "server" => items.sort_by_key(|d| (d.key.service, d.key.client)),
+        _ => items.sort_by(|a, b| bytes(b).cmp(&bytes(a)).then(a.key.cmp(&b.key))),
+    }
     Ok(Json(page_of(items, offset, limit)))
 }
 

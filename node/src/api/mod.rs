@@ -2,6 +2,7 @@
 //! actors, health, Prometheus metrics at `/metrics` and the OpenAPI document at
 //! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
 
+pub mod about;
 pub mod advisories;
 pub mod alerts;
 pub mod analysis;
@@ -74,6 +75,10 @@ pub struct AppState {
     pub classification: crate::config::ClassificationSection,
     /// The configured notifiers (alert rules name them).
     pub notifiers: Vec<crate::alerting::notify::NotifierConfig>,
+    /// The cluster's name.
+    pub cluster_name: Arc<str>,
+    /// The configuration with its secrets hidden (the about answer).
+    pub config: Arc<serde_json::Value>,
 }
 
 /// The OpenAPI document.
@@ -98,6 +103,7 @@ pub struct AppState {
         live::protocols,
         live::exporters,
         live::live,
+        about::about,
         live::ready,
         history::events,
         history::diff,
@@ -206,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/protocols", get(live::protocols))
         .route("/exporters", get(live::exporters))
         .route("/health/live", get(live::live))
+        .route("/about", get(about::about))
         .route("/health/ready", get(live::ready))
         .route("/openapi.json", get(openapi))
         .fallback(not_found);

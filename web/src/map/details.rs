@@ -11,7 +11,7 @@ use proto::impact::{BlastRadius, Reachability};
 use super::scene::Mark;
 use super::Shared;
 use crate::api::get;
-use crate::assets::when;
+use crate::fmt::when;
 
 /// Everything the panel shows about one asset.
 #[derive(Clone, Debug)]
@@ -132,6 +132,7 @@ fn panel(
     };
     view! {
         <h3 id="details-ip">{a.ip.to_string()}</h3>
+        <p><a href=format!("/assets/{}", a.ip)>"Asset page"</a>" · "<a href=format!("/flows?host={}", a.ip)>"flows"</a></p>
         <dl>
             <dt>"Role"</dt><dd id="details-role">{role}</dd>
             <dt>"Environment"</dt><dd>{env}</dd>

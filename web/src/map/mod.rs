@@ -559,7 +559,7 @@ fn history(at: RwSignal<String>, span: RwSignal<(u64, u64)>) -> impl IntoView {
         if a.is_empty() {
             "live".to_string()
         } else {
-            a.parse::<u64>().map_or(a, crate::assets::when)
+            a.parse::<u64>().map_or(a, crate::fmt::when)
         }
     };
     view! {

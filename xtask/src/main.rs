@@ -28,6 +28,8 @@ commands:
   run [flowlens args…]      check prerequisites, build flowlens in release and run it
   web                       build the UI bundle (wasm32) into web/dist, which the node embeds
   bench [cargo bench args…] run the decoder benchmarks (cargo bench -p flowlens-benches)
+  bench ingest [flags]      the end-to-end ingest bench (benches/results/ingest.md)
+  bench map [flags]         the map page in headless Chromium (benches/results/map.md)
   fuzz <target> [seconds] [libFuzzer args…]
                             run a proto/fuzz target (default 60 s), installing cargo-fuzz
                             into ~/.cache/flowlens-tools if it is not on PATH

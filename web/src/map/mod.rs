@@ -49,6 +49,39 @@ struct Stage {
     /// The layout attribute lags the drawing by up to this throttle.
     layout_stale: bool,
     layout_written_ms: f64,
+    timing: Timing,
+}
+
+/// Frame costs since the last report, published on the canvas every half second
+/// (`data-frame-ms`: layout and drawing per busy frame; `data-draw-ms`: drawing alone;
+/// `data-steps`: layout steps so far), for the map benchmark and for anyone curious.
+#[derive(Default)]
+struct Timing {
+    work_ms: f64,
+    work_frames: u32,
+    draw_ms: f64,
+    draws: u32,
+    steps: u64,
+    reported_ms: f64,
+}
+
+impl Timing {
+    fn report(&mut self, canvas: &HtmlCanvasElement, now: f64) {
+        if now - self.reported_ms < 500.0 {
+            return;
+        }
+        self.reported_ms = now;
+        if self.work_frames > 0 {
+            let mean = self.work_ms / f64::from(self.work_frames);
+            let _ = canvas.set_attribute("data-frame-ms", &format!("{mean:.2}"));
+        }
+        if self.draws > 0 {
+            let mean = self.draw_ms / f64::from(self.draws);
+            let _ = canvas.set_attribute("data-draw-ms", &format!("{mean:.2}"));
+        }
+        let _ = canvas.set_attribute("data-steps", &self.steps.to_string());
+        (self.work_ms, self.work_frames, self.draw_ms, self.draws) = (0.0, 0, 0.0, 0);
+    }
 }
 
 type Shared = Rc<RefCell<Stage>>;
@@ -110,7 +143,9 @@ fn frame(stage: Shared, canvas: HtmlCanvasElement) {
         return;
     }
     {
-        let mut st = stage.borrow_mut();
+        let frame_start = perf_now();
+        let mut guard = stage.borrow_mut();
+        let st = &mut *guard;
         let dpr = web_sys::window().map_or(1.0, |w| w.device_pixel_ratio());
         let size = (canvas.client_width(), canvas.client_height());
         if size != st.size {
@@ -126,21 +161,28 @@ fn frame(stage: Shared, canvas: HtmlCanvasElement) {
             scene.resize(size.0 as f32, size.1 as f32);
             let moving = !scene.layout.settled();
             if moving {
-                let start = perf_now();
-                while !scene.layout.settled() && perf_now() - start < STEP_BUDGET_MS {
+                while !scene.layout.settled() && perf_now() - frame_start < STEP_BUDGET_MS {
                     scene.layout.step();
+                    st.timing.steps += 1;
                 }
                 if scene.auto_fit {
                     scene.fit();
                 }
             }
             if moving || dirty {
+                let draw_start = perf_now();
                 if let Some(ctx) = context(&canvas) {
                     scene.draw(&ctx, dpr, dark);
                 }
+                let end = perf_now();
+                st.timing.draw_ms += end - draw_start;
+                st.timing.draws += 1;
+                st.timing.work_ms += end - frame_start;
+                st.timing.work_frames += 1;
                 drawn = Some(scene.layout.settled());
             }
         }
+        st.timing.report(&canvas, now());
         if let Some(settled) = drawn {
             let _ = canvas.set_attribute("data-settled", if settled { "true" } else { "false" });
             st.layout_stale = true;

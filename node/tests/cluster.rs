@@ -247,6 +247,17 @@ fn killing_the_leader_mid_stream_elects_another_within_2_s_and_loses_nothing_com
     // Every flow the followers received is committed exactly once: bytes are exact.
     let want = expected_of(&sent);
     wait_all_equal(&members, &want);
+    // The about answer shows the dead member as unreachable, and why.
+    let (_, about) = members[leader as usize - 1].node().get("/api/v1/about");
+    let dead = &about["members"][0];
+    assert_eq!(dead["id"], 1, "{about}");
+    assert!(dead["health"].is_null(), "{about}");
+    assert!(
+        dead["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot connect")),
+        "{about}"
+    );
 
     // The old leader comes back after missing all that, and catches up from the log.
     members[0].restart(&nats);
@@ -331,6 +342,34 @@ fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
         assert!(Instant::now() < deadline, "applied indexes {applied:?}");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The about answer of a follower asks every member for its own health.
+    let (status, about) = members[1].node().get("/api/v1/about");
+    assert_eq!(status, 200, "{about}");
+    let roles: Vec<(u64, String, bool)> = about["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .map(|m| {
+            (
+                m["id"].as_u64().unwrap_or(0),
+                m["health"]["raft_state"]
+                    .as_str()
+                    .unwrap_or("unreachable")
+                    .to_owned(),
+                m["voter"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            (1, "Leader".to_owned(), true),
+            (2, "Follower".to_owned(), true),
+            (3, "Follower".to_owned(), true)
+        ],
+        "{about}"
+    );
+    assert_eq!(about["node"]["node_id"], 2);
     // Each node's projection, rebuilt from its own history, equals its live one.
     for id in ["1", "3"] {
         let out = admin(&nats, &["rebuild", "--node", id]);

@@ -12,7 +12,12 @@ use crate::api::get;
 pub fn Advisories() -> impl IntoView {
     let (status, set_status) = signal("active".to_string());
     let (severity, set_severity) = signal(String::new());
+    let live = use_context::<crate::live::Live>();
     let page = LocalResource::new(move || {
+        // Reloaded whenever the event stream reports an advisory raised or resolved.
+        if let Some(l) = live {
+            l.advisories.get();
+        }
         let mut q = format!("/api/v1/advisories?limit=500&status={}", status.get());
         let min = severity.get();
         if !min.is_empty() {

@@ -12,8 +12,13 @@ use crate::api::{get, post};
 #[component]
 pub fn Alerts() -> impl IntoView {
     let (version, set_version) = signal(0u32);
+    let live = use_context::<crate::live::Live>();
     let alerts = LocalResource::new(move || {
         version.get();
+        // Reloaded whenever the event stream reports an alert change.
+        if let Some(l) = live {
+            l.alerts.get();
+        }
         get::<Page<AlertRecord>>("/api/v1/alerts?status=all&limit=200")
     });
     let (failure, set_failure) = signal(None::<String>);

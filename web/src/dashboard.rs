@@ -99,24 +99,27 @@ fn by_severity(severities: impl Iterator<Item = proto::advisory::Severity>) -> S
     )
 }
 
-/// Bits per second over the window as an SVG line (with packets per second in the title).
+/// Bits and packets per second over the window as SVG lines, each scaled to its own peak.
 fn chart(t: &Throughput) -> impl IntoView {
     let (w, h) = (600.0, 120.0);
     let max = t.points.iter().map(|p| p.bps).fold(1.0, f64::max);
+    let max_pps = t.points.iter().map(|p| p.pps).fold(1.0, f64::max);
     let n = t.points.len().max(2) as f64 - 1.0;
-    let points: String = t
-        .points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            format!(
-                "{:.1},{:.1}",
-                i as f64 / n * w,
-                h - p.bps / max * (h - 10.0)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
+    let line = |value: fn(&proto::api::ThroughputPoint) -> f64, top: f64| -> String {
+        t.points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "{:.1},{:.1}",
+                    i as f64 / n * w,
+                    h - value(p) / top * (h - 10.0)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (points, packets) = (line(|p| p.bps, max), line(|p| p.pps, max_pps));
     let now = t.points.last().copied().unwrap_or_default();
     let label = format!(
         "now {} · {} · peak {}",
@@ -128,9 +131,11 @@ fn chart(t: &Throughput) -> impl IntoView {
         <figure class="chart">
             <svg id="throughput-chart" viewBox=format!("0 0 {w} {h}") preserveAspectRatio="none" role="img"
                 aria-label=format!("Throughput over the last ten minutes: {label}")>
-                <polyline points=points fill="none" stroke="#5b8def" stroke-width="2" vector-effect="non-scaling-stroke" />
+                <polyline class="bps" points=points fill="none" stroke="#5b8def" stroke-width="2" vector-effect="non-scaling-stroke" />
+                <polyline class="pps" points=packets fill="none" stroke="#f28e2b" stroke-width="1" stroke-dasharray="4 3" vector-effect="non-scaling-stroke" />
             </svg>
-            <figcaption id="throughput-now">{label}</figcaption>
+            <figcaption id="throughput-now">{label}
+                <span class="muted">" — blue: bit/s, orange dashed: packets/s (each to its own peak)"</span></figcaption>
         </figure>
     }
 }

@@ -62,7 +62,7 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
     assert!(browser
         .text("#protocols tbody")
         .is_some_and(|t| t.contains("tcp")));
-    assert_eq!(browser.count("#throughput-chart polyline"), 1);
+    assert_eq!(browser.count("#throughput-chart polyline"), 2);
     assert!(browser
         .text("#throughput-now")
         .is_some_and(|t| t.contains("bit/s")));
@@ -171,11 +171,18 @@ fn acknowledging_an_alert_in_the_page_changes_it_through_the_api() {
     );
     assert_eq!(alerts(&node)["items"][0]["acknowledged"]["by"], "web");
     assert_eq!(browser.count("#alerts button.ack"), 0);
+    // A new alert shows up live, without a reload.
+    let [template, data] = ipfix_packets(&[tcp_flow("10.2.0.2", "10.1.0.30", 5432, 700)]);
+    node.send(&[&template, &data]);
+    browser.wait_until(
+        |b| b.count("#alerts tbody tr") == 2,
+        "the second alert, live",
+    );
     save_screenshot(&browser, "alerts.png");
     // The app's own navigation reaches the dashboard.
     browser.click("nav a[href='/']");
     browser.wait_until(
-        |b| b.text("#assets-total").as_deref() == Some("2"),
+        |b| b.text("#assets-total").as_deref() == Some("3"),
         "the dashboard",
     );
     assert_no_console_errors(&browser);

@@ -5,7 +5,7 @@
 use flowlens_tests::browser::Browser;
 use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, now_ms, tcp_flow, NodeProcess};
 
-use crate::{assert_no_console_errors, save_screenshot};
+use crate::{assert_no_console_errors_but, save_screenshot};
 
 /// The map's nodes as the page placed them: address → (x, y) on the canvas, once settled.
 fn map_layout(browser: &Browser) -> Option<serde_json::Map<String, serde_json::Value>> {
@@ -150,5 +150,30 @@ fn the_map_draws_filters_selects_replays_updates_live_and_exports() {
     let [template, data] = ipfix_packets(&[tcp_flow("10.3.0.9", "10.3.0.8", 8080, 3_000)]);
     node.send(&[&template, &data]);
     browser.wait_until(|b| is_map(b, "8", "6"), "the new dependency, live");
-    assert_no_console_errors(&browser);
+
+    // The keyboard's way in: the list of assets under the map selects one.
+    browser.click(".node-list summary");
+    browser.keys("#map-nodes li:nth-child(1) button", "\u{E007}");
+    browser.wait_until(|b| b.count("#details-ip") == 1, "details from the keyboard");
+
+    // Grouping: one legend entry per subnet; a node that does not federate says so for sites.
+    browser.click("#map-group option[value='subnet']");
+    browser.wait_until(|b| b.count(".legend .dot") == 3, "three subnets");
+    let legend = browser.text(".legend").unwrap_or_default();
+    for subnet in ["10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"] {
+        assert!(legend.contains(subnet), "{legend}");
+    }
+    browser.click("#map-group option[value='site']");
+    browser.wait_until(
+        |b| {
+            b.text("p.error")
+                .is_some_and(|t| t.contains("does not federate sites"))
+        },
+        "the federation refusal",
+    );
+    assert_eq!(
+        browser.text(".legend li:last-child").as_deref(),
+        Some("this node")
+    );
+    assert_no_console_errors_but(&browser, &["/api/v1/federation - Failed to load resource"]);
 }

@@ -8,6 +8,7 @@ mod details;
 mod scene;
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -85,6 +86,12 @@ impl Timing {
 }
 
 type Shared = Rc<RefCell<Stage>>;
+
+/// The part of the federation answer the map needs: each asset's site.
+#[derive(Clone, Debug, serde::Deserialize)]
+struct Homes {
+    homes: HashMap<String, String>,
+}
 
 /// What the map shows, for the header and the legend.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -275,6 +282,23 @@ pub fn Map() -> impl IntoView {
     }));
     let canvas = NodeRef::<html::Canvas>::new();
 
+    // Each asset's site, asked only when grouping by site.
+    let sites = LocalResource::new(move || {
+        let wanted = group.get() == "site";
+        refresh.get();
+        async move {
+            if wanted {
+                get::<Homes>("/api/v1/federation").await.map(|h| {
+                    h.homes
+                        .into_iter()
+                        .filter_map(|(ip, site)| Some((ip.parse().ok()?, site)))
+                        .collect()
+                })
+            } else {
+                Ok(HashMap::new())
+            }
+        }
+    });
     let data = LocalResource::new(move || {
         refresh.get();
         let filters = [
@@ -315,12 +339,23 @@ pub fn Map() -> impl IntoView {
             let grouping = Grouping::parse(&group.get());
             let role = Role::parse(&role.get());
             let Some(result) = data.get() else { return };
+            let homes = match sites.get() {
+                None => return,
+                Some(Ok(homes)) => homes,
+                Some(Err(e)) => {
+                    error.set(Some(format!("Grouping by site: {e}")));
+                    HashMap::new()
+                }
+            };
             match result {
                 Err(e) => error.set(Some(e)),
                 Ok(topology) => {
-                    error.set(None);
+                    if grouping != Grouping::Site {
+                        error.set(None);
+                    }
                     let mut st = stage.borrow_mut();
-                    let scene = Scene::new(&topology, grouping, role, st.scene.as_ref(), now());
+                    let scene =
+                        Scene::new(&topology, grouping, &homes, role, st.scene.as_ref(), now());
                     summary.set(Summary {
                         nodes: scene.nodes.len(),
                         edges: scene.edges.len(),
@@ -541,7 +576,8 @@ pub fn Map() -> impl IntoView {
             {choice("map-status", "Status", status, &[("active", "active"), ("all", "active and gone"),
                 ("expired", "gone")])}
             {choice("map-group", "Group by", group, &[("none", "nothing"), ("subnet", "subnet"),
-                ("env", "environment"), ("role", "role"), ("datacenter", "data centre")])}
+                ("env", "environment"), ("role", "role"), ("datacenter", "data centre"),
+                ("site", "site (federation)")])}
         </form>
         <form class="filters" on:submit=move |ev| { ev.prevent_default(); find(); }>
             <label>"Find " <input id="map-search" placeholder="10.0.0.5"

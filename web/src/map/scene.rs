@@ -32,6 +32,8 @@ pub enum Grouping {
     Role,
     /// The classification's data centre.
     Datacenter,
+    /// The federated site that reported it.
+    Site,
 }
 
 impl Grouping {
@@ -42,6 +44,7 @@ impl Grouping {
             "env" => Grouping::Environment,
             "role" => Grouping::Role,
             "datacenter" => Grouping::Datacenter,
+            "site" => Grouping::Site,
             _ => Grouping::None,
         }
     }
@@ -194,12 +197,14 @@ fn subnet_of(ip: IpAddr) -> String {
 }
 
 impl Scene {
-    /// The scene of `topology`, grouped by `grouping`, keeping only dependencies that touch an
-    /// asset of `role` when one is given; `previous` lends its positions to the assets it
-    /// already had, so a refresh does not scatter the map. `now_ms` decides idle edges.
+    /// The scene of `topology`, grouped by `grouping` (`sites` names each asset's site),
+    /// keeping only dependencies that touch an asset of `role` when one is given; `previous`
+    /// lends its positions to the assets it already had, so a refresh does not scatter the map.
+    /// `now_ms` decides idle edges.
     pub fn new(
         topology: &Topology,
         grouping: Grouping,
+        sites: &HashMap<IpAddr, String>,
         role: Option<Role>,
         previous: Option<&Scene>,
         now_ms: f64,
@@ -259,6 +264,10 @@ impl Scene {
                         .as_ref()
                         .and_then(|c| c.datacenter.clone())
                         .unwrap_or_else(|| "no data centre".to_string()),
+                    Grouping::Site => sites
+                        .get(&a.ip)
+                        .cloned()
+                        .unwrap_or_else(|| "this node".to_string()),
                 };
                 let next = groups.len() as u32;
                 let group = *group_index.entry(name.clone()).or_insert_with(|| {

@@ -46,6 +46,37 @@ pub struct Config {
     pub store: StoreSection,
     /// Logging.
     pub log: LogSection,
+    /// Access control: sessions, tokens, the first admin.
+    pub auth: AuthSection,
+}
+
+/// Access control settings. Authentication is always on: the first node to lead a cluster with
+/// no users creates `admin` with a one-time password (printed, and written to
+/// `<data_dir>/initial-admin-password`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSection {
+    /// How long a browser session lasts.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// An admin API token to create with the first admin (at least 32 characters), for
+    /// provisioning by programs (a Kubernetes secret, say). Unset: none.
+    pub bootstrap_token: Option<String>,
+    /// Failed sign-ins allowed per client address per minute.
+    pub login_attempts_per_minute: u32,
+    /// Requests allowed per client address per second (a burst of twice as many).
+    pub requests_per_second: u32,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            session_ttl: Duration::from_secs(12 * 3600),
+            bootstrap_token: None,
+            login_attempts_per_minute: 10,
+            requests_per_second: 200,
+        }
+    }
 }
 
 /// Cluster settings. A node without a NATS URL runs alone, with no NATS needed.
@@ -354,6 +385,7 @@ impl Default for Config {
             retention: RetentionSection::default(),
             store: StoreSection::default(),
             log: LogSection::default(),
+            auth: AuthSection::default(),
         }
     }
 }
@@ -501,6 +533,26 @@ impl Config {
 
     /// Checks ranges and consistency; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .auth
+            .bootstrap_token
+            .as_ref()
+            .is_some_and(|t| t.trim().len() < 32)
+        {
+            return Err(invalid(
+                "auth.bootstrap_token",
+                "must be at least 32 characters",
+            ));
+        }
+        if self.auth.login_attempts_per_minute == 0 || self.auth.requests_per_second == 0 {
+            return Err(invalid(
+                "auth",
+                "login_attempts_per_minute and requests_per_second must be 1 or more",
+            ));
+        }
+        if self.auth.session_ttl < Duration::from_secs(60) {
+            return Err(invalid("auth.session_ttl", "must be at least 1m"));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alerting;
 pub mod analysis;
 pub mod api;
+pub mod auth;
 pub mod classifier;
 pub mod config;
 pub mod events;

@@ -372,15 +372,27 @@ impl Node {
             notifiers: config.notifiers.clone(),
             cluster_name: config.cluster.name.as_str().into(),
             config: Arc::new(api::about::redacted(&config)),
+            auth: config.auth.clone(),
+            limits: crate::auth::Limits::default(),
+            tls: false,
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .with_context(|| format!("cannot listen on api.listen {}", config.api.listen))?;
         let api_addr = listener.local_addr()?;
         let (stop_api, stopped) = tokio::sync::oneshot::channel::<()>();
+        let bootstrap = tokio::spawn(crate::auth::bootstrap(
+            state.clone(),
+            config.data_dir.clone(),
+            config.auth.bootstrap_token.clone(),
+        ));
         let app = api::router(state);
         let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
                 let _ = stopped.await;
             });
             if let Err(e) = serve.await {
@@ -399,7 +411,11 @@ impl Node {
             raw,
             server,
             stop_api,
-            cluster_tasks,
+            cluster_tasks: {
+                let mut tasks = cluster_tasks;
+                tasks.push(bootstrap);
+                tasks
+            },
         })
     }
 
@@ -431,6 +447,10 @@ impl Node {
         }
         for task in &self.cluster_tasks {
             task.abort();
+        }
+        // Cancelled tasks drop what they hold (store handles) only once awaited.
+        for task in self.cluster_tasks {
+            let _ = task.await;
         }
         self.log.shutdown().await?;
         self.db.flush_async().await?;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, http_send, ipfix_packets, now_ms, tcp_flow, NodeProcess,
+    free_tcp_port, free_udp_port, http_send_auth, ipfix_packets, now_ms, tcp_flow, NodeProcess,
 };
 use serde_json::{json, Value};
 
@@ -216,7 +216,9 @@ url = "http://127.0.0.1:{dead}/nobody"
     let mut sse = TcpStream::connect(node.api).expect("connect");
     write!(
         sse,
-        "GET /api/v1/events/stream?kind=alert.raised HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /api/v1/events/stream?kind=alert.raised HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        flowlens_tests::test_token()
     )
     .expect("request");
     sse.set_read_timeout(Some(Duration::from_secs(30)))
@@ -353,7 +355,7 @@ url = "http://127.0.0.1:{dead}/nobody"
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["status"], "acknowledged");
     assert_eq!(acked["acknowledged"]["by"], "alice");
-    let (status, again) = http_send(
+    let (status, again) = http_send_auth(
         node.api,
         "POST",
         &format!("/api/v1/alerts/{id}/acknowledge"),
@@ -361,7 +363,7 @@ url = "http://127.0.0.1:{dead}/nobody"
     )
     .expect("post");
     assert_eq!(status, 400, "{again}");
-    let (status, resolved) = http_send(
+    let (status, resolved) = http_send_auth(
         node.api,
         "POST",
         &format!("/api/v1/alerts/{id}/resolve"),

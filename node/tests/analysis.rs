@@ -281,7 +281,7 @@ fn exports_a_groups_observed_dependencies_as_an_allow_list() {
     assert_eq!(inbound["rules"].as_array().map(Vec::len), Some(3));
 
     // The back ends as CSV and firewall snippets.
-    let (status, csv) = flowlens_tests::http_get(
+    let (status, csv) = flowlens_tests::http_get_auth(
         node.api,
         "/api/v1/export/allow-list?cidr=10.1.0.30/31&format=csv",
     )
@@ -297,7 +297,7 @@ fn exports_a_groups_observed_dependencies_as_an_allow_list() {
         lines[1].starts_with("inbound,10.1.0.20,10.1.0.30,5432,6,postgresql,1,"),
         "{csv}"
     );
-    let (_, iptables) = flowlens_tests::http_get(
+    let (_, iptables) = flowlens_tests::http_get_auth(
         node.api,
         "/api/v1/export/allow-list?cidr=10.1.0.30/31&format=iptables",
     )
@@ -312,7 +312,7 @@ fn exports_a_groups_observed_dependencies_as_an_allow_list() {
             .ends_with("-A FLOWLENS-OUT -j DROP\nCOMMIT"),
         "{iptables}"
     );
-    let (_, nft) = flowlens_tests::http_get(
+    let (_, nft) = flowlens_tests::http_get_auth(
         node.api,
         "/api/v1/export/allow-list?cidr=10.1.0.30/31&format=nftables",
     )

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, http_post, http_send, ipfix_packets, tcp_flow, NodeProcess,
+    free_tcp_port, free_udp_port, http_send_auth, ipfix_packets, tcp_flow, NodeProcess,
 };
 use serde_json::{json, Value};
 
@@ -113,7 +113,7 @@ fn rules_classify_assets_and_every_change_reclassifies_them() {
         ips(&node, "env=dev"),
         set(["10.1.0.5", "10.1.0.6", "192.168.3.3"])
     );
-    let (status, _) = http_send(
+    let (status, _) = http_send_auth(
         node.api,
         "DELETE",
         &format!("/api/v1/classification-rules/{tight}"),
@@ -157,7 +157,8 @@ fn rules_classify_assets_and_every_change_reclassifies_them() {
         ],
         "{events}"
     );
-    let (status, rebuilt) = http_post(node.api, "/api/v1/admin/rebuild").expect("rebuild");
+    let (status, rebuilt) =
+        http_send_auth(node.api, "POST", "/api/v1/admin/rebuild", None).expect("rebuild");
     assert_eq!(status, 200);
     assert!(rebuilt.contains(r#""equal":true"#), "{rebuilt}");
     let _ = lab;
@@ -192,7 +193,7 @@ fn bad_rules_are_refused_naming_the_field() {
         assert_eq!(status, 400, "{rule}: {body}");
         assert_eq!(body["parameter"], field, "{rule}: {body}");
     }
-    let (status, body) = http_send(node.api, "POST", path, Some("{not json")).expect("post");
+    let (status, body) = http_send_auth(node.api, "POST", path, Some("{not json")).expect("post");
     assert_eq!(status, 400, "{body}");
     let (status, _) = node.send_json(
         "PUT",
@@ -200,7 +201,8 @@ fn bad_rules_are_refused_naming_the_field() {
         &json!({"name": "x", "cidr": "10.0.0.0/8"}),
     );
     assert_eq!(status, 404);
-    let (status, _) = http_send(node.api, "DELETE", &format!("{path}/nope"), None).expect("delete");
+    let (status, _) =
+        http_send_auth(node.api, "DELETE", &format!("{path}/nope"), None).expect("delete");
     assert_eq!(status, 404);
     let (status, body) = node.get("/api/v1/classification-rules/classify/nope");
     assert_eq!((status, &body["parameter"]), (400, &json!("ip")));

@@ -535,7 +535,7 @@ fn rules_and_alerts_written_on_followers_reach_every_node_and_alert_once() {
     let (leader, follower, other) = (members[0].node(), members[1].node(), members[2].node());
     let post = |node: &NodeProcess, path: &str, body: &str| {
         let (status, text) =
-            flowlens_tests::http_send(node.api, "POST", path, Some(body)).expect("post");
+            flowlens_tests::http_send_auth(node.api, "POST", path, Some(body)).expect("post");
         assert!(status == 201 || status == 200, "{path}: {status} {text}");
         serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
     };

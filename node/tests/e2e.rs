@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use flowlens_tests::{
-    data_dir, free_tcp_port, free_udp_port, http_get, load_truth, read_pcap, NodeProcess,
+    data_dir, free_tcp_port, free_udp_port, http_get_auth, load_truth, read_pcap, NodeProcess,
 };
 use serde_json::Value;
 
@@ -193,7 +193,7 @@ fn a_node_maps_real_exports_with_direction_and_byte_totals() {
     ] {
         assert_eq!(node.get(path).0, 200, "{path}");
     }
-    let metrics = http_get(node.api, "/metrics").expect("metrics").1;
+    let metrics = http_get_auth(node.api, "/metrics").expect("metrics").1;
     assert!(
         metrics.contains(&format!("flowlens_flows_total {}", truth.records.len())),
         "{metrics}"
@@ -274,7 +274,7 @@ fn flow_keys(page: &Value) -> Vec<FlowKey> {
 }
 
 fn metric(node: &NodeProcess, name: &str) -> Option<u64> {
-    let text = http_get(node.api, "/metrics").ok()?.1;
+    let text = http_get_auth(node.api, "/metrics").ok()?.1;
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }

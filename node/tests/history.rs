@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, http_post, https_flow, ipfix_packets, now_ms, NodeProcess,
+    free_tcp_port, free_udp_port, http_send_auth, https_flow, ipfix_packets, now_ms, NodeProcess,
 };
 use proto::FlowRecord;
 use serde_json::Value;
@@ -196,7 +196,8 @@ fn topology_at_and_diff_replay_a_known_sequence_of_flows() {
     assert_eq!(node.get("/api/v1/topology/diff").0, 400, "from is required");
 
     // The projection rebuilt from the history equals the live one.
-    let (status, body) = http_post(node.api, "/api/v1/admin/rebuild").expect("rebuild");
+    let (status, body) =
+        http_send_auth(node.api, "POST", "/api/v1/admin/rebuild", None).expect("rebuild");
     assert_eq!(status, 200, "{body}");
     let report: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(report["equal"], true, "{report}");

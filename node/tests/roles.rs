@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, http_send, ipfix_packets, now_ms, tcp_flow, NodeProcess,
+    free_tcp_port, free_udp_port, http_send_auth, ipfix_packets, now_ms, tcp_flow, NodeProcess,
 };
 use proto::FlowRecord;
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ fn get(node: &NodeProcess, path: &str) -> Value {
 }
 
 fn put_role(node: &NodeProcess, ip: &str, body: &str) -> (u16, Value) {
-    let (status, text) = http_send(
+    let (status, text) = http_send_auth(
         node.api,
         "PUT",
         &format!("/api/v1/assets/{ip}/role"),

@@ -312,11 +312,40 @@ mod kind {
             /// The outcome.
             delivery: Box<crate::alert::Delivery>,
         },
+        /// A user was created or changed.
+        UserSet {
+            /// The user as it now stands.
+            user: Box<crate::auth::User>,
+            /// The argon2 hash (PHC string) of a new password; `None` keeps the current one.
+            /// Never written to JSON.
+            #[serde(skip_serializing, default)]
+            password_hash: Option<Box<str>>,
+        },
+        /// A user was deleted (its credentials with it).
+        UserDeleted {
+            /// Its name.
+            name: Box<str>,
+        },
+        /// A session or API token was issued.
+        CredentialIssued {
+            /// The credential (its secret's hash only).
+            credential: Box<crate::auth::Credential>,
+        },
+        /// A session ended or a token was revoked.
+        CredentialRevoked {
+            /// Its id.
+            id: Box<str>,
+        },
+        /// Someone did something worth keeping a record of.
+        AuditRecorded {
+            /// Who, what, from where, how it ended.
+            entry: Box<crate::auth::AuditEntry>,
+        },
     }
 }
 
 /// Every event kind's dotted name ([`EventKind::name`]).
-pub const EVENT_KINDS: [&str; 19] = [
+pub const EVENT_KINDS: [&str; 24] = [
     "asset.discovered",
     "asset.expired",
     "service.discovered",
@@ -336,6 +365,11 @@ pub const EVENT_KINDS: [&str; 19] = [
     "alert.acknowledged",
     "alert.resolved",
     "alert.notified",
+    "user.set",
+    "user.deleted",
+    "credential.issued",
+    "credential.revoked",
+    "audit.recorded",
 ];
 
 impl EventKind {
@@ -356,6 +390,11 @@ impl EventKind {
             EventKind::AdvisoryRaised { .. } => "advisory.raised",
             EventKind::AdvisoryResolved { .. } => "advisory.resolved",
             EventKind::AlertRuleSet { .. } => "alert_rule.set",
+            EventKind::UserSet { .. } => "user.set",
+            EventKind::UserDeleted { .. } => "user.deleted",
+            EventKind::CredentialIssued { .. } => "credential.issued",
+            EventKind::CredentialRevoked { .. } => "credential.revoked",
+            EventKind::AuditRecorded { .. } => "audit.recorded",
             EventKind::AlertRuleDeleted { .. } => "alert_rule.deleted",
             EventKind::AlertRaised { .. } => "alert.raised",
             EventKind::AlertAcknowledged { .. } => "alert.acknowledged",

@@ -9,6 +9,7 @@
 pub mod advisory;
 pub mod alert;
 pub mod api;
+pub mod auth;
 pub mod classify;
 pub mod codec;
 pub mod decode;

@@ -254,6 +254,27 @@ impl Browser {
         }
     }
 
+    /// Signs in at `base` (`http://host:port`) through the app's sign-in form as `user`, and,
+    /// for a one-time password, through the new-password form with `new_password`.
+    ///
+    /// # Panics
+    /// When a form does not appear or the app does not show the user signed in.
+    pub fn sign_in(&self, base: &str, user: &str, password: &str, new_password: Option<&str>) {
+        self.open(&format!("{base}/"));
+        self.wait_until(|b| b.count("#login-user") == 1, "the sign-in form");
+        self.keys("#login-user", user);
+        self.keys("#login-password", password);
+        self.click("#login-submit");
+        if let Some(new) = new_password {
+            self.wait_until(|b| b.count("#pw-new") == 1, "the new-password form");
+            self.keys("#pw-current", password);
+            self.keys("#pw-new", new);
+            self.keys("#pw-again", new);
+            self.click("#pw-submit");
+        }
+        self.wait_until(|b| b.count("#signed-in") == 1, "the app, signed in");
+    }
+
     /// Waits up to 30 s for `ok`.
     ///
     /// # Panics

@@ -246,12 +246,59 @@ fn http_request(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<(
     http_send(addr, method, path, None)
 }
 
+/// The admin API token every test node is started with (`auth.bootstrap_token`), random per
+/// test process.
+pub fn test_token() -> &'static str {
+    static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TOKEN.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut parts = String::from("fl_test_");
+        for _ in 0..3 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            parts.push_str(&format!("{:016x}", h.finish()));
+        }
+        parts
+    })
+}
+
+/// [`http_get`] with the test admin token.
+pub fn http_get_auth(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    http_send_auth(addr, "GET", path, None)
+}
+
+/// [`http_send`] with the test admin token.
+pub fn http_send_auth(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let auth = format!("Authorization: Bearer {}\r\n", test_token());
+    http_exchange(addr, method, path, json, &auth)
+}
+
 /// A plain HTTP/1.1 request with `method` and, if given, a JSON body: (status, body).
 pub fn http_send(
     addr: SocketAddr,
     method: &str,
     path: &str,
     json: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    http_exchange(addr, method, path, json, "")
+}
+
+/// One request with `extra` header lines (each ending in CRLF): (status, body).
+pub fn http_exchange(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    extra: &str,
 ) -> std::io::Result<(u16, String)> {
     use std::io::{Read, Write};
     let mut stream =
@@ -265,7 +312,7 @@ pub fn http_send(
     };
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{kind}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{kind}{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )?;
     // Read until the answer is complete (by Content-Length or the last chunk): a server may keep

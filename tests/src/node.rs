@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http_get;
+use crate::{http_get_auth, http_send_auth, test_token};
 
 /// A running `flowlens node`, killed on drop.
 #[derive(Debug)]
@@ -50,6 +50,7 @@ impl NodeProcess {
             .env("FLOWLENS_AGGREGATOR__FLUSH_INTERVAL", "100ms")
             .env("FLOWLENS_GRAPH__STATS_INTERVAL", "200ms")
             .env("RUST_LOG", "warn")
+            .env("FLOWLENS_AUTH__BOOTSTRAP_TOKEN", test_token())
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -60,21 +61,23 @@ impl NodeProcess {
         node
     }
 
-    /// GETs `path` from the API: (status, JSON body or Null); status 0 when it does not answer.
+    /// GETs `path` from the API as the test admin: (status, JSON body or Null); status 0 when
+    /// it does not answer.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        match http_get(self.api, path) {
+        match http_get_auth(self.api, path) {
             Ok((status, body)) => (status, serde_json::from_str(&body).unwrap_or(Value::Null)),
             Err(_) => (0, Value::Null),
         }
     }
 
-    /// Sends `body` as JSON with `method` to `path`: (status, JSON answer or Null).
+    /// Sends `body` as JSON with `method` to `path` as the test admin: (status, JSON answer or
+    /// Null).
     ///
     /// # Panics
     /// When the API cannot be reached.
     pub fn send_json(&self, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let (status, text) = crate::http_send(self.api, method, path, Some(&body.to_string()))
-            .expect("API reachable");
+        let (status, text) =
+            http_send_auth(self.api, method, path, Some(&body.to_string())).expect("API reachable");
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 

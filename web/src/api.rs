@@ -1,12 +1,45 @@
 //! The node's REST API: a JSON GET and a JSON POST, errors as text for the page to show.
 
-use gloo_net::http::{Request, Response};
+use std::cell::RefCell;
+
+use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::de::DeserializeOwned;
+
+thread_local! {
+    /// The session's CSRF value, sent as `X-CSRF-Token` with every change.
+    static CSRF: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// What to do when the node says the session is over (401).
+    static SIGNED_OUT: RefCell<Option<Box<dyn Fn()>>> = const { RefCell::new(None) };
+}
+
+/// Remembers the session's CSRF value (from signing in or `/api/v1/auth/state`).
+pub fn set_csrf(value: Option<String>) {
+    CSRF.with(|c| *c.borrow_mut() = value);
+}
+
+/// Calls `f` whenever a request comes back 401 (the session expired or was revoked).
+pub fn on_signed_out(f: impl Fn() + 'static) {
+    SIGNED_OUT.with(|s| *s.borrow_mut() = Some(Box::new(f)));
+}
+
+fn with_csrf(builder: RequestBuilder) -> RequestBuilder {
+    match CSRF.with(|c| c.borrow().clone()) {
+        Some(token) => builder.header("X-CSRF-Token", &token),
+        None => builder,
+    }
+}
 
 /// Why the node refused a request: its `ApiError` (naming the parameter at fault), else the
 /// answer's text, with the HTTP status.
 async fn refusal(response: Response) -> String {
     let status = response.status();
+    if status == 401 {
+        SIGNED_OUT.with(|s| {
+            if let Some(f) = s.borrow().as_ref() {
+                f();
+            }
+        });
+    }
     let body = response.text().await.unwrap_or_default();
     let why = match serde_json::from_str::<proto::api::ApiError>(&body) {
         Ok(proto::api::ApiError {
@@ -41,7 +74,7 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
 
 /// POSTs `body` as JSON to `path` and decodes the JSON answer.
 pub async fn post<T: DeserializeOwned>(path: &str, body: &serde_json::Value) -> Result<T, String> {
-    let request = Request::post(path)
+    let request = with_csrf(Request::post(path))
         .json(body)
         .map_err(|e| format!("{path}: {e}"))?;
     decode(path, request.send().await).await
@@ -49,10 +82,23 @@ pub async fn post<T: DeserializeOwned>(path: &str, body: &serde_json::Value) -> 
 
 /// DELETEs `path`; any 2xx answer is success.
 pub async fn delete(path: &str) -> Result<(), String> {
-    let response = Request::delete(path)
+    let response = with_csrf(Request::delete(path))
         .send()
         .await
         .map_err(|e| format!("{path}: {e}"))?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(refusal(response).await)
+    }
+}
+
+/// POSTs `body` as JSON to `path` when the answer has no body (204); any 2xx is success.
+pub async fn post_unit(path: &str, body: &serde_json::Value) -> Result<(), String> {
+    let request = with_csrf(Request::post(path))
+        .json(body)
+        .map_err(|e| format!("{path}: {e}"))?;
+    let response = request.send().await.map_err(|e| format!("{path}: {e}"))?;
     if response.ok() {
         Ok(())
     } else {

@@ -15,6 +15,7 @@ mod history;
 mod live;
 mod map;
 mod rules;
+mod session;
 
 use leptos::prelude::*;
 use leptos_router::components::{Route, Router, Routes, A};
@@ -27,10 +28,30 @@ pub fn start() {
     leptos::mount::mount_to_body(App);
 }
 
-/// The app: a header with the pages, then the page of the current path.
+/// The app: the sign-in form until signed in (and the new-password form after a one-time
+/// password), then the pages.
 #[component]
 fn App() -> impl IntoView {
+    let session: session::Session = RwSignal::new(None);
+    session::refresh(session);
+    api::on_signed_out(move || session.set(Some(None)));
+    view! {
+        {move || match session.get() {
+            None => view! { <p class="loading">"Loading…"</p> }.into_any(),
+            Some(None) => view! { <session::SignIn session=session /> }.into_any(),
+            Some(Some(p)) if session::must_change(&p) => {
+                view! { <session::ChangePassword session=session /> }.into_any()
+            }
+            Some(Some(p)) => view! { <Shell session=session principal=p /> }.into_any(),
+        }}
+    }
+}
+
+/// A header with the pages and who is signed in, then the page of the current path.
+#[component]
+fn Shell(session: session::Session, principal: proto::auth::Principal) -> impl IntoView {
     live::provide();
+    on_cleanup(live::close);
     let connected = use_context::<live::Live>().map(|l| l.connected);
     view! {
         <Router>
@@ -51,6 +72,7 @@ fn App() -> impl IntoView {
                 <span class="live" id="live-state" aria-live="polite">
                     {move || if connected.is_some_and(|c| c.get()) { "● live" } else { "○ offline" }}
                 </span>
+                {session::badge(session, &principal)}
             </header>
             <main>
                 <Routes fallback=|| view! { <p role="alert">"No such page."</p> }>

@@ -61,6 +61,23 @@ pub fn provide() {
     let error = Closure::<dyn FnMut()>::new(move || live.connected.set(false));
     source.set_onerror(Some(error.as_ref().unchecked_ref()));
     error.forget();
-    // Dropping the handle would not close the stream, but keeping it documents that it lives on.
-    std::mem::forget(source);
+    SOURCE.with(|s| {
+        if let Some(old) = s.borrow_mut().replace(source) {
+            old.close();
+        }
+    });
+}
+
+thread_local! {
+    /// The open stream, closed on sign-out.
+    static SOURCE: std::cell::RefCell<Option<EventSource>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Closes the stream (signing out).
+pub fn close() {
+    SOURCE.with(|s| {
+        if let Some(source) = s.borrow_mut().take() {
+            source.close();
+        }
+    });
 }

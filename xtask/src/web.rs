@@ -1,7 +1,7 @@
 //! `cargo xtask web`: the UI bundle. Adds rustup's wasm32 target if missing, installs
 //! `wasm-bindgen-cli` at exactly the `wasm-bindgen` version in Cargo.lock into the tools root
 //! (once), builds `flowlens-web` for wasm32 (`wasm-release` profile), binds it with wasm-bindgen
-//! and writes `web/dist/` (index.html, style.css, pkg/web.js, pkg/web_bg.wasm), which the node
+//! and writes `web/dist/` (index.html, style.css, boot.js, pkg/web.js, pkg/web_bg.wasm), which the node
 //! embeds when it is built. Prints the bundle's size, raw and gzipped (budget: 1 MB gzipped).
 
 use std::fs;
@@ -128,7 +128,7 @@ pub fn run(_extra: &[String]) -> Result<()> {
         .arg(dist.join("pkg").to_string_lossy())
         .arg(wasm.to_string_lossy())
         .run()?;
-    for file in ["index.html", "style.css"] {
+    for file in ["index.html", "style.css", "boot.js"] {
         fs::copy(root.join("web").join(file), dist.join(file))
             .map_err(|e| Error::Environment(format!("cannot copy web/{file}: {e}")))?;
     }

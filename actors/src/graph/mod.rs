@@ -362,7 +362,12 @@ impl GraphState {
                 | EventKind::AlertRaised { .. }
                 | EventKind::AlertAcknowledged { .. }
                 | EventKind::AlertResolved { .. }
-                | EventKind::AlertNotified { .. } => {}
+                | EventKind::AlertNotified { .. }
+                | EventKind::UserSet { .. }
+                | EventKind::UserDeleted { .. }
+                | EventKind::CredentialIssued { .. }
+                | EventKind::CredentialRevoked { .. }
+                | EventKind::AuditRecorded { .. } => {}
             }
         }
     }

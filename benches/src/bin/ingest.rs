@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flowlens_tests::{free_tcp_port, free_udp_port, http_get};
+use flowlens_tests::{free_tcp_port, free_udp_port, http_get, http_get_auth, test_token};
 use node::simulate::{Exporter, Network, SimProto};
 
 struct Args {
@@ -97,7 +97,9 @@ fn proc_stats(pid: u32) -> (u64, u64, u64) {
 }
 
 fn metric(api: SocketAddr, name: &str) -> u64 {
-    let body = http_get(api, "/metrics").map(|r| r.1).unwrap_or_default();
+    let body = http_get_auth(api, "/metrics")
+        .map(|r| r.1)
+        .unwrap_or_default();
     body.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
@@ -131,6 +133,7 @@ fn main() -> Result<(), String> {
             &udp.to_string(),
         ])
         .env("RUST_LOG", "warn")
+        .env("FLOWLENS_AUTH__BOOTSTRAP_TOKEN", test_token())
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", args.flowlens.display()))?;

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowlens_tests::browser::Browser;
-use flowlens_tests::{free_tcp_port, free_udp_port, http_get};
+use flowlens_tests::{free_tcp_port, free_udp_port, http_get, http_get_auth, test_token};
 use node::simulate::{Exporter, Network, SimProto};
 
 struct Args {
@@ -58,7 +58,7 @@ impl Drop for NodeGuard {
 }
 
 fn total(api: SocketAddr, path: &str) -> u64 {
-    http_get(api, path)
+    http_get_auth(api, path)
         .ok()
         .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
         .and_then(|v| v["total"].as_u64())
@@ -85,6 +85,7 @@ fn main() -> Result<(), String> {
             &udp.to_string(),
         ])
         .env("RUST_LOG", "warn")
+        .env("FLOWLENS_AUTH__BOOTSTRAP_TOKEN", test_token())
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", args.flowlens.display()))?;
@@ -127,7 +128,20 @@ fn main() -> Result<(), String> {
     let assets = total(api, "/api/v1/assets?limit=1");
     println!("map: {assets} assets, {deps} dependencies (network has {want})");
 
+    // A user for the browser, signed in through the app's forms.
+    let user = r#"{"name": "bench", "password": "bench-password-1", "role": "viewer"}"#;
+    let created = flowlens_tests::http_send_auth(api, "POST", "/api/v1/users", Some(user))
+        .map_err(|e| e.to_string())?;
+    if created.0 != 201 {
+        return Err(format!("creating the bench user: {}", created.1));
+    }
     let browser = Browser::start();
+    browser.sign_in(
+        &format!("http://{api}"),
+        "bench",
+        "bench-password-1",
+        Some("bench-password-2"),
+    );
     let opened = Instant::now();
     browser.open(&format!("http://{api}/map"));
     let mut first_draw = None;

@@ -216,7 +216,14 @@ pub async fn live(State(s): State<AppState>) -> Json<Health> {
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn ready(State(s): State<AppState>) -> Response {
     let metrics = s.log.metrics();
-    if metrics.current_leader.is_some() {
+    if metrics.current_leader.is_some() && s.projection.user_count() == 0 {
+        // Nothing can be asked of a node before its first admin exists.
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(health(&s, "no users yet: the first admin is being created")),
+        )
+            .into_response()
+    } else if metrics.current_leader.is_some() {
         (StatusCode::OK, Json(health(&s, "ok"))).into_response()
     } else {
         (

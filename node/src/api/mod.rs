@@ -3,6 +3,7 @@
 //! `/api/v1/openapi.json`. Bad parameters get a 400 naming the parameter.
 
 pub mod about;
+pub mod access;
 pub mod advisories;
 pub mod alerts;
 pub mod analysis;
@@ -79,6 +80,12 @@ pub struct AppState {
     pub cluster_name: Arc<str>,
     /// The configuration with its secrets hidden (the about answer).
     pub config: Arc<serde_json::Value>,
+    /// Access control settings.
+    pub auth: crate::config::AuthSection,
+    /// Per-client request and sign-in limits.
+    pub limits: crate::auth::Limits,
+    /// The API is served over TLS (session cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// The OpenAPI document.
@@ -104,6 +111,19 @@ pub struct AppState {
         live::exporters,
         live::live,
         about::about,
+        access::login,
+        access::logout,
+        access::me,
+        access::state,
+        access::password,
+        access::tokens,
+        access::create_token,
+        access::revoke_token,
+        access::users,
+        access::create_user,
+        access::update_user,
+        access::delete_user,
+        access::audit,
         live::ready,
         history::events,
         history::diff,
@@ -213,6 +233,19 @@ pub fn router(state: AppState) -> Router {
         .route("/exporters", get(live::exporters))
         .route("/health/live", get(live::live))
         .route("/about", get(about::about))
+        .route("/auth/login", axum::routing::post(access::login))
+        .route("/auth/logout", axum::routing::post(access::logout))
+        .route("/auth/me", get(access::me))
+        .route("/auth/state", get(access::state))
+        .route("/auth/password", axum::routing::post(access::password))
+        .route("/tokens", get(access::tokens).post(access::create_token))
+        .route("/tokens/{id}", axum::routing::delete(access::revoke_token))
+        .route("/users", get(access::users).post(access::create_user))
+        .route(
+            "/users/{name}",
+            axum::routing::put(access::update_user).delete(access::delete_user),
+        )
+        .route("/audit", get(access::audit))
         .route("/health/ready", get(live::ready))
         .route("/openapi.json", get(openapi))
         .fallback(not_found);
@@ -220,6 +253,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/metrics", get(live::metrics))
         .fallback(ui::serve)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::guard,
+        ))
         .layer(DefaultBodyLimit::max(64 * 1024))
         // Internal failures log themselves with their cause (`Failure::Internal`); a 503 from
         // readiness or an overloaded node is an answer, not an error to log on every probe.

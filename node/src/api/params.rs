@@ -28,6 +28,12 @@ pub enum Failure {
     Unavailable(String),
     /// 500.
     Internal(String),
+    /// 401: no usable credential.
+    Unauthorized(String),
+    /// 403: the credential may not do this.
+    Forbidden(String),
+    /// 429: too many attempts.
+    TooMany(String),
 }
 
 impl IntoResponse for Failure {
@@ -40,6 +46,16 @@ impl IntoResponse for Failure {
             ),
             Failure::NotFound(what) => (StatusCode::NOT_FOUND, what, None),
             Failure::Unavailable(what) => (StatusCode::SERVICE_UNAVAILABLE, what, None),
+            Failure::Unauthorized(what) => {
+                let body = Json(ApiError {
+                    error: what,
+                    parameter: None,
+                });
+                let challenge = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
+                return (StatusCode::UNAUTHORIZED, challenge, body).into_response();
+            }
+            Failure::Forbidden(what) => (StatusCode::FORBIDDEN, what, None),
+            Failure::TooMany(what) => (StatusCode::TOO_MANY_REQUESTS, what, None),
             Failure::Internal(what) => {
                 tracing::error!(error = %what, "api request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, what, None)

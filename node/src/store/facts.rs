@@ -161,6 +161,10 @@ impl Fold<'_> {
                 r.deliveries.push(delivery.as_ref().clone());
             }),
             // The map's own events are folded by `Fold::apply`.
+            EventKind::UserSet { .. }
+            | EventKind::UserDeleted { .. }
+            | EventKind::CredentialIssued { .. }
+            | EventKind::CredentialRevoked { .. } => self.access_fact(at, kind),
             _ => Ok(()),
         }
     }

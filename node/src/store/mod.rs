@@ -2,6 +2,7 @@
 //! from the log) and collector state; in files, the raw flows and the traffic rollups. Rollups,
 //! collector state and raw flows are local, never replicated.
 
+mod access;
 mod facts;
 pub mod keys;
 pub mod projection;

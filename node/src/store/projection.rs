@@ -26,12 +26,14 @@ pub(super) const CLASSIFICATION_PREFIX: &[u8] = b"c/";
 pub(super) const ROLES: &str = "roles";
 /// Advisories, keyed by id.
 pub(super) const ADVISORIES: &str = "advisories";
+/// Users and credentials (see `access.rs`).
+pub(super) const ACCESS: &str = "access";
 /// Meta key of the row counts of assets, services and dependencies (8 bytes big-endian each),
 /// kept with every entry so that counting needs no scan.
 const COUNTS: &[u8] = b"counts";
 
 /// The tree names, in snapshot order (new trees are appended: a snapshot numbers its trees).
-const TREES: [&str; 9] = [
+const TREES: [&str; 10] = [
     ASSETS,
     SERVICES,
     DEPENDENCIES,
@@ -41,6 +43,7 @@ const TREES: [&str; 9] = [
     RULES,
     ROLES,
     ADVISORIES,
+    ACCESS,
 ];
 
 /// Every tree's key/value pairs by tree name (see [`Projection::contents`]).
@@ -58,6 +61,7 @@ pub struct Projection {
     pub(super) rules: sled::Tree,
     pub(super) roles: sled::Tree,
     pub(super) advisories: sled::Tree,
+    pub(super) access: sled::Tree,
 }
 
 pub(super) type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -79,6 +83,7 @@ impl Projection {
             rules: db.open_tree(RULES)?,
             roles: db.open_tree(ROLES)?,
             advisories: db.open_tree(ADVISORIES)?,
+            access: db.open_tree(ACCESS)?,
         };
         if projection.meta.get(COUNTS)?.is_none() {
             // A store written before the counts were kept: count once.
@@ -92,7 +97,7 @@ impl Projection {
         Ok(projection)
     }
 
-    fn trees(&self) -> [&sled::Tree; 9] {
+    fn trees(&self) -> [&sled::Tree; 10] {
         [
             &self.assets,
             &self.services,
@@ -103,6 +108,7 @@ impl Projection {
             &self.rules,
             &self.roles,
             &self.advisories,
+            &self.access,
         ]
     }
 
@@ -116,7 +122,7 @@ impl Projection {
     ) -> Result<(), StoreError> {
         let trees = self.trees();
         let result = trees[..].transaction(|tx| {
-            let [assets, services, dependencies, alerts, history, meta_tx, rules, roles, advisories] =
+            let [assets, services, dependencies, alerts, history, meta_tx, rules, roles, advisories, access] =
                 &tx[..]
             else {
                 return Ok(());
@@ -129,6 +135,7 @@ impl Projection {
                 roles,
                 advisories,
                 alerts,
+                access,
                 new: [0; 3],
             };
             if let Some(batch) = batch {
@@ -425,6 +432,7 @@ pub(super) struct Fold<'a> {
     pub(super) roles: &'a TransactionalTree,
     pub(super) advisories: &'a TransactionalTree,
     pub(super) alerts: &'a TransactionalTree,
+    pub(super) access: &'a TransactionalTree,
     /// Rows created so far: assets, services, dependencies.
     pub(super) new: [u64; 3],
 }

@@ -23,7 +23,7 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
     let (status, page) = http_get(node.api, "/").expect("index");
     assert_eq!(status, 200);
     assert!(
-        page.contains("/pkg/web.js"),
+        page.contains("/boot.js"),
         "this node binary was built without the UI: run `cargo xtask web` first; / answered {page}"
     );
 
@@ -36,7 +36,7 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
     node.wait_until(|n| n.dependencies().len() == 4, "mapped");
 
     let browser = Browser::start();
-    browser.open(&format!("http://{}/", node.api));
+    open_signed_in(&browser, &node, "/");
     browser.wait_until(
         |b| b.text("#assets-total").as_deref() == Some("6"),
         "6 assets",
@@ -110,6 +110,25 @@ fn the_dashboard_loads_without_console_errors_and_shows_the_map() {
     assert_no_console_errors(&browser);
 }
 
+/// Opens `path` signed in as a new admin user `tester`, created through the API, through the
+/// sign-in and new-password forms.
+fn open_signed_in(browser: &Browser, node: &NodeProcess, path: &str) {
+    let (status, body) = node.send_json(
+        "POST",
+        "/api/v1/users",
+        &serde_json::json!({"name": "tester", "password": "first-password-1", "role": "admin"}),
+    );
+    assert_eq!(status, 201, "{body}");
+    let base = format!("http://{}", node.api);
+    browser.sign_in(
+        &base,
+        "tester",
+        "first-password-1",
+        Some("second-password-2"),
+    );
+    browser.open(&format!("{base}{path}"));
+}
+
 fn assert_no_console_errors(browser: &Browser) {
     assert_no_console_errors_but(browser, &[]);
 }
@@ -154,7 +173,7 @@ fn acknowledging_an_alert_in_the_page_changes_it_through_the_api() {
     node.wait_until(|n| alerts(n)["total"] == 1, "the alert");
 
     let browser = Browser::start();
-    browser.open(&format!("http://{}/alerts", node.api));
+    open_signed_in(&browser, &node, "/alerts");
     browser.wait_until(|b| b.count("#alerts tbody tr") == 1, "one alert row");
     assert!(browser
         .text("#alerts tbody tr")

@@ -5,7 +5,7 @@
 use flowlens_tests::browser::Browser;
 use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, now_ms, tcp_flow, NodeProcess};
 
-use crate::{assert_no_console_errors_but, save_screenshot};
+use crate::{assert_no_console_errors_but, open_signed_in, save_screenshot};
 
 /// The map's nodes as the page placed them: address → (x, y) on the canvas, once settled.
 fn map_layout(browser: &Browser) -> Option<serde_json::Map<String, serde_json::Value>> {
@@ -59,7 +59,7 @@ fn the_map_draws_filters_selects_replays_updates_live_and_exports() {
     node.wait_until(|n| n.dependencies().len() == 5, "the fifth dependency");
 
     let browser = Browser::start();
-    browser.open(&format!("http://{}/map", node.api));
+    open_signed_in(&browser, &node, "/map");
     browser.wait_until(|b| is_map(b, "7", "5"), "7 assets and 5 dependencies");
     browser.wait_until(|b| map_layout(b).is_some(), "the layout settling");
     let layout = map_layout(&browser).expect("layout");

@@ -6,7 +6,7 @@
 use flowlens_tests::browser::Browser;
 use flowlens_tests::{free_tcp_port, free_udp_port, ipfix_packets, tcp_flow, NodeProcess};
 
-use crate::{assert_no_console_errors_but, save_screenshot};
+use crate::{assert_no_console_errors_but, open_signed_in, save_screenshot};
 
 #[test]
 fn every_other_page_loads_filters_and_edits_through_the_api() {
@@ -37,6 +37,7 @@ fn every_other_page_loads_filters_and_edits_through_the_api() {
     node.send(&[&template, &data]);
     node.wait_until(|n| n.dependencies().len() == 4, "mapped");
     let browser = Browser::start();
+    open_signed_in(&browser, &node, "/");
     let page = |path: &str| browser.open(&format!("http://{}{path}", node.api));
 
     // Dependencies: sorted by client on the server, narrowed by port, linking to the asset.

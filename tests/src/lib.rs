@@ -300,6 +300,17 @@ pub fn http_exchange(
     json: Option<&str>,
     extra: &str,
 ) -> std::io::Result<(u16, String)> {
+    http_exchange_head(addr, method, path, json, extra).map(|(status, _, body)| (status, body))
+}
+
+/// [`http_exchange`], with the answer's head (status line and headers) too.
+pub fn http_exchange_head(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    json: Option<&str>,
+    extra: &str,
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Read, Write};
     let mut stream =
         std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))?;
@@ -344,7 +355,7 @@ pub fn http_exchange(
     } else {
         body.to_string()
     };
-    Ok((status, body))
+    Ok((status, head.to_string(), body))
 }
 
 /// Whether `raw` holds a whole HTTP answer: head, then Content-Length bytes or a last chunk.

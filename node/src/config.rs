@@ -150,6 +150,10 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Largest page size a list request may ask for.
     pub max_page: usize,
+    /// PEM certificate chain: with `tls_key`, the API and UI are served over HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Collector settings.
@@ -395,6 +399,8 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_page: 10_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -533,6 +539,12 @@ impl Config {
 
     /// Checks ranges and consistency; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
+            return Err(invalid(
+                "api.tls_cert",
+                "api.tls_cert and api.tls_key go together",
+            ));
+        }
         if self
             .auth
             .bootstrap_token

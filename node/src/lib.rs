@@ -14,3 +14,4 @@ pub mod raft;
 pub mod run;
 pub mod simulate;
 pub mod store;
+pub mod tls;

@@ -349,6 +349,10 @@ impl Node {
             config.classification.clone(),
             config.node_id,
         ));
+        let tls = match (&config.api.tls_cert, &config.api.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
         let state = AppState {
             projection,
             log: log.clone(),
@@ -374,7 +378,7 @@ impl Node {
             config: Arc::new(api::about::redacted(&config)),
             auth: config.auth.clone(),
             limits: crate::auth::Limits::default(),
-            tls: false,
+            tls: tls.is_some(),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -387,18 +391,23 @@ impl Node {
             config.auth.bootstrap_token.clone(),
         ));
         let app = api::router(state);
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+        let server = match tls {
+            Some(tls) => tokio::spawn(crate::tls::serve(listener, tls, app, async move {
                 let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "api server failed");
-            }
-        });
+            })),
+            None => tokio::spawn(async move {
+                let serve = axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "api server failed");
+                }
+            }),
+        };
         Ok(Node {
             api_addr,
             collector_addrs,

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::relay::Relay;
 use proto::api::Exporter;
 use proto::decode::{decode_datagram, DecodeContext, DecodeError, FlowSink, TemplateCache};
 use proto::record::{FlowSource, InterfaceCounters};
@@ -91,6 +92,8 @@ pub struct CollectorArgs {
     pub lane: Lane,
     /// The aggregator.
     pub aggregator: ActorRef<AggregatorMsg>,
+    /// Where received datagrams are also sent, unchanged.
+    pub relay: Relay,
 }
 
 /// The collector's state.
@@ -218,7 +221,7 @@ fn decode_one(
     bytes: &[u8],
     received_ms: u64,
     sink: &mut BatchSink,
-) -> bool {
+) -> (bool, Option<FlowSource>) {
     let ctx = DecodeContext {
         exporter: from.ip(),
         received_ms,
@@ -259,14 +262,17 @@ fn decode_one(
                 Verdict::Reset => exporter.sequence_resets += 1,
                 Verdict::Start | Verdict::InOrder => {}
             }
-            report.templates > 0 || report.withdrawals > 0
+            (
+                report.templates > 0 || report.withdrawals > 0,
+                Some(report.source),
+            )
         }
         Err(e) => {
             *exporter
                 .errors
                 .entry(error_name(&e).to_string())
                 .or_default() += 1;
-            false
+            (false, None)
         }
     }
 }
@@ -280,6 +286,7 @@ async fn read_loop(
     batch_datagrams: usize,
     lane: Lane,
     aggregator: ActorRef<AggregatorMsg>,
+    relay: Relay,
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
@@ -304,7 +311,14 @@ async fn read_loop(
             let mut taken = 0;
             while let Some((n, from)) = next {
                 let bytes = buf.get(..n).unwrap_or_default();
-                learned |= decode_one(&mut st, from, bytes, received_ms, &mut sink);
+                let before = sink.flows.len();
+                let (new_templates, source) =
+                    decode_one(&mut st, from, bytes, received_ms, &mut sink);
+                learned |= new_templates;
+                if !relay.is_empty() {
+                    let flows = sink.flows.get(before..).unwrap_or_default();
+                    relay.offer(bytes, from.ip(), source, flows);
+                }
                 taken += 1;
                 next = if taken < batch_datagrams {
                     socket.try_recv_from(&mut buf).ok()
@@ -418,6 +432,7 @@ impl Actor for Collector {
                 args.config.batch_datagrams.max(1),
                 args.lane.clone(),
                 args.aggregator.clone(),
+                args.relay.clone(),
             ));
             listeners.push(Listener {
                 addr: local,

@@ -10,6 +10,7 @@ mod committer;
 pub mod graph;
 pub mod lane;
 pub mod ports;
+pub mod relay;
 pub mod sequence;
 
 use std::future::Future;

@@ -88,6 +88,7 @@ async fn start(state_dir: Option<std::path::PathBuf>) -> Pipeline {
                 state_dir,
             },
             lane: Lane::new(64),
+            relay: actors::relay::Relay::default(),
             aggregator: aggregator.clone(),
         },
     )
@@ -318,6 +319,7 @@ async fn start_on(dir: &std::path::Path, port: u16) -> Pipeline {
                 state_dir: Some(dir.to_path_buf()),
             },
             lane: Lane::new(64),
+            relay: actors::relay::Relay::default(),
             aggregator: p.aggregator.clone(),
         },
     )

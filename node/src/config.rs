@@ -48,6 +48,8 @@ pub struct Config {
     pub log: LogSection,
     /// Access control: sessions, tokens, the first admin.
     pub auth: AuthSection,
+    /// Other collectors every received datagram is also sent to, unchanged (`[[relay]]`).
+    pub relay: Vec<actors::relay::RelayTarget>,
 }
 
 /// Access control settings. Authentication is always on: the first node to lead a cluster with
@@ -390,6 +392,7 @@ impl Default for Config {
             store: StoreSection::default(),
             log: LogSection::default(),
             auth: AuthSection::default(),
+            relay: Vec::new(),
         }
     }
 }
@@ -539,6 +542,23 @@ impl Config {
 
     /// Checks ranges and consistency; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, t) in self.relay.iter().enumerate() {
+            if t.name.trim().is_empty() || self.relay[..i].iter().any(|o| o.name == t.name) {
+                return Err(invalid("relay", "each target needs its own name"));
+            }
+            if t.to.port() == 0 || t.to.ip().is_unspecified() {
+                return Err(invalid(
+                    "relay",
+                    format!("{}: `to` must be a host and port", t.name),
+                ));
+            }
+            if t.queue == 0 || t.queue > 1_000_000 {
+                return Err(invalid(
+                    "relay",
+                    format!("{}: queue must be 1 to 1000000", t.name),
+                ));
+            }
+        }
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err(invalid(
                 "api.tls_cert",

@@ -312,6 +312,8 @@ impl Node {
         )
         .await?;
         let lane = Lane::new(config.collector.queue_batches);
+        let relay = actors::relay::Relay::start(&config.relay)
+            .context("cannot start the relay (relay targets)")?;
         let (collector, _) = Actor::spawn(
             Some("collector".into()),
             Collector,
@@ -323,6 +325,7 @@ impl Node {
                     state_dir: Some(config.data_dir.join("collector")),
                 },
                 lane: lane.clone(),
+                relay: relay.clone(),
                 aggregator: aggregator.clone(),
             },
         )
@@ -378,6 +381,7 @@ impl Node {
             config: Arc::new(api::about::redacted(&config)),
             auth: config.auth.clone(),
             limits: crate::auth::Limits::default(),
+            relay,
             tls: tls.is_some(),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)

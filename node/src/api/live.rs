@@ -251,6 +251,13 @@ pub(super) fn health(s: &AppState, status: &str) -> Health {
     }
 }
 
+/// The relay's targets and their counters (sent, filtered, dropped for a full queue, errors).
+#[utoipa::path(get, path = "/api/v1/relay", tag = "stats",
+    responses((status = 200, body = Vec<Object>)))]
+pub async fn relay(State(s): State<AppState>) -> Json<Vec<actors::relay::RelayStats>> {
+    Json(s.relay.stats())
+}
+
 /// Resident set size of this process, bytes (Linux), and its peak.
 pub fn rss_bytes() -> (u64, u64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -264,6 +271,13 @@ pub fn rss_bytes() -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// A per-relay-target counter: name, help text, and how to read it.
+type RelayMetric = (
+    &'static str,
+    &'static str,
+    fn(&actors::relay::RelayStats) -> u64,
+);
 
 /// A per-exporter counter: name, help text, and how to read it.
 type ExporterMetric = (&'static str, &'static str, fn(&Exporter) -> u64);
@@ -453,6 +467,38 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
                 out,
                 "flowlens_exporter_errors_total{{exporter=\"{addr}\",reason=\"{reason}\"}} {n}"
             );
+        }
+    }
+    let relay = s.relay.stats();
+    let per_target: [RelayMetric; 4] = [
+        (
+            "flowlens_relay_sent_total",
+            "Datagrams relayed, per target.",
+            |t| t.sent,
+        ),
+        (
+            "flowlens_relay_filtered_total",
+            "Datagrams a target's filters passed over.",
+            |t| t.filtered,
+        ),
+        (
+            "flowlens_relay_dropped_total",
+            "Datagrams dropped for a full target queue.",
+            |t| t.dropped,
+        ),
+        (
+            "flowlens_relay_errors_total",
+            "Datagrams the OS refused to relay.",
+            |t| t.errors,
+        ),
+    ];
+    for (name, help, read) in per_target {
+        if relay.is_empty() {
+            break;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for t in &relay {
+            let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", t.name, read(t));
         }
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())

@@ -86,6 +86,8 @@ pub struct AppState {
     pub limits: crate::auth::Limits,
     /// The API is served over TLS (session cookies are then `Secure`).
     pub tls: bool,
+    /// The flow relay (its counters).
+    pub relay: actors::relay::Relay,
 }
 
 /// The OpenAPI document.
@@ -109,6 +111,7 @@ pub struct AppState {
         live::top_talkers,
         live::protocols,
         live::exporters,
+        live::relay,
         live::live,
         about::about,
         access::login,
@@ -231,6 +234,7 @@ pub fn router(state: AppState) -> Router {
         .route("/stats/top-talkers", get(live::top_talkers))
         .route("/stats/protocols", get(live::protocols))
         .route("/exporters", get(live::exporters))
+        .route("/relay", get(live::relay))
         .route("/health/live", get(live::live))
         .route("/about", get(about::about))
         .route("/auth/login", axum::routing::post(access::login))

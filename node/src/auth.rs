@@ -468,9 +468,9 @@ async fn create_first_admin(
             }),
         });
     }
-    for kind in events {
-        crate::api::rules::commit(s, kind).await?;
-    }
+    // One entry: the user and its bootstrap token appear together, so a node that is ready
+    // (it has a user) also knows the token.
+    crate::api::rules::commit_all(s, events).await?;
     let file = data_dir.join("initial-admin-password");
     if let Err(e) = write_private(&file, &format!("{password}\n")) {
         tracing::warn!(error = %e, file = %file.display(), "could not write the initial admin password");

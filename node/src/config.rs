@@ -346,6 +346,10 @@ pub struct RetentionSection {
     /// Per-day rollups.
     #[serde(with = "humantime_serde")]
     pub day: Duration,
+    /// The disk guard: below this much free space on the data directory's filesystem, raw
+    /// flows are no longer written (the map, rollups and events go on) and a CRITICAL
+    /// `disk_space` advisory is raised; both end once twice as much is free again.
+    pub min_free_bytes: u64,
 }
 
 /// sled settings.
@@ -453,6 +457,7 @@ impl Default for RetentionSection {
             minute: Duration::from_secs(7 * DAY),
             hour: Duration::from_secs(90 * DAY),
             day: Duration::from_secs(730 * DAY),
+            min_free_bytes: 1 << 30,
         }
     }
 }

@@ -394,6 +394,12 @@ impl Node {
             config.data_dir.clone(),
             config.auth.bootstrap_token.clone(),
         ));
+        let guard = tokio::spawn(crate::housekeeping::disk_guard(
+            state.clone(),
+            config.data_dir.clone(),
+            config.retention.min_free_bytes,
+            raw.clone(),
+        ));
         let app = api::router(state);
         let server = match tls {
             Some(tls) => tokio::spawn(crate::tls::serve(listener, tls, app, async move {
@@ -427,6 +433,7 @@ impl Node {
             cluster_tasks: {
                 let mut tasks = cluster_tasks;
                 tasks.push(bootstrap);
+                tasks.push(guard);
                 tasks
             },
         })

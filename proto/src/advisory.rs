@@ -85,6 +85,8 @@ pub enum AdvisoryKind {
     DnsVolume,
     /// Requests and replies of the same flows take different paths.
     FlowAsymmetry,
+    /// A node is short of disk space and holds its raw flow writes.
+    DiskSpace,
 }
 
 impl AdvisoryKind {
@@ -99,6 +101,7 @@ impl AdvisoryKind {
             AdvisoryKind::TrafficDrop => "traffic_drop",
             AdvisoryKind::DnsVolume => "dns_volume",
             AdvisoryKind::FlowAsymmetry => "flow_asymmetry",
+            AdvisoryKind::DiskSpace => "disk_space",
         }
     }
 }

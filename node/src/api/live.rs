@@ -370,6 +370,24 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         gauge(name, help, kind, value);
     }
     gauge(
+        "flowlens_raw_guarded_flows_total",
+        "Flows not written to disk because the disk guard held raw writes.",
+        "counter",
+        raw.guarded_flows,
+    );
+    gauge(
+        "flowlens_disk_free_bytes",
+        "Free bytes on the filesystem of the raw flow files (the data directory).",
+        "gauge",
+        crate::housekeeping::free_bytes(s.raw.dir()).unwrap_or(0),
+    );
+    gauge(
+        "flowlens_raw_held",
+        "1 while the disk guard holds raw flow writes (too little free space).",
+        "gauge",
+        u64::from(s.raw.is_held()),
+    );
+    gauge(
         "flowlens_rollup_dropped_periods_total",
         "Committed traffic batches the rollup writer had no room for (not in the rollups).",
         "counter",

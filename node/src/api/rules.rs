@@ -46,10 +46,18 @@ pub fn classify(rules: &RuleSet, asset: &mut Asset) {
 /// Commits one event and waits until this node has applied it (a follower applies the leader's
 /// entry a moment later), so that the answer and the next read agree.
 pub async fn commit(s: &AppState, kind: EventKind) -> Result<(), Failure> {
-    let batch = EventBatch::new(vec![Event {
-        at_ms: actors::now_ms(),
-        kind,
-    }]);
+    commit_all(s, vec![kind]).await
+}
+
+/// Commits events together in one log entry (applied atomically), and waits as [`commit`] does.
+pub async fn commit_all(s: &AppState, kinds: Vec<EventKind>) -> Result<(), Failure> {
+    let at_ms = actors::now_ms();
+    let batch = EventBatch::new(
+        kinds
+            .into_iter()
+            .map(|kind| Event { at_ms, kind })
+            .collect(),
+    );
     let index = s.log.append(&batch).await.map_err(|e| match e {
         crate::raft::LogError::NoLeader { .. } | crate::raft::LogError::Forward { .. } => {
             Failure::Unavailable(e.to_string())

@@ -62,6 +62,8 @@ pub struct RawStats {
     pub dropped_flows: u64,
     /// Flows lost to write errors (disk full, I/O).
     pub write_errors: u64,
+    /// Flows not written because the disk guard holds raw writes (too little free space).
+    pub guarded_flows: u64,
 }
 
 #[derive(Default)]
@@ -72,6 +74,7 @@ struct Counters {
     dropped_batches: AtomicU64,
     dropped_flows: AtomicU64,
     write_errors: AtomicU64,
+    guarded_flows: AtomicU64,
 }
 
 /// What the writer thread is asked to do.
@@ -88,6 +91,8 @@ pub struct RawStore {
     tx: SyncSender<Command>,
     counters: Arc<Counters>,
     warned: Mutex<HashSet<PathBuf>>,
+    /// Set by the disk guard: raw flows are not written while free space is low.
+    held: std::sync::atomic::AtomicBool,
 }
 
 impl RawStore {
@@ -120,6 +125,7 @@ impl RawStore {
             tx,
             counters: Arc::default(),
             warned: Mutex::default(),
+            held: std::sync::atomic::AtomicBool::new(false),
         };
         (store, rx)
     }
@@ -135,7 +141,23 @@ impl RawStore {
             dropped_batches: get(&c.dropped_batches),
             dropped_flows: get(&c.dropped_flows),
             write_errors: get(&c.write_errors),
+            guarded_flows: get(&c.guarded_flows),
         }
+    }
+
+    /// The segment directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Holds (or resumes) raw writes: the disk guard's switch.
+    pub fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::Relaxed);
+    }
+
+    /// Whether raw writes are held.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Has the writer write out what it has buffered, waiting at most `timeout`; false when it
@@ -160,6 +182,12 @@ impl RawStore {
 impl RawSink for RawStore {
     fn record(&self, flows: Vec<FlowRecord>) {
         if flows.is_empty() {
+            return;
+        }
+        if self.held.load(Ordering::Relaxed) {
+            self.counters
+                .guarded_flows
+                .fetch_add(flows.len() as u64, Ordering::Relaxed);
             return;
         }
         match self.tx.try_send(Command::Batch(now_ms(), flows)) {

@@ -19,6 +19,9 @@ pub struct AdminArgs {
     /// The cluster's name (`cluster.name` of its nodes).
     #[arg(long, default_value = "flowlens")]
     pub cluster: String,
+    /// NATS authentication and TLS.
+    #[command(flatten)]
+    pub security: crate::nats::NatsSecurity,
     /// What to do.
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -61,10 +64,16 @@ pub(crate) fn check_name(flag: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connects a command-line tool to NATS at `url`, giving up after 5 s with an error naming it.
-pub(crate) async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
+/// Connects a command-line tool to NATS at `url` with `security`, giving up after 5 s with an
+/// error naming it.
+pub(crate) async fn connect(
+    url: &str,
+    security: &crate::nats::NatsSecurity,
+) -> anyhow::Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(5));
+    security
+        .apply(options)
+        .await?
         .connect(url)
         .await
         .with_context(|| format!("cannot connect to NATS at {url}"))
@@ -73,7 +82,7 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<async_nats::Client> {
 /// Runs an admin command; returns what to print.
 pub async fn run(args: &AdminArgs) -> anyhow::Result<String> {
     check_name("cluster", &args.cluster)?;
-    let client = connect(&args.nats).await?;
+    let client = connect(&args.nats, &args.security).await?;
     let cluster = args.cluster.as_str();
     let (node, request) = match args.command {
         AdminCommand::Init { node } => (Some(node), AdminRequest::Init),

@@ -92,6 +92,8 @@ pub struct ClusterSection {
     /// How long the JetStream stream of committed events keeps them.
     #[serde(with = "humantime_serde")]
     pub events_max_age: Duration,
+    /// How to authenticate to NATS and secure the connection (`[cluster.security]`).
+    pub security: crate::nats::NatsSecurity,
 }
 
 impl Default for ClusterSection {
@@ -100,6 +102,7 @@ impl Default for ClusterSection {
             name: "flowlens".into(),
             nats: String::new(),
             events_max_age: Duration::from_secs(7 * 86_400),
+            security: crate::nats::NatsSecurity::default(),
         }
     }
 }
@@ -547,6 +550,9 @@ impl Config {
 
     /// Checks ranges and consistency; errors name the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(why) = self.cluster.security.problem() {
+            return Err(invalid("cluster.security", why));
+        }
         for (i, t) in self.relay.iter().enumerate() {
             if t.name.trim().is_empty() || self.relay[..i].iter().any(|o| o.name == t.name) {
                 return Err(invalid("relay", "each target needs its own name"));

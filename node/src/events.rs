@@ -219,6 +219,9 @@ pub struct TailArgs {
     /// The site (cluster name) whose events to follow.
     #[arg(long, default_value = "flowlens")]
     pub site: String,
+    /// NATS authentication and TLS.
+    #[command(flatten)]
+    pub security: crate::nats::NatsSecurity,
     /// Event kinds, as a subject filter: `asset.*`, `dependency.discovered`, `>` for all.
     #[arg(long, default_value = ">")]
     pub filter: String,
@@ -243,7 +246,7 @@ pub async fn tail(args: &TailArgs) -> anyhow::Result<()> {
             args.filter
         );
     }
-    let js = jetstream::new(crate::admin::connect(&args.nats).await?);
+    let js = jetstream::new(crate::admin::connect(&args.nats, &args.security).await?);
     let name = stream_name(&args.site);
     let stream = js.get_stream(&name).await.with_context(|| {
         format!(

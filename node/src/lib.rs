@@ -11,6 +11,7 @@ pub mod config;
 pub mod events;
 pub mod federation;
 pub mod housekeeping;
+pub mod nats;
 pub mod raft;
 pub mod run;
 pub mod simulate;

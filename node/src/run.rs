@@ -91,12 +91,17 @@ fn follow_others(
 
 /// Connects to `cluster.nats`, retrying in the background (a node may start before its server).
 async fn connect(config: &Config) -> anyhow::Result<async_nats::Client> {
-    async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(format!(
             "flowlens {} node {}",
             config.cluster.name, config.node_id
         ))
-        .retry_on_initial_connect()
+        .retry_on_initial_connect();
+    config
+        .cluster
+        .security
+        .apply(options)
+        .await?
         .connect(config.cluster.nats.as_str())
         .await
         .with_context(|| format!("cluster.nats {}: cannot connect", config.cluster.nats))

@@ -55,7 +55,29 @@ pub struct SimulateArgs {
     /// (HTTPS 443, HTTP 80, 8443); by default a network has about three per client.
     #[arg(long)]
     pub dependencies: Option<u32>,
+    /// Something to happen during the run, for demos: a port scan starts, the database tier
+    /// fails (its dependencies go quiet: traffic-drop advisories, removal alerts), or a new
+    /// service appears (new-dependency alerts).
+    #[arg(long, value_enum)]
+    pub scenario: Option<Scenario>,
+    /// When the scenario happens, in seconds from the start.
+    #[arg(long, default_value_t = 30.0)]
+    pub scenario_at: f64,
 }
+
+/// A demo scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// One client starts scanning a web server's ports.
+    Scan,
+    /// Every database server stops answering.
+    Outage,
+    /// A search service (10.8.0.1:9200) appears, called by every application server.
+    NewService,
+}
+
+/// The address of the service the `new-service` scenario adds.
+pub const NEW_SERVICE: (Ipv4Addr, u16) = (Ipv4Addr::new(10, 8, 0, 1), 9200);
 
 /// What a run sent.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -228,6 +250,8 @@ pub struct Network {
     /// Edges grouped by kind, in [`KIND_WEIGHTS`] order.
     edges: [Vec<Edge>; 8],
     scan: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Who would scan whom (the scan scenario starts it).
+    scanner: (Ipv4Addr, Ipv4Addr),
     scan_step: u64,
     pending: Option<FlowRecord>,
 }
@@ -308,8 +332,50 @@ impl Network {
             rng,
             edges,
             scan: scan.then_some((scanner, target)),
+            scanner: (scanner, target),
             scan_step: 0,
             pending: None,
+        }
+    }
+
+    /// Plays `scenario` on the network from now on; what happened, in words.
+    pub fn play(&mut self, scenario: Scenario) -> String {
+        match scenario {
+            Scenario::Scan => {
+                self.scan = Some(self.scanner);
+                format!("{} starts scanning {}", self.scanner.0, self.scanner.1)
+            }
+            Scenario::Outage => {
+                let mut gone: Vec<Ipv4Addr> = self.edges[Kind::Db as usize]
+                    .iter()
+                    .map(|e| e.dst)
+                    .collect();
+                gone.sort();
+                gone.dedup();
+                self.edges[Kind::Db as usize].clear();
+                format!("{} database servers stop answering", gone.len())
+            }
+            Scenario::NewService => {
+                let mut apps: Vec<Ipv4Addr> = self.edges[Kind::Cache as usize]
+                    .iter()
+                    .map(|e| e.src)
+                    .collect();
+                apps.sort();
+                apps.dedup();
+                let (ip, port) = NEW_SERVICE;
+                for &a in &apps {
+                    self.edges[Kind::Db as usize].push(Edge {
+                        src: a,
+                        dst: ip,
+                        port,
+                        proto: TCP,
+                    });
+                }
+                format!(
+                    "{ip}:{port} appears, called by {} application servers",
+                    apps.len()
+                )
+            }
         }
     }
 
@@ -762,8 +828,15 @@ pub async fn run(args: &SimulateArgs) -> anyhow::Result<SimulateReport> {
     tokio::pin!(ctrl_c);
     let mut report = SimulateReport::default();
     let (mut flows, mut datagrams) = (Vec::new(), Vec::new());
+    let mut scenario = args.scenario;
     loop {
         let elapsed = start.elapsed().as_secs_f64();
+        if let Some(s) = scenario.filter(|_| elapsed >= args.scenario_at) {
+            let what = network.play(s);
+            tracing::info!(scenario = ?s, "{what}");
+            eprintln!("scenario {s:?} at {elapsed:.1} s: {what}");
+            scenario = None;
+        }
         let remaining = args
             .flows
             .map_or(u64::MAX, |f| f.saturating_sub(report.flows));
@@ -828,6 +901,40 @@ mod tests {
     use proto::decode::{decode_datagram, DecodeContext, TemplateCache};
 
     const NOW: u64 = 1_793_527_200_123;
+
+    fn flows_of(network: &mut Network, n: usize) -> Vec<FlowRecord> {
+        let mut out = Vec::new();
+        network.next_flows(n, NOW, &mut out);
+        out
+    }
+
+    #[test]
+    fn scenarios_change_the_traffic_from_the_moment_they_play() {
+        let mut net = Network::new(200, false, 3);
+        let db_ports = [5432u16, 3306];
+        let to_db = |f: &FlowRecord| db_ports.contains(&f.dst_port);
+        let before = flows_of(&mut net, 20_000);
+        assert!(before.iter().any(to_db));
+        assert!(!before.iter().any(|f| f.dst_port == NEW_SERVICE.1));
+        assert!(net
+            .play(Scenario::Outage)
+            .contains("database servers stop answering"));
+        assert!(!flows_of(&mut net, 20_000).iter().any(to_db));
+        let said = net.play(Scenario::NewService);
+        assert!(said.starts_with("10.8.0.1:9200 appears"), "{said}");
+        let after = flows_of(&mut net, 20_000);
+        assert!(after
+            .iter()
+            .any(|f| f.dst_addr == IpAddr::V4(NEW_SERVICE.0) && f.dst_port == NEW_SERVICE.1));
+        let said = net.play(Scenario::Scan);
+        let scanner = net.scanner.0;
+        assert!(said.contains("starts scanning"), "{said}");
+        let scans = flows_of(&mut net, 20_000)
+            .iter()
+            .filter(|f| f.src_addr == IpAddr::V4(scanner) && f.tcp_flags == 0x02 && f.packets == 1)
+            .count();
+        assert!(scans > 100, "{scans} probes");
+    }
 
     fn decode_all(datagrams: &[Vec<u8>], now: u64) -> Vec<FlowRecord> {
         let ctx = DecodeContext {
@@ -993,6 +1100,8 @@ mod tests {
             scan: true,
             seed: 1,
             dependencies: Some(400),
+            scenario: Some(Scenario::NewService),
+            scenario_at: 0.0,
         };
         let report = run(&args).await.expect("run");
         assert_eq!(report.flows, 5_000);

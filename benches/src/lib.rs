@@ -425,6 +425,61 @@ pub fn allocations_per_record(
     allocations as f64 / records as f64
 }
 
+// ---------------------------------------------------------------------------------------------
+// End-to-end benches: a release node.
+
+/// A `flowlens node` started for an end-to-end bench (killed on drop, if still running).
+pub struct BenchNode {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its API address.
+    pub api: std::net::SocketAddr,
+    /// Its UDP collector address.
+    pub udp: std::net::SocketAddr,
+}
+
+impl Drop for BenchNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `flowlens node` with data in `dir` on free loopback ports, with the test admin token,
+/// and waits up to 10 s until it is ready.
+///
+/// # Errors
+/// When it cannot start or does not become ready.
+pub fn start_node(flowlens: &std::path::Path, dir: &std::path::Path) -> Result<BenchNode, String> {
+    use flowlens_tests::{free_tcp_port, free_udp_port, http_get, test_token};
+    let api = std::net::SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let udp = std::net::SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let child = std::process::Command::new(flowlens)
+        .args(["node", "--data-dir"])
+        .arg(dir)
+        .args([
+            "--api-listen",
+            &api.to_string(),
+            "--listen",
+            &udp.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .env("FLOWLENS_AUTH__BOOTSTRAP_TOKEN", test_token())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", flowlens.display()))?;
+    let node = BenchNode { child, api, udp };
+    let ready = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        http_get(api, "/api/v1/health/ready").is_ok_and(|(s, _)| s == 200)
+    });
+    if ready {
+        Ok(node)
+    } else {
+        Err("the node did not become ready".into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

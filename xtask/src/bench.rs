@@ -3,6 +3,8 @@
 //! `cargo xtask bench ingest [flags]`, the end-to-end ingest bench against a release node; and
 //! `cargo xtask bench map [flags]`, the map page's frame costs in headless Chromium.
 
+use std::path::Path;
+
 use crate::error::Result;
 use crate::process::{self, Step};
 
@@ -10,62 +12,44 @@ use crate::process::{self, Step};
 /// or map bench when the first argument names one.
 pub fn run(extra: &[String]) -> Result<()> {
     let target_dir = process::ensure_target_dir()?;
-    if extra.first().map(String::as_str) == Some("map") {
-        // The node embeds the UI it serves.
-        crate::web::run(&[])?;
-        Step::cargo("build flowlens and the map bench (release)")?
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--package",
-                "flowlens",
-                "--package",
-                "flowlens-benches",
-                "--bin",
-                "flowlens",
-                "--bin",
-                "map",
-            ])
-            .run()?;
-        let release = target_dir.join("release");
-        return Step::new("map bench", release.join("map").to_string_lossy())
-            .current_dir(process::repo_root()?)
-            .args([
-                "--flowlens".to_string(),
-                release.join("flowlens").to_string_lossy().into_owned(),
-            ])
-            .args(extra.iter().skip(1).cloned())
-            .run();
+    match extra.first().map(String::as_str) {
+        Some("map") => {
+            // The node embeds the UI it serves.
+            crate::web::run(&[])?;
+            end_to_end(&target_dir, "map", &extra[1..])
+        }
+        Some("ingest") => end_to_end(&target_dir, "ingest", &extra[1..]),
+        _ => Step::cargo("benches")?
+            .args(["bench", "--locked", "--package", "flowlens-benches"])
+            .args(extra.iter().cloned())
+            .run(),
     }
-    if extra.first().map(String::as_str) == Some("ingest") {
-        Step::cargo("build flowlens and the ingest bench (release)")?
-            .args([
-                "build",
-                "--release",
-                "--locked",
-                "--package",
-                "flowlens",
-                "--package",
-                "flowlens-benches",
-                "--bin",
-                "flowlens",
-                "--bin",
-                "ingest",
-            ])
-            .run()?;
-        let release = target_dir.join("release");
-        return Step::new("ingest bench", release.join("ingest").to_string_lossy())
-            .current_dir(process::repo_root()?)
-            .args([
-                "--flowlens".to_string(),
-                release.join("flowlens").to_string_lossy().into_owned(),
-            ])
-            .args(extra.iter().skip(1).cloned())
-            .run();
-    }
-    Step::cargo("benches")?
-        .args(["bench", "--locked", "--package", "flowlens-benches"])
-        .args(extra.iter().cloned())
-        .run()
+}
+
+/// Builds a release `flowlens` and the bench binary `bench`, then runs it against that node
+/// binary with `flags`.
+fn end_to_end(target_dir: &Path, bench: &str, flags: &[String]) -> Result<()> {
+    Step::cargo(&format!("build flowlens and the {bench} bench (release)"))?
+        .args(["build", "--release", "--locked", "--package", "flowlens"])
+        .args([
+            "--package",
+            "flowlens-benches",
+            "--bin",
+            "flowlens",
+            "--bin",
+            bench,
+        ])
+        .run()?;
+    let release = target_dir.join("release");
+    Step::new(
+        &format!("{bench} bench"),
+        release.join(bench).to_string_lossy(),
+    )
+    .current_dir(process::repo_root()?)
+    .args([
+        "--flowlens".to_string(),
+        release.join("flowlens").to_string_lossy().into_owned(),
+    ])
+    .args(flags.iter().cloned())
+    .run()
 }

@@ -9,10 +9,10 @@
 use std::io::Write as _;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use flowlens_tests::{free_tcp_port, free_udp_port, http_get, http_get_auth, test_token};
+use flowlens_tests::http_get_auth;
 use node::simulate::{Exporter, Network, SimProto};
 
 struct Args {
@@ -121,31 +121,8 @@ fn main() -> Result<(), String> {
     let args = parse_args()?;
     let dir = std::env::temp_dir().join(format!("flowlens-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let api = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-    let udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let mut child: Child = Command::new(&args.flowlens)
-        .args(["node", "--data-dir"])
-        .arg(&dir)
-        .args([
-            "--api-listen",
-            &api.to_string(),
-            "--listen",
-            &udp.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .env("FLOWLENS_AUTH__BOOTSTRAP_TOKEN", test_token())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", args.flowlens.display()))?;
-    let pid = child.id();
-    let ready = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        http_get(api, "/api/v1/health/ready").is_ok_and(|(s, _)| s == 200)
-    });
-    if !ready {
-        let _ = child.kill();
-        return Err("the node did not become ready".into());
-    }
+    let mut node = flowlens_benches::start_node(&args.flowlens, &dir)?;
+    let (api, udp, pid) = (node.api, node.udp, node.child.id());
     std::thread::sleep(Duration::from_secs(1));
     let (idle_rss, _, _) = proc_stats(pid);
 
@@ -215,7 +192,7 @@ fn main() -> Result<(), String> {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
-    let _ = child.wait();
+    let _ = node.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 
     let mut md = format!(

@@ -10,11 +10,10 @@
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flowlens_tests::browser::Browser;
-use flowlens_tests::{free_tcp_port, free_udp_port, http_get, http_get_auth, test_token};
+use flowlens_tests::http_get_auth;
 use node::simulate::{Exporter, Network, SimProto};
 
 struct Args {
@@ -47,16 +46,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// Kills the node on every way out.
-struct NodeGuard(Child);
-
-impl Drop for NodeGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn total(api: SocketAddr, path: &str) -> u64 {
     http_get_auth(api, path)
         .ok()
@@ -73,30 +62,8 @@ fn main() -> Result<(), String> {
     let args = parse_args()?;
     let dir = std::env::temp_dir().join(format!("flowlens-map-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let api = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-    let udp = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
-    let child = Command::new(&args.flowlens)
-        .args(["node", "--data-dir"])
-        .arg(&dir)
-        .args([
-            "--api-listen",
-            &api.to_string(),
-            "--listen",
-            &udp.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .env("FLOWLENS_AUTH__BOOTSTRAP_TOKEN", test_token())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", args.flowlens.display()))?;
-    let _node = NodeGuard(child);
-    let ready = (0..100).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        http_get(api, "/api/v1/health/ready").is_ok_and(|(s, _)| s == 200)
-    });
-    if !ready {
-        return Err("the node did not become ready".into());
-    }
+    let node = flowlens_benches::start_node(&args.flowlens, &dir)?;
+    let (api, udp) = (node.api, node.udp);
 
     // Every dependency of the simulated network, a few times over, at a gentle pace.
     let mut network = Network::new(args.hosts, false, 7);

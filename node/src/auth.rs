@@ -249,6 +249,18 @@ pub fn principal_of(
     Ok((credential, user, role))
 }
 
+/// Who a live credential speaks for, with the CSRF value a session must send.
+fn principal(credential: Credential, user: User, role: AccessRole, secret: &str) -> Principal {
+    Principal {
+        role,
+        csrf: (credential.kind == CredentialKind::Session).then(|| csrf_for(secret)),
+        credential: credential.id,
+        kind: credential.kind,
+        expires_ms: credential.expires_ms,
+        user,
+    }
+}
+
 fn kind_name(kind: CredentialKind) -> &'static str {
     match kind {
         CredentialKind::Session => "session",
@@ -323,14 +335,7 @@ async fn check(
         // A public route still learns who is asking, when a valid credential comes with it.
         if let Some((secret, _)) = presented(request.headers()) {
             if let Ok((credential, user, role)) = principal_of(s, &secret, actors::now_ms()) {
-                let principal = Principal {
-                    role,
-                    credential: credential.id,
-                    kind: credential.kind,
-                    expires_ms: credential.expires_ms,
-                    csrf: (credential.kind == CredentialKind::Session).then(|| csrf_for(&secret)),
-                    user,
-                };
+                let principal = principal(credential, user, role, &secret);
                 request.extensions_mut().insert(Caller { principal, from });
             }
         }
@@ -354,14 +359,7 @@ async fn check(
             )));
         }
     }
-    let principal = Principal {
-        role,
-        credential: credential.id.clone(),
-        kind: credential.kind,
-        expires_ms: credential.expires_ms,
-        csrf: (credential.kind == CredentialKind::Session).then(|| csrf_for(&secret)),
-        user,
-    };
+    let principal = principal(credential, user, role, &secret);
     let path_and_query = request
         .uri()
         .path_and_query()

@@ -76,9 +76,7 @@ pub fn Assets() -> impl IntoView {
                             </tr></thead>
                             <tbody>
                                 {p.items.into_iter().map(|a| {
-                                    let env = a.classification.as_ref()
-                                        .and_then(|c| c.environment)
-                                        .map_or(if a.internal { "internal" } else { "external" }, |e| e.name());
+                                    let env = crate::fmt::environment(&a);
                                     let role = a.role.as_ref().map_or("", |r| r.role.name());
                                     view! {
                                         <tr>

@@ -162,13 +162,7 @@ pub fn AssetPage() -> impl IntoView {
 fn asset_view(v: AssetView) -> impl IntoView {
     let a = v.asset;
     let ip = a.ip;
-    let env = a
-        .classification
-        .as_ref()
-        .and_then(|c| c.environment)
-        .map_or(if a.internal { "internal" } else { "external" }, |e| {
-            e.name()
-        });
+    let env = crate::fmt::environment(&a);
     let place = a
         .classification
         .as_ref()

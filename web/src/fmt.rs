@@ -52,3 +52,13 @@ pub fn query(path: &str, pairs: &[(&str, String)]) -> String {
     }
     out
 }
+
+/// An asset's environment for people: its classification's, else internal or external.
+pub fn environment(a: &proto::api::Asset) -> &'static str {
+    a.classification
+        .as_ref()
+        .and_then(|c| c.environment)
+        .map_or(if a.internal { "internal" } else { "external" }, |e| {
+            e.name()
+        })
+}

@@ -40,6 +40,19 @@ pub fn Rules() -> impl IntoView {
     }
 }
 
+/// A labelled text input bound to `value`.
+fn field(
+    id: &'static str,
+    label: &'static str,
+    hint: &'static str,
+    value: RwSignal<String>,
+) -> impl IntoView {
+    view! {
+        <label>{label}" "<input id=id placeholder=hint size="12"
+            on:input=move |ev| value.set(event_target_value(&ev)) /></label>
+    }
+}
+
 /// Runs `call` and shows its refusal in `problem`, or clears it and reloads the lists.
 fn submit<F>(problem: RwSignal<Option<String>>, version: RwSignal<u32>, call: F)
 where
@@ -96,13 +109,6 @@ fn classification(version: RwSignal<u32>) -> impl IntoView {
                 .map(|_| ())
         });
     };
-    let field =
-        |id: &'static str, label: &'static str, hint: &'static str, value: RwSignal<String>| {
-            view! {
-                <label>{label}" "<input id=id placeholder=hint size="12"
-                    on:input=move |ev| value.set(event_target_value(&ev)) /></label>
-            }
-        };
     view! {
         <section aria-labelledby="class-h">
             <h3 id="class-h">"Classification rules"</h3>
@@ -217,13 +223,6 @@ fn alerting(version: RwSignal<u32>) -> impl IntoView {
                 .map(|_| ())
         });
     };
-    let field =
-        |id: &'static str, label: &'static str, hint: &'static str, value: RwSignal<String>| {
-            view! {
-                <label>{label}" "<input id=id placeholder=hint size="12"
-                    on:input=move |ev| value.set(event_target_value(&ev)) /></label>
-            }
-        };
     view! {
         <section aria-labelledby="alert-rules-h">
             <h3 id="alert-rules-h">"Alert rules"</h3>

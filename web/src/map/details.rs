@@ -98,13 +98,7 @@ fn panel(
     selected: RwSignal<Option<IpAddr>>,
 ) -> impl IntoView {
     let a = &d.asset;
-    let env = a
-        .classification
-        .as_ref()
-        .and_then(|c| c.environment)
-        .map_or(if a.internal { "internal" } else { "external" }, |e| {
-            e.name()
-        });
+    let env = crate::fmt::environment(a);
     let role = a.role.as_ref().map_or("no role yet".to_string(), |r| {
         format!("{} ({}, {}%)", r.role.name(), r.source, r.confidence_pct)
     });

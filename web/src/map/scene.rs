@@ -246,14 +246,7 @@ impl Scene {
                 let name = match grouping {
                     Grouping::None => String::new(),
                     Grouping::Subnet => subnet_of(a.ip),
-                    Grouping::Environment => a
-                        .classification
-                        .as_ref()
-                        .and_then(|c| c.environment)
-                        .map_or(if a.internal { "internal" } else { "external" }, |e| {
-                            e.name()
-                        })
-                        .to_string(),
+                    Grouping::Environment => crate::fmt::environment(a).to_string(),
                     Grouping::Role => a
                         .role
                         .as_ref()

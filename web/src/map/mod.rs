@@ -20,6 +20,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 use crate::api::get;
+use crate::fmt::query;
 use crate::live::Live;
 use scene::{Grouping, Scene, PALETTE};
 
@@ -112,24 +113,6 @@ fn perf_now() -> f64 {
     web_sys::window()
         .and_then(|w| w.performance())
         .map_or_else(now, |p| p.now())
-}
-
-fn encode(v: &str) -> String {
-    js_sys::encode_uri_component(v.trim()).into()
-}
-
-/// The topology query of the filters.
-fn query(filters: &[(&str, String)], at: &str) -> String {
-    let mut q = format!("/api/v1/topology?max_nodes={MAX_NODES}&max_edges={MAX_EDGES}");
-    for (key, value) in filters {
-        if !value.trim().is_empty() {
-            q.push_str(&format!("&{key}={}", encode(value)));
-        }
-    }
-    if !at.trim().is_empty() {
-        q.push_str(&format!("&at={}", encode(at)));
-    }
-    q
 }
 
 fn context(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
@@ -301,14 +284,17 @@ pub fn Map() -> impl IntoView {
     });
     let data = LocalResource::new(move || {
         refresh.get();
-        let filters = [
-            ("subnet", subnet.get()),
-            ("env", env.get()),
-            ("port", port.get()),
-            ("since", window.get()),
-            ("status", status.get()),
-        ];
-        let q = query(&filters, &at.get());
+        let q = query(
+            &format!("/api/v1/topology?max_nodes={MAX_NODES}&max_edges={MAX_EDGES}"),
+            &[
+                ("subnet", subnet.get()),
+                ("env", env.get()),
+                ("port", port.get()),
+                ("since", window.get()),
+                ("status", status.get()),
+                ("at", at.get()),
+            ],
+        );
         async move { get::<Topology>(&q).await }
     });
 

@@ -1,8 +1,8 @@
-//! Federation: a node that follows several sites' committed events on NATS (one durable
-//! JetStream consumer per site, resumed where it stopped) and commits them into its own event
-//! log, so that its projection is one map of all the sites. Each batch's origin is the site and
-//! the stream sequence of its last event, so an event delivered again (after a crash before the
-//! ack) is applied once; the state machine tags the assets and dependencies a site reported
+//! Federation: a node that follows several sites' committed events on NATS (one ordered
+//! JetStream consumer per site, started after the last event it applied) and commits them into
+//! its own event log, so that its projection is one map of all the sites. Each batch's origin is
+//! the site and the stream sequence of its last event, so an event delivered again (a commit
+//! that timed out but landed) is applied once; the state machine tags the assets and dependencies a site reported
 //! (metadata keys `site/<site id>/…`), which `/api/v1/federation` reads.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -88,15 +88,13 @@ pub fn site_tags(origin: u64, batch: &EventBatch) -> BTreeSet<Vec<u8>> {
 pub fn spawn(
     client: async_nats::Client,
     federation: &FederationSection,
-    consumer_name: String,
     log: Arc<EventLog>,
 ) -> Vec<JoinHandle<()>> {
     federation
         .sites
         .iter()
         .map(|site| {
-            let (client, site, name, log) =
-                (client.clone(), site.clone(), consumer_name.clone(), log.clone());
+            let (client, site, log) = (client.clone(), site.clone(), log.clone());
             let domain = federation.domains.get(&site).cloned();
             tokio::spawn(async move {
                 let mut failures = 0u32;
@@ -105,7 +103,7 @@ pub fn spawn(
                     None => jetstream::new(client),
                 };
                 loop {
-                    if let Err(e) = follow(&js, &site, &name, &log).await {
+                    if let Err(e) = follow(&js, &site, &log).await {
                         failures += 1;
                         if failures == 1 || failures.is_power_of_two() {
                             tracing::warn!(site, error = %format!("{e:#}"), failures, "following a site");
@@ -123,38 +121,36 @@ fn applied_sequence(projection: &Projection, origin: u64) -> Result<u64, StoreEr
     Ok(last_from_origin(projection, origin)?.map_or(0, |(_, seq)| seq))
 }
 
-/// How long JetStream waits for an ack before it redelivers (a round that failed is retried
-/// from its first event; re-applied events are no-ops, by their stream sequence).
-const ACK_WAIT: Duration = Duration::from_secs(5);
-
-/// Consumes one site's stream with a durable consumer, committing its events in batches.
-async fn follow(
-    js: &jetstream::Context,
-    site: &str,
-    consumer_name: &str,
-    log: &EventLog,
-) -> anyhow::Result<()> {
+/// Consumes one site's stream from the event after the last one this node applied, in order,
+/// committing its events in batches.
+///
+/// The resume point is this node's own projection (the origin sequence the state machine keeps
+/// per site), not a consumer's acknowledgements: an ordered consumer is created from there on
+/// every (re)start, so a round that fails (no leader yet, a commit timeout, a lost connection) is
+/// fetched again from its first event and nothing after it can be applied before it. An acked
+/// durable consumer could not promise that: after a failed round it went on delivering from
+/// where it had got to, and the next ack covered the events the failed round had not applied.
+async fn follow(js: &jetstream::Context, site: &str, log: &EventLog) -> anyhow::Result<()> {
     let stream = js
         .get_stream(stream_name(site))
         .await
         .with_context(|| format!("site {site}: no stream {} yet", stream_name(site)))?;
-    let consumer = stream
-        .get_or_create_consumer(
-            consumer_name,
-            consumer::pull::Config {
-                durable_name: Some(consumer_name.to_owned()),
-                ack_policy: consumer::AckPolicy::All,
-                deliver_policy: consumer::DeliverPolicy::All,
-                // What a failed round fetched but did not ack comes back after this (the
-                // default 30 s stalled a site's events that long after one failure).
-                ack_wait: ACK_WAIT,
-                ..Default::default()
-            },
-        )
-        .await
-        .context("cannot create the durable consumer")?;
-    let mut messages = consumer.messages().await.context("cannot consume")?;
     let origin = site_origin(site);
+    let resume = applied_sequence(log.projection(), origin)?;
+    let deliver_policy = match resume {
+        0 => consumer::DeliverPolicy::All,
+        n => consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: n + 1,
+        },
+    };
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy,
+            ..Default::default()
+        })
+        .await
+        .context("cannot create the consumer")?;
+    let mut messages = consumer.messages().await.context("cannot consume")?;
     loop {
         // A batch: what is there now, up to BATCH events, waiting at most 100 ms after the first.
         let Some(first) = messages.next().await else {
@@ -195,9 +191,6 @@ async fn follow(
             log.append_with_origin(&EventBatch::new(events), origin)
                 .await
                 .context("committing a site's events")?;
-        }
-        if let Some(last) = batch.last() {
-            last.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?;
         }
     }
 }

@@ -207,13 +207,7 @@ impl Node {
         let log = Arc::new(log);
         if config.federation.enabled() {
             let client = connect(&config).await?;
-            let name = format!("federation-{}-{}", config.cluster.name, config.node_id);
-            cluster_tasks.extend(federation::spawn(
-                client,
-                &config.federation,
-                name,
-                log.clone(),
-            ));
+            cluster_tasks.extend(federation::spawn(client, &config.federation, log.clone()));
         }
         if let Some(client) = client {
             let admin = AdminService {

@@ -349,6 +349,12 @@ pub struct RetentionSection {
     /// Per-day rollups.
     #[serde(with = "humantime_serde")]
     pub day: Duration,
+    /// The event history under `<data_dir>/history` (what `/history`, `/audit`, replays and
+    /// diffs read): events older than this are pruned, in steps of a sixteenth of it (the
+    /// history restarts from a checkpoint of the projection taken before the cutoff). The
+    /// projection itself (assets, dependencies, alerts, rules, users) is never pruned by it.
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
     /// The disk guard: below this much free space on the data directory's filesystem, raw
     /// flows are no longer written (the map, rollups and events go on) and a CRITICAL
     /// `disk_space` advisory is raised; both end once twice as much is free again.
@@ -460,6 +466,7 @@ impl Default for RetentionSection {
             minute: Duration::from_secs(7 * DAY),
             hour: Duration::from_secs(90 * DAY),
             day: Duration::from_secs(730 * DAY),
+            events: Duration::from_secs(365 * DAY),
             min_free_bytes: 1 << 30,
         }
     }
@@ -714,6 +721,7 @@ impl Config {
             ("retention.minute", self.retention.minute),
             ("retention.hour", self.retention.hour),
             ("retention.day", self.retention.day),
+            ("retention.events", self.retention.events),
         ];
         for (key, d) in positive {
             if d < Duration::from_millis(50) {

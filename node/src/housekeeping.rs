@@ -1,11 +1,19 @@
-//! Housekeeping: the disk guard. Every few seconds it reads the free space of the data
-//! directory's filesystem; below `retention.min_free_bytes` it holds raw flow writes (the map,
-//! rollups and events go on: they are small) and raises a CRITICAL `disk_space` advisory, which
-//! alert rules on advisories turn into notifications; once twice as much is free again it
-//! resumes writing and resolves the advisory.
+//! Housekeeping: the disk guard, the event history's retention and the data directory's usage.
+//!
+//! The guard reads the free space of the data directory's filesystem every few seconds; below
+//! `retention.min_free_bytes` it holds raw flow writes (the map, rollups and events go on: they
+//! are small) and raises a CRITICAL `disk_space` advisory, which alert rules on advisories turn
+//! into notifications; once twice as much is free again it resumes writing and resolves the
+//! advisory.
+//!
+//! Retention prunes the history older than `retention.events` on a schedule (a sixteenth of
+//! it, between 1 s and 1 h): the newest checkpoint taken before the cutoff becomes the
+//! history's base. To have one near every cutoff it keeps a checkpoint per sixteenth, and asks
+//! Raft for a snapshot (which is one) when none was taken for that long.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use proto::advisory::{Advisory, AdvisoryKind, AdvisoryResolution, Severity};
@@ -96,6 +104,125 @@ pub async fn disk_guard(s: AppState, data_dir: PathBuf, min_free: u64, raw: Arc<
             Duration::from_millis(500)
         })
         .await;
+    }
+}
+
+/// What housekeeping measured and did, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// Bytes under the data directory, by its top-level directory (`other` for its files).
+    parts: Mutex<Vec<(String, u64)>>,
+    /// When the oldest event the history holds may be from: its base's time (0: it holds
+    /// every event since the cluster began).
+    history_starts_ms: AtomicU64,
+    /// Times retention moved the history's base.
+    prunes: AtomicU64,
+    /// History index entries removed by retention.
+    pruned_index: AtomicU64,
+}
+
+impl Usage {
+    /// Bytes under the data directory by part, as last measured.
+    pub fn parts(&self) -> Vec<(String, u64)> {
+        self.parts.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// The history's base time, UTC ms (0: none).
+    pub fn history_starts_ms(&self) -> u64 {
+        self.history_starts_ms.load(Ordering::Relaxed)
+    }
+
+    /// Times retention moved the history's base.
+    pub fn prunes(&self) -> u64 {
+        self.prunes.load(Ordering::Relaxed)
+    }
+
+    /// History index entries removed by retention.
+    pub fn pruned_index(&self) -> u64 {
+        self.pruned_index.load(Ordering::Relaxed)
+    }
+}
+
+/// Bytes under `data_dir` by top-level directory, and `other` for the files beside them.
+pub fn measure(data_dir: &Path) -> Vec<(String, u64)> {
+    let mut parts = Vec::new();
+    let mut other = 0;
+    if let Ok(entries) = std::fs::read_dir(data_dir) {
+        for entry in entries.filter_map(Result::ok) {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => parts.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    crate::raft::history::dir_bytes(&entry.path()),
+                )),
+                Ok(_) => other += entry.metadata().map_or(0, |m| m.len()),
+                Err(_) => {}
+            }
+        }
+    }
+    parts.sort();
+    parts.push(("other".into(), other));
+    parts
+}
+
+/// How often retention runs for a history kept `retention`: a sixteenth of it, between 1 s
+/// and 1 h; also the spacing of the checkpoints it keeps.
+pub fn retention_step(retention: Duration) -> (Duration, Duration) {
+    let slot = (retention / 16).max(Duration::from_millis(1));
+    (
+        slot,
+        slot.clamp(Duration::from_secs(1), Duration::from_secs(3600)),
+    )
+}
+
+/// Runs the history's retention and measures the data directory until aborted.
+pub async fn retention(s: AppState, data_dir: PathBuf, keep: Duration, usage: Arc<Usage>) {
+    let (slot, every) = retention_step(keep);
+    let slot_ms = u64::try_from(slot.as_millis()).unwrap_or(u64::MAX);
+    let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
+    s.log.history().keep_checkpoints_every(slot_ms);
+    loop {
+        let (log, dir, u) = (s.log.clone(), data_dir.clone(), usage.clone());
+        let round = tokio::task::spawn_blocking(move || {
+            if let Ok(mut parts) = u.parts.lock() {
+                *parts = measure(&dir);
+            }
+            let history = log.history();
+            let cutoff = actors::now_ms().saturating_sub(keep_ms);
+            if let Some((index, taken)) = history.prune_before(cutoff)? {
+                let removed = log.projection().prune_history_index(index, taken)?;
+                u.prunes.fetch_add(1, Ordering::Relaxed);
+                u.pruned_index.fetch_add(removed, Ordering::Relaxed);
+                tracing::info!(
+                    through_index = index,
+                    starts_ms = taken,
+                    index_entries = removed,
+                    "retention.events: history pruned"
+                );
+            }
+            let base = history.base_point()?;
+            u.history_starts_ms
+                .store(base.map_or(0, |(_, t)| t), Ordering::Relaxed);
+            // A snapshot (and so a checkpoint) is due when none was taken for a slot and
+            // entries were applied since.
+            let newest = history.newest_checkpoint()?;
+            let since = newest.or(base).map_or(0, |(index, _)| index);
+            let due = newest
+                .is_none_or(|(_, taken)| actors::now_ms().saturating_sub(taken) >= slot_ms)
+                && log.applied_index() > since;
+            Ok::<_, crate::raft::LogError>(due)
+        })
+        .await;
+        match round {
+            Ok(Ok(true)) => {
+                if let Err(e) = s.log.raft().trigger().snapshot().await {
+                    tracing::warn!(error = %e, "retention: the snapshot for a checkpoint was refused");
+                }
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "retention: the history was not pruned"),
+            Err(e) => tracing::warn!(error = %e, "retention: the round failed"),
+        }
+        tokio::time::sleep(every).await;
     }
 }
 

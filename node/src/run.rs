@@ -382,6 +382,7 @@ impl Node {
             limits: crate::auth::Limits::default(),
             relay,
             tls: tls.is_some(),
+            usage: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
@@ -398,6 +399,12 @@ impl Node {
             config.data_dir.clone(),
             config.retention.min_free_bytes,
             raw.clone(),
+        ));
+        let retention = tokio::spawn(crate::housekeeping::retention(
+            state.clone(),
+            config.data_dir.clone(),
+            config.retention.events,
+            state.usage.clone(),
         ));
         let app = api::router(state);
         let server = match tls {
@@ -433,6 +440,7 @@ impl Node {
                 let mut tasks = cluster_tasks;
                 tasks.push(bootstrap);
                 tasks.push(guard);
+                tasks.push(retention);
                 tasks
             },
         })

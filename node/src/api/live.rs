@@ -382,6 +382,25 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         crate::housekeeping::free_bytes(s.raw.dir()).unwrap_or(0),
     );
     gauge(
+        "flowlens_history_starts_ms",
+        "When the event history starts (its base, after retention.events pruned it or a \
+         snapshot was installed), UTC ms; 0 when it holds every event.",
+        "gauge",
+        s.usage.history_starts_ms(),
+    );
+    gauge(
+        "flowlens_history_prunes_total",
+        "Times retention.events moved the history's start.",
+        "counter",
+        s.usage.prunes(),
+    );
+    gauge(
+        "flowlens_history_index_pruned_total",
+        "History index entries removed by retention.events.",
+        "counter",
+        s.usage.pruned_index(),
+    );
+    gauge(
         "flowlens_raw_held",
         "1 while the disk guard holds raw flow writes (too little free space).",
         "gauge",
@@ -518,6 +537,11 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         for t in &relay {
             let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", t.name, read(t));
         }
+    }
+    let _ = writeln!(out, "# HELP flowlens_data_bytes Bytes under the data directory, by its top-level directory (`other`: its files), measured by housekeeping.\n# TYPE flowlens_data_bytes gauge");
+    for (part, bytes) in s.usage.parts() {
+        let part = part.replace(['"', '\\', '\n'], "_");
+        let _ = writeln!(out, "flowlens_data_bytes{{part=\"{part}\"}} {bytes}");
     }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }

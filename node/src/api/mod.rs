@@ -88,6 +88,8 @@ pub struct AppState {
     pub tls: bool,
     /// The flow relay (its counters).
     pub relay: actors::relay::Relay,
+    /// The data directory's usage and the history's retention (metrics).
+    pub usage: Arc<crate::housekeeping::Usage>,
 }
 
 /// The OpenAPI document.

@@ -9,6 +9,8 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use openraft::LogId;
 use proto::event::EventBatch;
@@ -35,7 +37,8 @@ const SNAPSHOT_DATA: &str = "snapshot.data";
 /// The directory of a history's checkpoints (`<index>-<taken ms>.snap`).
 const CHECKPOINTS: &str = "checkpoints";
 
-/// Checkpoints kept (the oldest are deleted).
+/// The newest checkpoints always kept; older ones are kept one per slot
+/// ([`History::keep_checkpoints_every`]), so that retention can prune close to its cutoff.
 const CHECKPOINTS_KEPT: usize = 8;
 
 /// A projection export at a log index: the snapshot a history starts from (its base), or one
@@ -55,6 +58,8 @@ pub struct Base {
 pub struct History {
     log: FileLog,
     dir: PathBuf,
+    /// Checkpoints older than the newest 8 are kept one per this many ms (0: none kept).
+    slot_ms: Arc<AtomicU64>,
 }
 
 impl History {
@@ -63,6 +68,7 @@ impl History {
         Ok(History {
             log: FileLog::open(dir, SEGMENT_BYTES)?,
             dir: dir.to_path_buf(),
+            slot_ms: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -78,8 +84,9 @@ impl History {
         self.log.purge_through(log_id)
     }
 
-    /// Keeps a snapshot this node took as a checkpoint, deleting the oldest beyond 8
-    /// (blocking). Replays as of a moment start from the newest checkpoint taken before it.
+    /// Keeps a snapshot this node took as a checkpoint (blocking), then thins the checkpoints:
+    /// the newest 8 are kept, older ones one per slot. Replays as of a moment start from the
+    /// newest checkpoint taken before it, and retention makes one its new base.
     pub(crate) fn checkpoint(
         &self,
         index: u64,
@@ -90,12 +97,82 @@ impl History {
         std::fs::create_dir_all(&dir).map_err(LogFileError::io(&dir))?;
         let path = dir.join(format!("{index:020}-{taken_ms}.snap"));
         write_base(&path, index, taken_ms, data)?;
-        let mut all = self.checkpoint_files()?;
-        while all.len() > CHECKPOINTS_KEPT {
-            let (_, _, oldest) = all.remove(0);
-            std::fs::remove_file(&oldest).map_err(LogFileError::io(&oldest))?;
+        self.thin_checkpoints()
+    }
+
+    /// Keeps, besides the newest 8, the first checkpoint of every `slot_ms` (by the time it
+    /// was taken); 0 keeps none beyond the newest 8.
+    pub fn keep_checkpoints_every(&self, slot_ms: u64) {
+        self.slot_ms.store(slot_ms, Ordering::Relaxed);
+    }
+
+    /// The log index and time of the newest checkpoint, if there is one (blocking).
+    pub fn newest_checkpoint(&self) -> Result<Option<(u64, u64)>, LogFileError> {
+        Ok(self
+            .checkpoint_files()?
+            .last()
+            .map(|(index, taken, _)| (*index, *taken)))
+    }
+
+    /// Deletes the checkpoints the base makes useless and those beyond what
+    /// [`History::keep_checkpoints_every`] keeps.
+    fn thin_checkpoints(&self) -> Result<(), LogFileError> {
+        let floor = self.base_point()?.map(|(index, _)| index);
+        let slot = self.slot_ms.load(Ordering::Relaxed);
+        let all = self.checkpoint_files()?;
+        let newest_from = all.len().saturating_sub(CHECKPOINTS_KEPT);
+        let mut last_slot = None;
+        for (n, (index, taken, path)) in all.iter().enumerate() {
+            let keep = if floor.is_some_and(|f| *index <= f) {
+                false
+            } else if n >= newest_from {
+                true
+            } else if let Some(this) = taken.checked_div(slot) {
+                let first = last_slot != Some(this);
+                last_slot = Some(this);
+                first
+            } else {
+                false
+            };
+            if !keep {
+                std::fs::remove_file(path).map_err(LogFileError::io(path))?;
+            }
         }
         Ok(())
+    }
+
+    /// Drops the events from before `cutoff_ms` (blocking): the newest checkpoint taken at or
+    /// before it becomes the base, and the entries up to it are purged (whole segment files:
+    /// a segment also holding later entries stays until they are due too; what remains below
+    /// the base is no longer served). Returns the new base's index and time, or None when no
+    /// checkpoint is old enough yet.
+    pub(crate) fn prune_before(&self, cutoff_ms: u64) -> Result<Option<(u64, u64)>, LogError> {
+        let floor = self.base_point()?.map(|(index, _)| index);
+        let found = self
+            .checkpoint_files()?
+            .into_iter()
+            .rev()
+            .find(|(index, taken, _)| *taken <= cutoff_ms && floor.is_none_or(|f| *index > f));
+        let Some((index, taken, path)) = found else {
+            return Ok(None);
+        };
+        // The purge needs the entry's log id; a checkpoint past what the history holds (it
+        // cannot be: checkpoints are of applied entries) is left alone.
+        let Some(entry) = self.raw_in(index..=index)?.into_iter().next() else {
+            return Ok(None);
+        };
+        let base = self.dir.join(BASE);
+        std::fs::rename(&path, &base).map_err(LogFileError::io(&base))?;
+        sync_dir(&self.dir)?;
+        self.log.purge_through(entry.log_id)?;
+        self.thin_checkpoints()?;
+        Ok(Some((index, taken)))
+    }
+
+    /// Bytes of every file the history holds: segments, base, checkpoints and the snapshot
+    /// data (blocking).
+    pub fn disk_bytes(&self) -> u64 {
+        dir_bytes(&self.dir)
     }
 
     /// The checkpoints, oldest first: (index, taken ms, file).
@@ -232,6 +309,28 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), LogFileError> {
         .and_then(|()| file.sync_all())
         .map_err(LogFileError::io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(LogFileError::io(path))
+}
+
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), LogFileError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(LogFileError::io(dir))
+}
+
+/// Bytes of the files under `dir`, recursively (what cannot be read counts 0).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 /// A file's bytes; None if it does not exist.

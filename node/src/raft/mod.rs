@@ -261,11 +261,11 @@ pub enum LogError {
         /// What was wrong.
         source: EventDecodeError,
     },
-    /// A replay asked for a moment before this node's history starts (it caught up from a
-    /// snapshot taken later).
+    /// A replay asked for a moment before this node's history starts (pruned by retention, or
+    /// it caught up from a snapshot taken later).
     #[error(
-        "this node's history starts at {starts_ms} (it caught up from a snapshot taken then); \
-         {at_ms} is earlier: ask a node that has been a member longer"
+        "this node's history starts at {starts_ms} (retention.events pruned what came before, \
+         or it caught up from a snapshot taken then); {at_ms} is earlier"
     )]
     BeforeHistory {
         /// The moment asked for, UTC ms.

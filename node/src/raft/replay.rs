@@ -136,6 +136,11 @@ pub fn rebuild_and_compare(log: &EventLog) -> Result<Rebuilt, LogError> {
         }
     };
     let (_db, rebuilt, _, first) = start(log.history(), None)?;
+    // Below the base, the live index may have been pruned by retention and the base's copy
+    // not: only the entries the history holds are compared.
+    let held = |item: &(Vec<u8>, Vec<u8>)| {
+        crate::store::keys::history_log_index(&item.0).is_none_or(|i| i >= first)
+    };
     let entries = each_entry(log.history(), first, index, |entry| {
         state_machine::apply_entry(&rebuilt, &entry)
             .map(|_| ())
@@ -145,7 +150,15 @@ pub fn rebuild_and_compare(log: &EventLog) -> Result<Rebuilt, LogError> {
     let mut differences = Vec::new();
     for (tree, items) in &live {
         let other = rebuilt.get(tree).map_or(&[][..], Vec::as_slice);
-        if other != items.as_slice() {
+        let (other, items): (Vec<_>, Vec<_>) = if *tree == "history" {
+            (
+                other.iter().filter(|i| held(i)).collect(),
+                items.iter().filter(|i| held(i)).collect(),
+            )
+        } else {
+            (other.iter().collect(), items.iter().collect())
+        };
+        if other != items {
             differences.push((tree.to_string(), other.len(), items.len()));
         }
     }

@@ -440,3 +440,55 @@ async fn the_history_keeps_every_applied_entry_and_catches_up_from_the_log() {
     assert_eq!(log.history().entries().unwrap(), log.entries().unwrap());
     log.shutdown().await.unwrap();
 }
+
+#[test]
+fn checkpoints_thin_to_one_per_slot_and_pruning_makes_the_newest_old_enough_the_base() {
+    let dir = TempDir::new().unwrap();
+    let history = History::open(&dir.path().join("history")).unwrap();
+    let entries: Vec<LogEntry> = (0..=30)
+        .map(|i| LogEntry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+            payload: EntryPayload::Blank,
+        })
+        .collect();
+    history.record(&entries).unwrap();
+    history.keep_checkpoints_every(1_000);
+    // A checkpoint every 400 ms from t = 10 s: entries 1..=20.
+    for i in 1..=20u64 {
+        history.checkpoint(i, 10_000 + i * 400, &[i as u8]).unwrap();
+    }
+    let kept: Vec<u64> = (1..=20)
+        .filter(|i| {
+            let name = format!("{i:020}-{}.snap", 10_000 + i * 400);
+            dir.path().join("history/checkpoints").join(name).is_file()
+        })
+        .collect();
+    // The newest 8 (13..=20), and before them the first of each second: 10.4 s (1), 11.2 s
+    // (3), 12.0 s (5), 13.2 s (8) and 14.0 s (10).
+    assert_eq!(kept, vec![1, 3, 5, 8, 10, 13, 14, 15, 16, 17, 18, 19, 20]);
+
+    // Nothing old enough: no change.
+    assert_eq!(history.prune_before(10_000).unwrap(), None);
+    // The newest checkpoint taken by 13.5 s (entry 8, taken 13.2 s) becomes the base.
+    assert_eq!(history.prune_before(13_500).unwrap(), Some((8, 13_200)));
+    assert_eq!(history.base_point().unwrap(), Some((8, 13_200)));
+    assert_eq!(history.base().unwrap().unwrap().data, vec![8]);
+    let starts = history.start_for(20_000).unwrap().unwrap();
+    assert_eq!(
+        starts.index, 20,
+        "replays still start from the newest checkpoint"
+    );
+    assert!(matches!(
+        history.start_for(13_000).unwrap(),
+        Some(b) if b.index == 8
+    ));
+    // Checkpoints at or before the base are gone.
+    assert!(!dir
+        .path()
+        .join("history/checkpoints")
+        .join(format!("{:020}-11200.snap", 3))
+        .exists());
+    // Again with the same cutoff: nothing newer is old enough.
+    assert_eq!(history.prune_before(13_500).unwrap(), None);
+    assert!(history.disk_bytes() > 0);
+}

@@ -68,3 +68,8 @@ pub fn history(at_ms: u64, log_index: u64, position: u32) -> [u8; 20] {
     out[16..].copy_from_slice(&position.to_be_bytes());
     out
 }
+
+/// The log index of a [`history`] key, if it is one.
+pub fn history_log_index(key: &[u8]) -> Option<u64> {
+    key.get(8..16)?.try_into().ok().map(u64::from_be_bytes)
+}

@@ -256,6 +256,34 @@ impl Projection {
         })
     }
 
+    /// Removes the history index entries of log entries up to `through_index` stamped up to
+    /// `until_ms` (the history no longer holds them: retention made a later checkpoint its base);
+    /// returns how many.
+    pub fn prune_history_index(
+        &self,
+        through_index: u64,
+        until_ms: u64,
+    ) -> Result<u64, StoreError> {
+        let end = keys::history(until_ms, u64::MAX, u32::MAX);
+        let mut removed = 0;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0;
+        for item in self.history.range(..=end) {
+            let (key, _) = item?;
+            if keys::history_log_index(&key).is_some_and(|i| i <= through_index) {
+                batch.remove(key);
+                pending += 1;
+            }
+            if pending == 10_000 {
+                self.history.apply_batch(std::mem::take(&mut batch))?;
+                removed += pending;
+                pending = 0;
+            }
+        }
+        self.history.apply_batch(batch)?;
+        Ok(removed + pending)
+    }
+
     /// One asset.
     pub fn asset(&self, ip: IpAddr) -> Result<Option<Asset>, StoreError> {
         self.assets

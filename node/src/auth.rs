@@ -68,6 +68,41 @@ pub fn needs(method: &Method, path: &str) -> Need {
     }
 }
 
+/// Whether a role scoped to networks may use a route: those that answer within the scope
+/// ([`crate::api::scope::Scope`]) and the caller's own tokens. Everything else (statistics over
+/// every network, history, analysis, rules, cluster) is refused to scoped roles.
+pub fn scoped_route(method: &Method, path: &str) -> bool {
+    let Some(api) = path.strip_prefix("/api/v1") else {
+        return false;
+    };
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    let under = |p: &str| api == p || api.strip_prefix(p).is_some_and(|r| r.starts_with('/'));
+    if under("/tokens") {
+        return true;
+    }
+    if read {
+        return under("/assets")
+            || under("/dependencies")
+            || under("/alerts")
+            || [
+                "/services",
+                "/topology",
+                "/flows",
+                "/stats/top-talkers",
+                "/advisories",
+            ]
+            .contains(&api);
+    }
+    match *method {
+        Method::PUT => api.starts_with("/assets/") && api.ends_with("/role"),
+        Method::POST => {
+            api.starts_with("/alerts/")
+                && (api.ends_with("/acknowledge") || api.ends_with("/resolve"))
+        }
+        _ => false,
+    }
+}
+
 /// A new secret: `fl_` and 43 URL-safe characters (256 random bits).
 pub fn new_secret() -> Result<String, Failure> {
     use base64::Engine as _;
@@ -386,6 +421,17 @@ async fn check(
                 principal.user.name,
                 role.name(),
                 needed.name()
+            );
+            audit(s, entry(403, format!("refused: {why}"))).await;
+            return Err(Failure::Forbidden(why));
+        }
+        if !principal.user.scope.is_empty() && !scoped_route(&method, &path) {
+            let why = format!(
+                "`{}` is scoped to {}: {method} {path} is not limited to networks. A scoped \
+                 role reaches assets, services, dependencies, the topology, flows, top talkers, \
+                 advisories, alerts and its own tokens",
+                principal.user.name,
+                principal.user.scope.join(", ")
             );
             audit(s, entry(403, format!("refused: {why}"))).await;
             return Err(Failure::Forbidden(why));

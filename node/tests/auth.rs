@@ -2,13 +2,15 @@
 //! refuses an unauthenticated request; the first admin's one-time password must be changed
 //! before anything else; sessions need their CSRF header for changes; each role can do exactly
 //! what it should (table-driven); tokens expire and revoke; every change, refusal and sign-in
-//! is in the audit trail; per-client limits hold back floods and password guessing.
+//! is in the audit trail; per-client limits hold back floods and password guessing; a role
+//! scoped to a network sees only what touches it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use flowlens_tests::{
-    free_tcp_port, free_udp_port, http_exchange, http_exchange_head, http_send, NodeProcess,
+    free_tcp_port, free_udp_port, http_exchange, http_exchange_head, http_send, ipfix_packets,
+    tcp_flow, NodeProcess,
 };
 use serde_json::{json, Value};
 
@@ -97,11 +99,16 @@ impl Session {
 
 /// A new user with `role`, signed in, its one-time password changed, and an API token.
 fn user_with_token(node: &NodeProcess, name: &str, role: &str) -> String {
+    scoped_user_with_token(node, name, role, &[])
+}
+
+/// [`user_with_token`] for a user whose role is scoped to `scope`'s networks.
+fn scoped_user_with_token(node: &NodeProcess, name: &str, role: &str, scope: &[&str]) -> String {
     let first = format!("{name}-first-password");
     let (status, body) = node.send_json(
         "POST",
         "/api/v1/users",
-        &json!({"name": name, "password": first, "role": role}),
+        &json!({"name": name, "password": first, "role": role, "scope": scope}),
     );
     assert_eq!(status, 201, "{body}");
     let session = sign_in(node.api, name, &first).expect("sign in");
@@ -410,4 +417,143 @@ fn tokens_expire_and_revoke_and_floods_are_held_back() {
         })
         .count();
     assert!(refused >= 40, "only {refused} of 100 refused");
+}
+
+#[test]
+fn a_role_scoped_to_a_network_sees_only_what_touches_it() {
+    let (_dir, node) = start(&[]);
+    let (status, rule) = node.send_json(
+        "POST",
+        "/api/v1/alert-rules",
+        &json!({"name": "every new dependency", "condition": {"on": "new_dependency"}}),
+    );
+    assert_eq!(status, 201, "{rule}");
+    let flows = [
+        tcp_flow("10.2.0.1", "10.1.0.10", 443, 1_000),
+        tcp_flow("10.2.0.1", "10.3.0.10", 443, 2_000),
+        tcp_flow("10.3.0.5", "10.3.0.10", 5432, 3_000),
+    ];
+    let [template, data] = ipfix_packets(&flows);
+    node.send(&[&template, &data]);
+    node.wait_until(|n| n.dependencies().len() == 3, "three dependencies");
+    node.wait_until(
+        |n| n.get("/api/v1/alerts").1["total"] == 3,
+        "an alert per dependency",
+    );
+    let token = scoped_user_with_token(&node, "netops", "operator", &["10.1.0.0/16"]);
+    let get = |path: &str| with_token(node.api, &token, "GET", path, None);
+    let addresses = |v: &Value, key: &str| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x.pointer(key).and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    };
+
+    // Its assets, the dependencies touching them, their flows, services and talkers.
+    let (status, assets) = get("/api/v1/assets");
+    assert_eq!(status, 200, "{assets}");
+    assert_eq!(
+        addresses(&assets["items"], "/ip"),
+        ["10.1.0.10"],
+        "{assets}"
+    );
+    assert_eq!(assets["total"], 1);
+    assert_eq!(get("/api/v1/assets/10.1.0.10").0, 200);
+    let (status, refused) = get("/api/v1/assets/10.3.0.10");
+    assert_eq!(status, 403, "{refused}");
+    assert!(refused.to_string().contains("10.1.0.0/16"), "{refused}");
+    assert_eq!(get("/api/v1/assets/10.3.0.10/dependencies").0, 403);
+    let (_, deps) = get("/api/v1/dependencies");
+    assert_eq!(
+        addresses(&deps["items"], "/key/client"),
+        ["10.2.0.1"],
+        "{deps}"
+    );
+    assert_eq!(deps["total"], 1);
+    assert_eq!(
+        get("/api/v1/dependencies/10.2.0.1%3E10.1.0.10:443/6").0,
+        200
+    );
+    assert_eq!(
+        get("/api/v1/dependencies/10.2.0.1%3E10.3.0.10:443/6").0,
+        403
+    );
+    let (_, topology) = get("/api/v1/topology");
+    let mut nodes = addresses(&topology["nodes"], "/asset/ip");
+    nodes.sort();
+    assert_eq!(nodes, ["10.1.0.10", "10.2.0.1"], "{topology}");
+    assert_eq!(topology["edges"].as_array().map(Vec::len), Some(1));
+    let (_, flows) = get("/api/v1/flows");
+    assert_eq!(
+        addresses(&flows["items"], "/dst_addr"),
+        ["10.1.0.10"],
+        "{flows}"
+    );
+    let (_, services) = get("/api/v1/services");
+    assert_eq!(services["total"], 1, "{services}");
+    let (_, talkers) = get("/api/v1/stats/top-talkers");
+    assert_eq!(
+        addresses(&talkers["destinations"], "/ip"),
+        ["10.1.0.10"],
+        "{talkers}"
+    );
+    assert_eq!(talkers["sources"], json!([]), "{talkers}");
+
+    // Alerts about its network only; it may act on those.
+    let (_, alerts) = get("/api/v1/alerts");
+    assert_eq!(alerts["total"], 1, "{alerts}");
+    let mine = alerts["items"][0]["id"]
+        .as_str()
+        .expect("alert id")
+        .to_owned();
+    let (_, all) = node.get("/api/v1/alerts");
+    let other = all["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["id"].as_str())
+        .find(|id| *id != mine)
+        .expect("another alert")
+        .to_owned();
+    let ack = |id: &str| {
+        with_token(
+            node.api,
+            &token,
+            "POST",
+            &format!("/api/v1/alerts/{id}/acknowledge"),
+            None,
+        )
+        .0
+    };
+    assert_eq!(ack(&other), 403);
+    assert_eq!(ack(&mine), 200);
+
+    // What answers about every network is refused, and the refusal audited.
+    for path in [
+        "/api/v1/stats/throughput",
+        "/api/v1/stats/protocols",
+        "/api/v1/exporters",
+        "/api/v1/history/events",
+        "/api/v1/topology/diff?from=1h",
+        "/api/v1/analysis/spof",
+        "/api/v1/classification-rules",
+        "/metrics",
+    ] {
+        let (status, body) = get(path);
+        assert_eq!(status, 403, "{path}: {body}");
+    }
+    // The same user unscoped (by an admin) sees everything again.
+    let (status, body) = node.send_json(
+        "PUT",
+        "/api/v1/users/netops",
+        &json!({"role": "operator", "scope": []}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(get("/api/v1/assets").1["total"], 4);
+    let (_, audit) = node.get("/api/v1/audit?limit=1000");
+    assert!(
+        audit.to_string().contains("is scoped to 10.1.0.0/16"),
+        "{audit}"
+    );
 }

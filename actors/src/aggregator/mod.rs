@@ -77,6 +77,9 @@ pub struct FlowQuery {
     pub offset: usize,
     /// Page size.
     pub limit: usize,
+    /// Only flows with either address in one of these networks (a scoped role's); None: any.
+    #[serde(default)]
+    pub within: Option<Vec<IpNet>>,
 }
 
 impl FlowQuery {
@@ -91,6 +94,10 @@ impl FlowQuery {
             && self.protocol.is_none_or(|p| f.protocol == p)
             && self.from_ms.is_none_or(|t| f.last_ms >= t)
             && self.to_ms.is_none_or(|t| f.last_ms <= t)
+            && self.within.as_ref().is_none_or(|nets| {
+                nets.iter()
+                    .any(|n| n.contains(&f.src_addr) || n.contains(&f.dst_addr))
+            })
     }
 }
 

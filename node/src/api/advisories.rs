@@ -19,6 +19,7 @@ type Pairs = Query<Vec<(String, String)>>;
     responses((status = 200, body = Page<AdvisoryRecord>), (status = 400, body = proto::api::ApiError)))]
 pub async fn list(
     State(s): State<AppState>,
+    scope: super::scope::Scope,
     Query(q): Pairs,
 ) -> Result<Json<Page<AdvisoryRecord>>, Failure> {
     let mut p = Params::new(q)?;
@@ -55,6 +56,7 @@ pub async fn list(
     for record in s.projection.advisories() {
         let record = record?;
         if (status == "all" || record.status == status)
+            && scope.sees_subject(&record.advisory.subject)
             && severity.is_none_or(|min| record.advisory.severity <= min)
             && kind.is_none_or(|k| record.advisory.kind.name() == k)
         {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::params::{bad, json_body, page_of, Failure, Params};
 use super::rules::commit;
+use super::scope::Scope;
 use super::AppState;
 
 type Pairs = Query<Vec<(String, String)>>;
@@ -132,6 +133,7 @@ pub async fn delete_rule(
     responses((status = 200, body = Page<AlertRecord>), (status = 400, body = proto::api::ApiError)))]
 pub async fn list_alerts(
     State(s): State<AppState>,
+    scope: Scope,
     Query(q): Pairs,
 ) -> Result<Json<Page<AlertRecord>>, Failure> {
     let mut p = Params::new(q)?;
@@ -164,6 +166,7 @@ pub async fn list_alerts(
             st => record.status == st,
         };
         if status_ok
+            && scope.sees_subject(&record.alert.subject)
             && severity.is_none_or(|min| record.alert.severity <= min)
             && rule.as_deref().is_none_or(|r| record.alert.rule_id == r)
         {
@@ -185,12 +188,26 @@ pub async fn list_alerts(
     responses((status = 200, body = AlertRecord), (status = 404, body = proto::api::ApiError)))]
 pub async fn get_alert(
     State(s): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> Result<Json<AlertRecord>, Failure> {
-    s.projection
-        .alert(&id)?
-        .map(Json)
-        .ok_or_else(|| Failure::NotFound(format!("no alert {id}")))
+    visible(&s, &scope, &id).map(Json)
+}
+
+/// Alert `id`, if it exists and `scope` sees its subject.
+fn visible(s: &AppState, scope: &Scope, id: &str) -> Result<AlertRecord, Failure> {
+    let record = s
+        .projection
+        .alert(id)?
+        .ok_or_else(|| Failure::NotFound(format!("no alert {id}")))?;
+    if !scope.sees_subject(&record.alert.subject) {
+        return Err(Failure::Forbidden(format!(
+            "alert {id} is about {}, outside this role's scope ({})",
+            record.alert.subject,
+            scope.describe()
+        )));
+    }
+    Ok(record)
 }
 
 /// Who acts on an alert, and a note (both optional).
@@ -250,7 +267,7 @@ async fn act(
     if let Some(kind) = change {
         commit(&s, kind).await?;
     }
-    get_alert(State(s), Path(id)).await
+    get_alert(State(s), Scope::default(), Path(id)).await
 }
 
 /// Acknowledges an open alert.
@@ -260,9 +277,11 @@ async fn act(
         (status = 404, body = proto::api::ApiError)))]
 pub async fn acknowledge(
     State(s): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
     input: axum::body::Bytes,
 ) -> Result<Json<AlertRecord>, Failure> {
+    visible(&s, &scope, &id)?;
     act(s, id, input, false).await
 }
 
@@ -272,9 +291,11 @@ pub async fn acknowledge(
     responses((status = 200, body = AlertRecord), (status = 404, body = proto::api::ApiError)))]
 pub async fn resolve(
     State(s): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
     input: axum::body::Bytes,
 ) -> Result<Json<AlertRecord>, Failure> {
+    visible(&s, &scope, &id)?;
     act(s, id, input, true).await
 }
 

@@ -61,10 +61,15 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
         ("to" = Option<String>, Query, description = "Flows ending at or before: Unix ms or duration ago"),
         ("offset" = Option<u64>, Query), ("limit" = Option<u64>, Query)),
     responses((status = 200, body = FlowPage), (status = 400, body = proto::api::ApiError)))]
-pub async fn flows(State(s): State<AppState>, Query(q): Pairs) -> Result<Json<FlowPage>, Failure> {
+pub async fn flows(
+    State(s): State<AppState>,
+    scope: super::scope::Scope,
+    Query(q): Pairs,
+) -> Result<Json<FlowPage>, Failure> {
     let now = actors::now_ms();
     let mut p = Params::new(q)?;
     let query = FlowQuery {
+        within: scope.networks(),
         src: p.net("src")?,
         dst: p.net("dst")?,
         host: p.net("host")?,
@@ -175,6 +180,7 @@ pub async fn throughput(State(s): State<AppState>) -> Result<Json<Throughput>, F
     responses((status = 200, body = TopTalkers), (status = 400, body = proto::api::ApiError)))]
 pub async fn top_talkers(
     State(s): State<AppState>,
+    scope: super::scope::Scope,
     Query(q): Pairs,
 ) -> Result<Json<TopTalkers>, Failure> {
     let mut p = Params::new(q)?;
@@ -185,9 +191,18 @@ pub async fn top_talkers(
     if limit == 0 || limit > 1000 {
         return Err(bad("limit", "must be 1 to 1000"));
     }
-    Ok(Json(
-        ask(&s.aggregator, |r| AggregatorMsg::TopTalkers(limit, r)).await?,
-    ))
+    if !scope.is_limited() {
+        return Ok(Json(
+            ask(&s.aggregator, |r| AggregatorMsg::TopTalkers(limit, r)).await?,
+        ));
+    }
+    // A scoped role: its addresses among the 1000 busiest.
+    let mut top = ask(&s.aggregator, |r| AggregatorMsg::TopTalkers(1000, r)).await?;
+    for list in [&mut top.sources, &mut top.destinations] {
+        list.retain(|t| scope.sees(&t.ip));
+        list.truncate(limit);
+    }
+    Ok(Json(top))
 }
 
 /// The protocol mix.

@@ -10,6 +10,7 @@ use proto::api::{Asset, Dependency, Page, Service, Status, Topology, TopologyEdg
 use proto::event::DependencyKey;
 
 use super::params::{bad, page_of, parse_ip, Failure, Params};
+use super::scope::Scope;
 use super::AppState;
 use crate::store::Projection;
 
@@ -50,6 +51,7 @@ fn env_matches(env: &str, asset: &Asset) -> bool {
     responses((status = 200, body = Page<Asset>), (status = 400, body = proto::api::ApiError)))]
 pub async fn assets(
     State(s): State<AppState>,
+    scope: Scope,
     Query(q): Pairs,
 ) -> Result<Json<Page<Asset>>, Failure> {
     let mut p = Params::new(q)?;
@@ -84,6 +86,7 @@ pub async fn assets(
             .as_ref()
             .and_then(|c| c.datacenter.as_deref());
         if subnet.is_none_or(|n| n.contains(&a.ip))
+            && scope.sees(&a.ip)
             && internal.is_none_or(|i| a.internal == i)
             && env.is_none_or(|e| env_matches(e, &a))
             && datacenter.as_deref().is_none_or(|d| dc == Some(d))
@@ -113,9 +116,11 @@ pub async fn assets(
     responses((status = 200, body = Asset), (status = 404, body = proto::api::ApiError)))]
 pub async fn asset(
     State(s): State<AppState>,
+    scope: Scope,
     Path(ip): Path<String>,
 ) -> Result<Json<Asset>, Failure> {
     let ip = parse_ip("ip", &ip)?;
+    scope.check(&ip)?;
     let mut asset = s
         .projection
         .asset(ip)?
@@ -131,9 +136,11 @@ pub async fn asset(
     responses((status = 200, body = Vec<Service>), (status = 404, body = proto::api::ApiError)))]
 pub async fn asset_services(
     State(s): State<AppState>,
+    scope: Scope,
     Path(ip): Path<String>,
 ) -> Result<Json<Vec<Service>>, Failure> {
     let ip = parse_ip("ip", &ip)?;
+    scope.check(&ip)?;
     if s.projection.asset(ip)?.is_none() {
         return Err(Failure::NotFound(format!("no asset {ip}")));
     }
@@ -149,10 +156,12 @@ pub async fn asset_services(
     responses((status = 200, body = Vec<Dependency>), (status = 404, body = proto::api::ApiError)))]
 pub async fn asset_dependencies(
     State(s): State<AppState>,
+    scope: Scope,
     Path(ip): Path<String>,
     Query(q): Pairs,
 ) -> Result<Json<Vec<Dependency>>, Failure> {
     let ip = parse_ip("ip", &ip)?;
+    scope.check(&ip)?;
     let mut p = Params::new(q)?;
     let direction = p
         .choice("direction", &["downstream", "upstream", "both"])?
@@ -186,6 +195,7 @@ pub async fn asset_dependencies(
     responses((status = 200, body = Page<Service>), (status = 400, body = proto::api::ApiError)))]
 pub async fn services(
     State(s): State<AppState>,
+    scope: Scope,
     Query(q): Pairs,
 ) -> Result<Json<Page<Service>>, Failure> {
     let mut p = Params::new(q)?;
@@ -199,6 +209,7 @@ pub async fn services(
     for svc in s.projection.services() {
         let svc = svc?;
         if ip.is_none_or(|n| n.contains(&svc.key.ip))
+            && scope.sees(&svc.key.ip)
             && port.is_none_or(|x| svc.key.port == x)
             && protocol.is_none_or(|x| svc.key.protocol == x)
             && status.is_none_or(|st| svc.status == st)
@@ -225,6 +236,7 @@ pub async fn services(
     responses((status = 200, body = Page<Dependency>), (status = 400, body = proto::api::ApiError)))]
 pub async fn dependencies(
     State(s): State<AppState>,
+    scope: Scope,
     Query(q): Pairs,
 ) -> Result<Json<Page<Dependency>>, Failure> {
     let mut p = Params::new(q)?;
@@ -245,6 +257,7 @@ pub async fn dependencies(
     for d in s.projection.dependencies() {
         let d = d?;
         if client.is_none_or(|n| n.contains(&d.key.client))
+            && scope.sees_either(&d.key.client, &d.key.service.ip)
             && server.is_none_or(|n| n.contains(&d.key.service.ip))
             && port.is_none_or(|x| d.key.service.port == x)
             && protocol.is_none_or(|x| d.key.service.protocol == x)
@@ -280,10 +293,14 @@ fn bytes(d: &Dependency) -> u64 {
     responses((status = 200, body = Dependency), (status = 404, body = proto::api::ApiError)))]
 pub async fn dependency(
     State(s): State<AppState>,
+    scope: Scope,
     Path(id): Path<String>,
 ) -> Result<Json<Dependency>, Failure> {
     let key = DependencyKey::parse_id(&id)
         .ok_or_else(|| bad("id", format!("`{id}` is not client>server:port/protocol")))?;
+    if !scope.sees_either(&key.client, &key.service.ip) {
+        scope.check(&key.client)?;
+    }
     s.projection
         .dependency(&key)?
         .map(Json)
@@ -303,13 +320,14 @@ pub async fn dependency(
     responses((status = 200, body = Topology), (status = 400, body = proto::api::ApiError)))]
 pub async fn topology(
     State(s): State<AppState>,
+    scope: Scope,
     Query(q): Pairs,
 ) -> Result<Json<Topology>, Failure> {
     let now = actors::now_ms();
     let mut p = Params::new(q)?;
     let at = p.time("at", now)?;
     let Some(at) = at else {
-        return build_topology(&s.projection, p, now).map(Json);
+        return build_topology(&s.projection, p, now, &scope).map(Json);
     };
     let log = s.log.clone();
     let _turn = s.disk_reads.acquire().await;
@@ -318,15 +336,21 @@ pub async fn topology(
             crate::raft::LogError::BeforeHistory { .. } => bad("at", e.to_string()),
             e => Failure::Internal(e.to_string()),
         })?;
-        build_topology(&replayed.projection, p, now)
+        build_topology(&replayed.projection, p, now, &scope)
     })
     .await
     .map_err(|e| Failure::Internal(e.to_string()))??;
     Ok(Json(topology))
 }
 
-/// The map of `projection`, with the filters still in `p`.
-fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<Topology, Failure> {
+/// The map of `projection`, with the filters still in `p`, as `scope` sees it (its assets and
+/// the dependencies touching them, with their other ends).
+fn build_topology(
+    projection: &Projection,
+    mut p: Params,
+    now: u64,
+    scope: &Scope,
+) -> Result<Topology, Failure> {
     let subnet = p.net("subnet")?;
     let env = p.choice(
         "env",
@@ -379,20 +403,23 @@ fn build_topology(projection: &Projection, mut p: Params, now: u64) -> Result<To
             && status.is_none_or(|st| d.status == st)
             && in_time(d.first_seen_ms, d.last_seen_ms)
             && (in_subnet(&c) || in_subnet(&sv))
+            && scope.sees_either(&c, &sv)
             && assets.contains_key(&c)
             && assets.contains_key(&sv)
         {
             edges.push(d);
         }
     }
-    let mut nodes: Vec<Asset> = if port.is_some() || subnet.is_some() {
+    let mut nodes: Vec<Asset> = if port.is_some() || subnet.is_some() || scope.is_limited() {
         let touched: HashSet<IpAddr> = edges
             .iter()
             .flat_map(|d| [d.key.client, d.key.service.ip])
             .collect();
         assets
             .into_values()
-            .filter(|a| touched.contains(&a.ip) || (port.is_none() && in_subnet(&a.ip)))
+            .filter(|a| {
+                touched.contains(&a.ip) || (port.is_none() && in_subnet(&a.ip) && scope.sees(&a.ip))
+            })
             .collect()
     } else {
         assets.into_values().collect()

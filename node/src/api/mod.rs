@@ -14,6 +14,7 @@ pub mod map;
 pub mod params;
 pub mod roles;
 pub mod rules;
+pub mod scope;
 pub mod stream;
 pub mod ui;
 

@@ -33,9 +33,11 @@ pub fn roles_of(projection: &Projection) -> Result<HashMap<IpAddr, AssetRole>, F
     responses((status = 200, body = RoleReport), (status = 404, body = proto::api::ApiError)))]
 pub async fn role(
     State(s): State<AppState>,
+    scope: super::scope::Scope,
     Path(ip): Path<String>,
 ) -> Result<Json<RoleReport>, Failure> {
     let ip = parse_ip("ip", &ip)?;
+    scope.check(&ip)?;
     let asset = s
         .projection
         .asset(ip)?
@@ -71,10 +73,12 @@ pub async fn role(
         (status = 404, body = proto::api::ApiError)))]
 pub async fn set_role(
     State(s): State<AppState>,
+    scope: super::scope::Scope,
     Path(ip): Path<String>,
     input: Result<Json<RoleInput>, JsonRejection>,
 ) -> Result<Json<RoleReport>, Failure> {
     let parsed = parse_ip("ip", &ip)?;
+    scope.check(&parsed)?;
     let input = json_body(input)?;
     let role = match input.role.as_deref() {
         None => None,
@@ -96,5 +100,5 @@ pub async fn set_role(
         },
     )
     .await?;
-    self::role(State(s), Path(ip)).await
+    self::role(State(s), scope, Path(ip)).await
 }

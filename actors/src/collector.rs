@@ -317,7 +317,7 @@ async fn read_loop(
                 learned |= new_templates;
                 if !relay.is_empty() {
                     let flows = sink.flows.get(before..).unwrap_or_default();
-                    relay.offer(bytes, from.ip(), source, flows);
+                    relay.offer(bytes, from, source, flows);
                 }
                 taken += 1;
                 next = if taken < batch_datagrams {

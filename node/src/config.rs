@@ -560,23 +560,7 @@ impl Config {
         if let Some(why) = self.cluster.security.problem() {
             return Err(invalid("cluster.security", why));
         }
-        for (i, t) in self.relay.iter().enumerate() {
-            if t.name.trim().is_empty() || self.relay[..i].iter().any(|o| o.name == t.name) {
-                return Err(invalid("relay", "each target needs its own name"));
-            }
-            if t.to.port() == 0 || t.to.ip().is_unspecified() {
-                return Err(invalid(
-                    "relay",
-                    format!("{}: `to` must be a host and port", t.name),
-                ));
-            }
-            if t.queue == 0 || t.queue > 1_000_000 {
-                return Err(invalid(
-                    "relay",
-                    format!("{}: queue must be 1 to 1000000", t.name),
-                ));
-            }
-        }
+        actors::relay::validate(&self.relay).map_err(|why| invalid("relay", why))?;
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err(invalid(
                 "api.tls_cert",

@@ -10,6 +10,7 @@ pub mod classifier;
 pub mod config;
 pub mod events;
 pub mod federation;
+pub mod forward;
 pub mod housekeeping;
 pub mod nats;
 pub mod raft;

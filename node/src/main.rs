@@ -1,5 +1,5 @@
-//! The `flowlens` command line: `node` runs a node, `admin` manages a cluster, `simulate`
-//! exports a synthetic network as flow packets.
+//! The `flowlens` command line: `node` runs a node, `admin` manages a cluster, `forward` relays
+//! flow datagrams, `simulate` exports a synthetic network as flow packets.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run a node: collect flows, map dependencies, serve the API.
     Node(NodeArgs),
+    /// Relay flow datagrams, unchanged, to other collectors (no map, no storage).
+    Forward(node::forward::ForwardArgs),
     /// Send a synthetic network's flows to a collector.
     Simulate(node::simulate::SimulateArgs),
     /// Manage a cluster's membership over NATS.
@@ -150,6 +152,12 @@ fn main() -> ExitCode {
             init_tracing("warn");
             runtime
                 .block_on(node::events::tail(&args))
+                .map_err(|e| format!("{e:#}"))
+        }
+        Command::Forward(args) => {
+            init_tracing("info");
+            runtime
+                .block_on(node::forward::run(&args))
                 .map_err(|e| format!("{e:#}"))
         }
         Command::Simulate(args) => {

@@ -1,7 +1,8 @@
 //! The flow relay on a real node: every datagram received goes, byte for byte, to each target
 //! whose filters it passes (templates always, data only with a flow in the target's networks and
 //! formats), with per-target counters in the API and the metrics, while the node still maps the
-//! flows itself.
+//! flows itself. `flowlens forward` does the same on its own, and a `keep_source` target gets
+//! each datagram from the exporter's own address and port.
 
 use std::net::UdpSocket;
 use std::time::Duration;
@@ -94,4 +95,109 @@ fn datagrams_are_relayed_unchanged_to_each_target_its_filters_allow() {
         .expect("runs");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`to` must be a host and port"));
+}
+
+/// A `flowlens forward` process, killed when dropped.
+struct Forward(std::process::Child);
+
+impl Drop for Forward {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn flowlens_forward_relays_on_its_own_and_can_keep_the_exporters_address() {
+    let plain = UdpSocket::bind("127.0.0.1:0").expect("sink");
+    let keep = UdpSocket::bind("127.0.0.1:0").expect("sink");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("forward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[relay]]\nname = \"keep\"\nto = \"{}\"\nkeep_source = true\nsrc = [\"10.2.0.0/24\"]\n",
+            keep.local_addr().expect("addr")
+        ),
+    )
+    .expect("config");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_flowlens"));
+    let (listen, metrics) = (free_udp_port(), free_tcp_port());
+    let _forward = Forward(
+        std::process::Command::new(bin)
+            .arg("forward")
+            .args(["--listen", &format!("127.0.0.1:{listen}")])
+            .args([
+                "--to",
+                &format!("plain={}", plain.local_addr().expect("addr")),
+            ])
+            .arg("--config")
+            .arg(&config)
+            .args(["--metrics-listen", &format!("127.0.0.1:{metrics}")])
+            .spawn()
+            .expect("flowlens forward starts"),
+    );
+    let metrics_addr = std::net::SocketAddr::from(([127, 0, 0, 1], metrics));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while flowlens_tests::http_get(metrics_addr, "/metrics").is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "forward never served metrics"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The exporter: its own loopback address, so that a kept source is told from the relay's.
+    let exporter = UdpSocket::bind("127.0.0.7:0").expect("exporter");
+    let [template, lab_data] = ipfix_packets(&[tcp_flow("10.2.0.7", "10.1.0.10", 443, 1_000)]);
+    let [_, other_data] = ipfix_packets(&[tcp_flow("10.9.0.7", "10.1.0.10", 443, 2_000)]);
+    for d in [&template, &lab_data, &other_data] {
+        exporter.send_to(d, ("127.0.0.1", listen)).expect("sent");
+    }
+    assert_eq!(
+        received(&plain, 3),
+        [template.clone(), lab_data.clone(), other_data]
+    );
+    keep.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = [0u8; 65536];
+    for want in [&template, &lab_data] {
+        let (n, from) = keep.recv_from(&mut buf).expect("a relayed datagram");
+        assert_eq!(&buf[..n], want.as_slice());
+        assert_eq!(
+            from,
+            exporter.local_addr().expect("addr"),
+            "the exporter's source"
+        );
+    }
+    let text = flowlens_tests::http_get(metrics_addr, "/metrics")
+        .expect("metrics")
+        .1;
+    for line in [
+        "flowlens_forward_datagrams_total 3",
+        "flowlens_relay_sent_total{target=\"plain\"} 3",
+        "flowlens_relay_sent_total{target=\"keep\"} 2",
+        "flowlens_relay_filtered_total{target=\"keep\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+
+    // Bad plans are refused with the reason.
+    for (args, why) in [
+        (vec!["--to", "nowhere"], "expected NAME=HOST:PORT"),
+        (vec!["--listen", "127.0.0.1:0"], "nothing to forward to"),
+        (
+            vec!["--to", "v6=[::1]:2055", "--keep-source"],
+            "keep_source sends IPv4 packets",
+        ),
+    ] {
+        let out = std::process::Command::new(bin)
+            .arg("forward")
+            .args(&args)
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(why), "{args:?}: {stderr}");
+    }
 }

@@ -287,13 +287,6 @@ pub fn rss_bytes() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// A per-relay-target counter: name, help text, and how to read it.
-type RelayMetric = (
-    &'static str,
-    &'static str,
-    fn(&actors::relay::RelayStats) -> u64,
-);
-
 /// A per-exporter counter: name, help text, and how to read it.
 type ExporterMetric = (&'static str, &'static str, fn(&Exporter) -> u64);
 
@@ -521,37 +514,8 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
             );
         }
     }
-    let relay = s.relay.stats();
-    let per_target: [RelayMetric; 4] = [
-        (
-            "flowlens_relay_sent_total",
-            "Datagrams relayed, per target.",
-            |t| t.sent,
-        ),
-        (
-            "flowlens_relay_filtered_total",
-            "Datagrams a target's filters passed over.",
-            |t| t.filtered,
-        ),
-        (
-            "flowlens_relay_dropped_total",
-            "Datagrams dropped for a full target queue.",
-            |t| t.dropped,
-        ),
-        (
-            "flowlens_relay_errors_total",
-            "Datagrams the OS refused to relay.",
-            |t| t.errors,
-        ),
-    ];
-    for (name, help, read) in per_target {
-        if relay.is_empty() {
-            break;
-        }
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for t in &relay {
-            let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", t.name, read(t));
-        }
+    if !s.relay.is_empty() {
+        actors::relay::write_metrics(&s.relay.stats(), &mut out);
     }
     let _ = writeln!(out, "# HELP flowlens_data_bytes Bytes under the data directory, by its top-level directory (`other`: its files), measured by housekeeping.\n# TYPE flowlens_data_bytes gauge");
     for (part, bytes) in s.usage.parts() {

@@ -3,7 +3,10 @@
 //! that carry flows, a flow's source or destination network). Each target has its own bounded
 //! queue and sending task: a slow or dead target loses datagrams (counted), never slows the
 //! collector. Datagrams without flows (templates, options) pass the flow filters, so that a
-//! target can decode what follows.
+//! target can decode what follows. A target with `keep_source` receives each datagram from the
+//! exporter's own address and port ([`raw`]).
+
+pub mod raw;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +41,33 @@ pub struct RelayTarget {
     /// Datagrams waiting to be sent, at most (default 4096); beyond that they are dropped.
     #[serde(default = "default_queue")]
     pub queue: usize,
+    /// Send each datagram from the exporter's address and port rather than this host's (an
+    /// IPv4 target; needs `CAP_NET_RAW`). Datagrams from IPv6 exporters go from this host.
+    #[serde(default)]
+    pub keep_source: bool,
+}
+
+/// Checks a list of targets: names unique and not empty, a host and port to send to, a queue
+/// of 1 to 1,000,000, `keep_source` only towards IPv4. The error names the target.
+pub fn validate(targets: &[RelayTarget]) -> Result<(), String> {
+    for (i, t) in targets.iter().enumerate() {
+        if t.name.trim().is_empty() || targets[..i].iter().any(|o| o.name == t.name) {
+            return Err("each target needs its own name".into());
+        }
+        if t.to.port() == 0 || t.to.ip().is_unspecified() {
+            return Err(format!("{}: `to` must be a host and port", t.name));
+        }
+        if t.queue == 0 || t.queue > 1_000_000 {
+            return Err(format!("{}: queue must be 1 to 1000000", t.name));
+        }
+        if t.keep_source && !t.to.is_ipv4() {
+            return Err(format!(
+                "{}: keep_source sends IPv4 packets: `to` must be an IPv4 address",
+                t.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn default_queue() -> usize {
@@ -71,8 +101,31 @@ struct Counters {
 
 struct Target {
     config: RelayTarget,
-    queue: mpsc::Sender<Vec<u8>>,
+    queue: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     counters: Arc<Counters>,
+}
+
+/// How a target's task sends: from its own UDP socket, and for `keep_source` from the
+/// exporter's address through a raw socket.
+struct Sending {
+    udp: tokio::net::UdpSocket,
+    raw: Option<raw::RawSender>,
+}
+
+impl Sending {
+    async fn send(
+        &mut self,
+        exporter: SocketAddr,
+        datagram: &[u8],
+        to: SocketAddr,
+    ) -> std::io::Result<()> {
+        match (&mut self.raw, exporter, to) {
+            (Some(raw), SocketAddr::V4(from), SocketAddr::V4(to)) => {
+                raw.send(from, to, datagram).await
+            }
+            _ => self.udp.send_to(datagram, to).await.map(|_| ()),
+        }
+    }
 }
 
 /// The relay: shared by every listener (cheap to clone).
@@ -89,11 +142,12 @@ impl Relay {
     /// Starts a sending task per target (inside a Tokio runtime).
     ///
     /// # Errors
-    /// When a target's sending socket cannot be bound.
+    /// When a target's sending socket cannot be bound, or (`keep_source`) the raw socket
+    /// cannot be opened: the error says which capability is missing.
     pub fn start(targets: &[RelayTarget]) -> std::io::Result<Relay> {
         let mut started = Vec::new();
         for config in targets {
-            let (tx, mut rx) = mpsc::channel::<Vec<u8>>(config.queue.max(1));
+            let (tx, mut rx) = mpsc::channel::<(SocketAddr, Vec<u8>)>(config.queue.max(1));
             let counters = Arc::new(Counters::default());
             let local: SocketAddr = if config.to.is_ipv4() {
                 ([0, 0, 0, 0], 0).into()
@@ -102,13 +156,22 @@ impl Relay {
             };
             let std_socket = std::net::UdpSocket::bind(local)?;
             std_socket.set_nonblocking(true)?;
-            let socket = tokio::net::UdpSocket::from_std(std_socket)?;
+            let raw = match config.keep_source {
+                true => Some(raw::RawSender::open().map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("relay target {}: {e}", config.name))
+                })?),
+                false => None,
+            };
+            let mut sending = Sending {
+                udp: tokio::net::UdpSocket::from_std(std_socket)?,
+                raw,
+            };
             let (to, name, c) = (config.to, config.name.clone(), counters.clone());
             tokio::spawn(async move {
                 let mut logged = false;
-                while let Some(datagram) = rx.recv().await {
-                    match socket.send_to(&datagram, to).await {
-                        Ok(_) => {
+                while let Some((exporter, datagram)) = rx.recv().await {
+                    match sending.send(exporter, &datagram, to).await {
+                        Ok(()) => {
                             c.sent.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(e) => {
@@ -142,10 +205,11 @@ impl Relay {
     pub fn offer(
         &self,
         datagram: &[u8],
-        exporter: IpAddr,
+        from: SocketAddr,
         source: Option<FlowSource>,
         flows: &[FlowRecord],
     ) {
+        let exporter = from.ip();
         for t in self.targets.iter() {
             let c = &t.config;
             let passes = (c.exporters.is_empty() || any_in(&c.exporters, exporter))
@@ -157,7 +221,7 @@ impl Relay {
                 t.counters.filtered.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if t.queue.try_send(datagram.to_vec()).is_err() {
+            if t.queue.try_send((from, datagram.to_vec())).is_err() {
                 t.counters.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -179,6 +243,43 @@ impl Relay {
     }
 }
 
+/// A per-target counter: name, help text, and how to read it.
+type TargetMetric = (&'static str, &'static str, fn(&RelayStats) -> u64);
+
+/// Writes each target's counters in Prometheus text format
+/// (`flowlens_relay_{sent,filtered,dropped,errors}_total{target}`).
+pub fn write_metrics(stats: &[RelayStats], out: &mut String) {
+    use std::fmt::Write as _;
+    let per_target: [TargetMetric; 4] = [
+        (
+            "flowlens_relay_sent_total",
+            "Datagrams relayed, per target.",
+            |t| t.sent,
+        ),
+        (
+            "flowlens_relay_filtered_total",
+            "Datagrams a target's filters passed over.",
+            |t| t.filtered,
+        ),
+        (
+            "flowlens_relay_dropped_total",
+            "Datagrams dropped for a full target queue.",
+            |t| t.dropped,
+        ),
+        (
+            "flowlens_relay_errors_total",
+            "Datagrams the OS refused to relay.",
+            |t| t.errors,
+        ),
+    ];
+    for (name, help, read) in per_target {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for t in stats {
+            let _ = writeln!(out, "{name}{{target=\"{}\"}} {}", t.name, read(t));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +293,7 @@ mod tests {
             src: Vec::new(),
             dst: Vec::new(),
             queue,
+            keep_source: false,
         }
     }
 
@@ -201,7 +303,7 @@ mod tests {
         let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
         let to = sink.local_addr().expect("addr");
         let relay = Relay::start(&[target("slow", to, 2)]).expect("start");
-        let exporter = IpAddr::from([127, 0, 0, 1]);
+        let exporter = SocketAddr::from(([127, 0, 0, 1], 9995));
         for _ in 0..10 {
             relay.offer(b"datagram", exporter, Some(FlowSource::Ipfix), &[]);
         }
@@ -217,7 +319,7 @@ mod tests {
         t.protocols = vec![FlowSource::Ipfix];
         t.src = vec!["10.2.0.0/24".parse().expect("net")];
         let relay = Relay::start(&[t]).expect("start");
-        let exporter = IpAddr::from([127, 0, 0, 1]);
+        let exporter = SocketAddr::from(([127, 0, 0, 1], 9995));
         let flow = |src: [u8; 4]| FlowRecord {
             src_addr: IpAddr::from(src),
             ..FlowRecord::default()
@@ -252,5 +354,26 @@ mod tests {
         }
         assert_eq!(got, [b"template".to_vec(), b"lab flow".to_vec()]);
         assert_eq!(relay.stats()[0].filtered, 3);
+    }
+
+    // A raw socket needs CAP_NET_RAW: the tests run as root on the project's machines.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_source_sends_from_the_exporters_address_and_port() {
+        let sink = std::net::UdpSocket::bind("127.0.0.1:0").expect("sink");
+        let mut t = target("keep", sink.local_addr().expect("addr"), 16);
+        t.keep_source = true;
+        let relay = match Relay::start(&[t]) {
+            Ok(r) => r,
+            Err(e) => panic!("keep_source needs CAP_NET_RAW to be tested: {e}"),
+        };
+        let exporter = SocketAddr::from(([127, 0, 0, 7], 40_123));
+        relay.offer(b"from the router", exporter, Some(FlowSource::Ipfix), &[]);
+        sink.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = [0u8; 64];
+        let (n, from) = sink.recv_from(&mut buf).expect("datagram");
+        assert_eq!(&buf[..n], b"from the router");
+        assert_eq!(from, exporter);
+        assert_eq!(relay.stats()[0].sent, 1);
     }
 }

@@ -1,4 +1,4 @@
-//! The node's REST API: a JSON GET and a JSON POST, errors as text for the page to show.
+//! The node's REST API: JSON GET, POST, PUT and DELETE, errors as text for the page to show.
 
 use std::cell::RefCell;
 
@@ -74,7 +74,20 @@ pub async fn get<T: DeserializeOwned>(path: &str) -> Result<T, String> {
 
 /// POSTs `body` as JSON to `path` and decodes the JSON answer.
 pub async fn post<T: DeserializeOwned>(path: &str, body: &serde_json::Value) -> Result<T, String> {
-    let request = with_csrf(Request::post(path))
+    send_json(Request::post(path), path, body).await
+}
+
+/// PUTs `body` as JSON to `path` and decodes the JSON answer.
+pub async fn put<T: DeserializeOwned>(path: &str, body: &serde_json::Value) -> Result<T, String> {
+    send_json(Request::put(path), path, body).await
+}
+
+async fn send_json<T: DeserializeOwned>(
+    builder: RequestBuilder,
+    path: &str,
+    body: &serde_json::Value,
+) -> Result<T, String> {
+    let request = with_csrf(builder)
         .json(body)
         .map_err(|e| format!("{path}: {e}"))?;
     decode(path, request.send().await).await

@@ -3,6 +3,7 @@
 //! answers with (`proto`).
 
 mod about;
+mod access;
 mod advisories;
 mod alerts;
 mod api;
@@ -53,6 +54,7 @@ fn Shell(session: session::Session, principal: proto::auth::Principal) -> impl I
     live::provide();
     on_cleanup(live::close);
     let connected = use_context::<live::Live>().map(|l| l.connected);
+    let for_access = principal.clone();
     view! {
         <Router>
             <header class="top">
@@ -67,6 +69,7 @@ fn Shell(session: session::Session, principal: proto::auth::Principal) -> impl I
                     <A href="/alerts">"Alerts"</A>
                     <A href="/history">"History"</A>
                     <A href="/rules">"Rules"</A>
+                    <A href="/access">"Access"</A>
                     <A href="/about">"Cluster"</A>
                 </nav>
                 <span class="live" id="live-state" aria-live="polite">
@@ -85,6 +88,7 @@ fn Shell(session: session::Session, principal: proto::auth::Principal) -> impl I
                     <Route path=path!("/history") view=history::History />
                     <Route path=path!("/rules") view=rules::Rules />
                     <Route path=path!("/about") view=about::AboutPage />
+                    <Route path=path!("/access") view=move || view! { <access::Access principal=for_access.clone() /> } />
                     <Route path=path!("/advisories") view=advisories::Advisories />
                     <Route path=path!("/alerts") view=alerts::Alerts />
                 </Routes>

@@ -54,7 +54,7 @@ fn field(
 }
 
 /// Runs `call` and shows its refusal in `problem`, or clears it and reloads the lists.
-fn submit<F>(problem: RwSignal<Option<String>>, version: RwSignal<u32>, call: F)
+pub(crate) fn submit<F>(problem: RwSignal<Option<String>>, version: RwSignal<u32>, call: F)
 where
     F: std::future::Future<Output = Result<(), String>> + 'static,
 {

@@ -5,6 +5,7 @@
 //! (`pages.rs`) in their own modules.
 //! Screenshots are kept under the target directory (`tmp/ui-artifacts/`).
 
+mod access;
 mod map;
 mod pages;
 

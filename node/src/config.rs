@@ -159,6 +159,21 @@ pub struct ApiConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// PEM certificates other members' API certificates are checked against when this node
+    /// asks them for their health (the cluster page); default: those in `tls_cert`.
+    pub tls_ca: Option<PathBuf>,
+    /// `host:port` other members and the cluster page reach this node's API at (it goes into
+    /// the cluster membership); default: `listen`, which is wrong when that is `0.0.0.0`.
+    pub advertise: Option<String>,
+}
+
+impl ApiConfig {
+    /// The address members record for this node: `advertise`, else `listen`.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
 }
 
 /// Collector settings.
@@ -417,6 +432,8 @@ impl Default for ApiConfig {
             max_page: 10_000,
             tls_cert: None,
             tls_key: None,
+            tls_ca: None,
+            advertise: None,
         }
     }
 }
@@ -561,6 +578,25 @@ impl Config {
             return Err(invalid("cluster.security", why));
         }
         actors::relay::validate(&self.relay).map_err(|why| invalid("relay", why))?;
+        if let Some(a) = &self.api.advertise {
+            let port = a.rsplit_once(':').and_then(|(host, port)| {
+                (!host.is_empty() && host != "0.0.0.0" && host != "[::]")
+                    .then(|| port.parse::<u16>().ok())
+                    .flatten()
+            });
+            if port.is_none_or(|p| p == 0) {
+                return Err(invalid(
+                    "api.advertise",
+                    format!("`{a}` is not a reachable host:port like 10.0.0.5:8080"),
+                ));
+            }
+        }
+        if self.api.tls_ca.is_some() && self.api.tls_cert.is_none() {
+            return Err(invalid(
+                "api.tls_ca",
+                "checks members' HTTPS certificates: it needs api.tls_cert and api.tls_key",
+            ));
+        }
         if self.api.tls_cert.is_some() != self.api.tls_key.is_some() {
             return Err(invalid(
                 "api.tls_cert",
@@ -840,6 +876,19 @@ mod tests {
         assert!(e.to_string().contains("retention.raw_max_bytes"), "{e}");
         let e = load_str(".ini", "", &[]).expect_err("format");
         assert!(e.to_string().contains(".toml"), "{e}");
+    }
+
+    #[test]
+    fn the_advertised_api_address_must_be_reachable() {
+        let c = load_str(".toml", "", &[("FLOWLENS_API__ADVERTISE", "node1:8080")]).expect("ok");
+        assert_eq!(c.api.advertised(), "node1:8080");
+        assert_eq!(Config::default().api.advertised(), "127.0.0.1:8080");
+        for bad in ["0.0.0.0:8080", "node1", "node1:0", ":8080"] {
+            let e = load_str(".toml", "", &[("FLOWLENS_API__ADVERTISE", bad)]).expect_err(bad);
+            assert!(e.to_string().contains("api.advertise"), "{e}");
+        }
+        let e = load_str(".toml", "", &[("FLOWLENS_API__TLS_CA", "/ca.pem")]).expect_err("ca");
+        assert!(e.to_string().contains("api.tls_ca"), "{e}");
     }
 }
 

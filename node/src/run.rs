@@ -130,7 +130,7 @@ async fn open_log(
     // A federation node uses NATS to follow its sites; its own log runs alone.
     if !config.cluster.enabled() || config.federation.enabled() {
         let start = Start::Solo {
-            addr: config.api.listen.to_string(),
+            addr: config.api.advertised(),
         };
         let log = EventLog::open(
             db,
@@ -214,7 +214,7 @@ impl Node {
                 client: client.clone(),
                 cluster: config.cluster.name.clone(),
                 node: config.node_id,
-                addr: config.api.listen.to_string(),
+                addr: config.api.advertised(),
                 log: log.clone(),
             };
             cluster_tasks.extend(
@@ -355,6 +355,12 @@ impl Node {
             (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
             _ => None,
         };
+        let member_tls = match (&tls, &config.api.tls_ca, &config.api.tls_cert) {
+            (Some(_), Some(ca), _) | (Some(_), None, Some(ca)) => {
+                Some(crate::tls::member_client(ca)?)
+            }
+            _ => None,
+        };
         let state = AppState {
             projection,
             log: log.clone(),
@@ -383,6 +389,7 @@ impl Node {
             relay,
             tls: tls.is_some(),
             usage: Arc::default(),
+            member_tls,
         };
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

@@ -40,6 +40,32 @@ pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::Serv
     Ok(Arc::new(config))
 }
 
+/// The client side for asking other members over HTTPS: the certificates in `ca` (PEM) are
+/// the trust anchors. Errors name the file.
+pub fn member_client(ca: &Path) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca)
+        .with_context(|| format!("api.tls_ca: cannot read {}", ca.display()))?
+    {
+        let cert =
+            cert.with_context(|| format!("api.tls_ca: {} is not PEM certificates", ca.display()))?;
+        roots.add(cert).with_context(|| {
+            format!("api.tls_ca: a certificate in {} is unusable", ca.display())
+        })?;
+    }
+    if roots.is_empty() {
+        anyhow::bail!("api.tls_ca: {} holds no certificate", ca.display());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    ))
+}
+
 /// Serves `app` over TLS on `listener` until `stop` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

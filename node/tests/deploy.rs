@@ -61,6 +61,11 @@ fn every_compose_node_loads_with_its_environment() {
         assert!(c.cluster.enabled(), "{name}");
         assert_eq!(c.cluster.name, "compose");
         assert_eq!(c.cluster.nats, "nats://nats:4222");
+        assert_eq!(
+            c.api.advertised(),
+            format!("{name}:8080"),
+            "members reach {name} by name"
+        );
         assert!(services.contains_key("nats"));
         ids.push(c.node_id);
     }
@@ -107,10 +112,18 @@ fn the_kubernetes_manifests_load_for_every_pod_and_name_real_probes() {
     for ordinal in 0..replicas {
         // What the container's shell computes from the pod name.
         env.insert("FLOWLENS_NODE_ID".into(), (ordinal + 1).to_string());
+        env.insert(
+            "FLOWLENS_API__ADVERTISE".into(),
+            format!("flowlens-{ordinal}.flowlens-headless:8080"),
+        );
         let c = load(&file, &env);
         assert_eq!(c.node_id, ordinal + 1);
         assert!(c.cluster.enabled());
         assert_eq!(c.api.listen.port(), 8080);
+        assert_eq!(
+            c.api.advertised(),
+            format!("flowlens-{ordinal}.flowlens-headless:8080")
+        );
         let ports: Vec<u64> = container["ports"]
             .as_array()
             .expect("ports")
@@ -122,6 +135,9 @@ fn the_kubernetes_manifests_load_for_every_pod_and_name_real_probes() {
             assert!(ports.contains(&u64::from(udp.port())), "{ports:?}");
         }
     }
+    assert!(container["args"][0]
+        .as_str()
+        .is_some_and(|a| a.contains("FLOWLENS_API__ADVERTISE=${HOSTNAME}.flowlens-headless:8080")));
     assert!(container["args"][0]
         .as_str()
         .is_some_and(|a| a.contains("${HOSTNAME##*-} + 1")

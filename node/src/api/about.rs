@@ -37,12 +37,13 @@ pub async fn about(State(s): State<AppState>) -> Result<Json<About>, Failure> {
     let voters: Vec<u64> = membership.voter_ids().collect();
     let asks = membership.nodes().map(|(&id, n)| {
         let addr = n.addr.clone();
+        let tls = s.member_tls.clone();
         let voter = voters.contains(&id);
         let own = (id == node.node_id).then(|| node.clone());
         async move {
             let (health, error) = match own {
                 Some(h) => (Some(h), None),
-                None => match member_health(&addr).await {
+                None => match member_health(&addr, tls).await {
                     Ok(h) => (Some(h), None),
                     Err(e) => (None, Some(e)),
                 },
@@ -73,40 +74,64 @@ pub async fn about(State(s): State<AppState>) -> Result<Json<About>, Failure> {
     }))
 }
 
-/// Another member's `/api/v1/health/live`, over plain HTTP with a short timeout.
-async fn member_health(addr: &str) -> Result<Health, String> {
+/// Another member's `/api/v1/health/live` with a short timeout: over HTTPS checked against
+/// `tls` when this node serves TLS (members share the API's settings), else plain HTTP.
+async fn member_health(
+    addr: &str,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<Health, String> {
     let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr)
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-        let request = format!(
-            "GET /api/v1/health/live HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .await
+        let Some(tls) = tls else {
+            return ask_health(addr, tcp).await;
+        };
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr, |(host, _)| host)
+            .trim_matches(['[', ']']);
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
             .map_err(|e| format!("{addr}: {e}"))?;
-        let mut answer = Vec::new();
-        stream
-            .take(1 << 20)
-            .read_to_end(&mut answer)
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
             .await
-            .map_err(|e| format!("{addr}: {e}"))?;
-        let text = String::from_utf8_lossy(&answer);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| format!("{addr}: no HTTP answer"))?;
-        if !head.starts_with("HTTP/1.1 200") {
-            return Err(format!(
-                "{addr}: {}",
-                head.lines().next().unwrap_or_default()
-            ));
-        }
-        serde_json::from_str::<Health>(body).map_err(|e| format!("{addr}: {e}"))
+            .map_err(|e| format!("{addr}: TLS: {e}"))?;
+        ask_health(addr, stream).await
     };
     tokio::time::timeout(MEMBER_TIMEOUT, exchange)
         .await
         .map_err(|_| format!("{addr} did not answer in {MEMBER_TIMEOUT:?}"))?
+}
+
+/// One `GET /api/v1/health/live` on `stream`.
+async fn ask_health<S>(addr: &str, mut stream: S) -> Result<Health, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let request =
+        format!("GET /api/v1/health/live HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut answer = Vec::new();
+    // A TLS peer may close without close_notify: what arrived is the answer.
+    let read = (&mut stream).take(1 << 20).read_to_end(&mut answer).await;
+    if answer.is_empty() {
+        read.map_err(|e| format!("{addr}: {e}"))?;
+    }
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| format!("{addr}: no HTTP answer"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "{addr}: {}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    serde_json::from_str::<Health>(body).map_err(|e| format!("{addr}: {e}"))
 }
 
 /// `config` as JSON with every secret hidden: values of keys naming a password, secret, token,

@@ -91,6 +91,8 @@ pub struct AppState {
     pub relay: actors::relay::Relay,
     /// The data directory's usage and the history's retention (metrics).
     pub usage: Arc<crate::housekeeping::Usage>,
+    /// With TLS on: how this node checks other members' API certificates (cluster page).
+    pub member_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// The OpenAPI document.

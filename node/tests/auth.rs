@@ -99,38 +99,7 @@ impl Session {
 
 /// A new user with `role`, signed in, its one-time password changed, and an API token.
 fn user_with_token(node: &NodeProcess, name: &str, role: &str) -> String {
-    scoped_user_with_token(node, name, role, &[])
-}
-
-/// [`user_with_token`] for a user whose role is scoped to `scope`'s networks.
-fn scoped_user_with_token(node: &NodeProcess, name: &str, role: &str, scope: &[&str]) -> String {
-    let first = format!("{name}-first-password");
-    let (status, body) = node.send_json(
-        "POST",
-        "/api/v1/users",
-        &json!({"name": name, "password": first, "role": role, "scope": scope}),
-    );
-    assert_eq!(status, 201, "{body}");
-    let session = sign_in(node.api, name, &first).expect("sign in");
-    let second = format!("{name}-second-password");
-    let (status, body) = session.send(
-        node.api,
-        "POST",
-        "/api/v1/auth/password",
-        Some(json!({"current": first, "new": second})),
-        true,
-    );
-    assert_eq!(status, 204, "{body}");
-    let (status, issued) = session.send(
-        node.api,
-        "POST",
-        "/api/v1/tokens",
-        Some(json!({"name": format!("{name} tests")})),
-        true,
-    );
-    assert_eq!(status, 201, "{issued}");
-    assert_eq!(issued["credential"]["role"], role);
-    issued["token"].as_str().expect("token").to_owned()
+    node.user_token(name, role, &[])
 }
 
 #[test]
@@ -440,7 +409,7 @@ fn a_role_scoped_to_a_network_sees_only_what_touches_it() {
         |n| n.get("/api/v1/alerts").1["total"] == 3,
         "an alert per dependency",
     );
-    let token = scoped_user_with_token(&node, "netops", "operator", &["10.1.0.0/16"]);
+    let token = node.user_token("netops", "operator", &["10.1.0.0/16"]);
     let get = |path: &str| with_token(node.api, &token, "GET", path, None);
     let addresses = |v: &Value, key: &str| -> Vec<String> {
         v.as_array()

@@ -1,7 +1,8 @@
 //! Federation with real processes: two sites, each its own cluster (one `flowlens node` each)
 //! on one real nats-server, and a federation node following both sites' event streams. Its map
 //! must hold both sites' dependencies with exact bytes, know each asset's site and the
-//! dependency crossing from one site to the other, and resume where it stopped after a restart.
+//! dependency crossing from one site to the other, serve a role scoped to one site only that
+//! site's part, and resume where it stopped after a restart.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -150,6 +151,25 @@ fn a_federation_node_maps_two_sites_and_resumes_where_it_stopped() {
     assert_eq!(cross[0]["server_site"], "site-b");
     let (_, assets) = fed.get("/api/v1/assets?limit=1000");
     assert_eq!(assets["total"], 11, "both sites' assets: {assets}");
+    // A role scoped to site b sees site b's assets (by its networks) and what touches them.
+    let token = fed.user_token("site-b-ops", "viewer", &["site:site-b"]);
+    let scoped = |path: &str| {
+        let (status, text) = flowlens_tests::http_exchange(
+            fed.api,
+            "GET",
+            path,
+            None,
+            &format!("Authorization: Bearer {token}\r\n"),
+        )
+        .expect("API reachable");
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)
+    };
+    let assets = scoped("/api/v1/assets?limit=1000");
+    assert_eq!(assets["total"], 4, "site b's assets only: {assets}");
+    assert!(assets.to_string().contains("10.2.1.0") && !assets.to_string().contains("10.1.1.0"));
+    // Its two dependencies and the one from site a to a server at site b.
+    assert_eq!(scoped("/api/v1/dependencies")["total"], 3);
 
     // Stopped, it misses more of site b; restarted, its durable consumers resume: each event
     // is applied once (bytes exact), none is missed.

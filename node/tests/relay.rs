@@ -63,6 +63,20 @@ fn datagrams_are_relayed_unchanged_to_each_target_its_filters_allow() {
     // The node maps them too.
     node.wait_until(|n| n.dependencies().len() == 2, "both dependencies mapped");
 
+    // Counted once the OS took each datagram, which may be just after it arrived.
+    node.wait_until(
+        |n| {
+            let sent = |name: &str| {
+                n.get("/api/v1/relay").1.as_array().and_then(|a| {
+                    a.iter()
+                        .find(|t| t["name"] == name)
+                        .and_then(|t| t["sent"].as_u64())
+                })
+            };
+            sent("all") == Some(3) && sent("lab") == Some(2)
+        },
+        "the relay's counters",
+    );
     let (status, stats) = node.get("/api/v1/relay");
     assert_eq!(status, 200, "{stats}");
     let of = |name: &str| {
@@ -170,16 +184,23 @@ fn flowlens_forward_relays_on_its_own_and_can_keep_the_exporters_address() {
             "the exporter's source"
         );
     }
-    let text = flowlens_tests::http_get(metrics_addr, "/metrics")
-        .expect("metrics")
-        .1;
-    for line in [
+    // A sender counts a datagram once the OS took it, which may be just after it arrived.
+    let lines = [
         "flowlens_forward_datagrams_total 3",
         "flowlens_relay_sent_total{target=\"plain\"} 3",
         "flowlens_relay_sent_total{target=\"keep\"} 2",
         "flowlens_relay_filtered_total{target=\"keep\"} 1",
-    ] {
-        assert!(text.contains(line), "{line} in {text}");
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = flowlens_tests::http_get(metrics_addr, "/metrics")
+            .expect("metrics")
+            .1;
+        if lines.iter().all(|l| text.contains(l)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{lines:?} in {text}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     // Bad plans are refused with the reason.

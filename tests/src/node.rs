@@ -81,6 +81,65 @@ impl NodeProcess {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// A new user `name` with `role` and `scope` (networks or `site:NAME`), created by the test
+    /// admin, signed in with its one-time password, that password replaced, and an API token
+    /// issued in its name: the token.
+    ///
+    /// # Panics
+    /// When any step is refused.
+    pub fn user_token(&self, name: &str, role: &str, scope: &[&str]) -> String {
+        let first = format!("{name}-first-password");
+        let (status, body) = self.send_json(
+            "POST",
+            "/api/v1/users",
+            &serde_json::json!({"name": name, "password": first, "role": role, "scope": scope}),
+        );
+        assert_eq!(status, 201, "{body}");
+        let login = serde_json::json!({"user": name, "password": first}).to_string();
+        let (status, head, text) =
+            crate::http_exchange_head(self.api, "POST", "/api/v1/auth/login", Some(&login), "")
+                .expect("login");
+        assert_eq!(status, 200, "{text}");
+        let cookie = head
+            .lines()
+            .find_map(|l| {
+                let (key, value) = l.split_once(':')?;
+                key.eq_ignore_ascii_case("set-cookie").then(|| {
+                    value
+                        .trim()
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                })
+            })
+            .expect("a session cookie");
+        let csrf = serde_json::from_str::<Value>(&text).unwrap_or(Value::Null)["csrf"]
+            .as_str()
+            .expect("csrf")
+            .to_owned();
+        let session = format!("Cookie: {cookie}\r\nX-CSRF-Token: {csrf}\r\n");
+        let change =
+            serde_json::json!({"current": first, "new": format!("{name}-second-password")});
+        let (status, text) = crate::http_exchange(
+            self.api,
+            "POST",
+            "/api/v1/auth/password",
+            Some(&change.to_string()),
+            &session,
+        )
+        .expect("password");
+        assert_eq!(status, 204, "{text}");
+        let token = serde_json::json!({"name": format!("{name} tests")}).to_string();
+        let (status, text) =
+            crate::http_exchange(self.api, "POST", "/api/v1/tokens", Some(&token), &session)
+                .expect("token");
+        assert_eq!(status, 201, "{text}");
+        let issued: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        assert_eq!(issued["credential"]["role"], role, "{issued}");
+        issued["token"].as_str().expect("token").to_owned()
+    }
+
     /// Every dependency in the node's projection (active or not): id → (bytes to server,
     /// bytes to client); empty when the API does not answer.
     pub fn dependencies(&self) -> std::collections::BTreeMap<String, (u64, u64)> {

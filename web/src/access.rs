@@ -162,9 +162,10 @@ fn users(version: RwSignal<u32>) -> impl IntoView {
             return;
         }
         let scope = networks(&scope.get_untracked());
-        if let Some(bad) = scope.iter().find(|n| n.parse::<ipnet::IpNet>().is_err()) {
+        let usable = |n: &&String| n.starts_with("site:") || n.parse::<ipnet::IpNet>().is_ok();
+        if let Some(bad) = scope.iter().find(|n| !usable(n)) {
             problem.set(Some(format!(
-                "scope: `{bad}` is not a network like 10.1.0.0/16"
+                "scope: `{bad}` is not a network like 10.1.0.0/16 or a site like site:paris"
             )));
             return;
         }
@@ -233,7 +234,8 @@ fn users(version: RwSignal<u32>) -> impl IntoView {
                 <button type="submit">"Create user"</button>
             </form>
             <p class="muted">"A new user chooses its own password at its first sign-in. A scope \
-                (networks, comma-separated) limits what the user sees to those networks."</p>
+                (networks or federated sites like site:paris, comma-separated) limits what the \
+                user sees to those networks."</p>
             {error_line(problem, "users-problem")}
         </section>
     }

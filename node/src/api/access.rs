@@ -375,13 +375,36 @@ fn parse_role(role: &str) -> Result<AccessRole, Failure> {
     })
 }
 
+/// A user's scope: networks (`10.1.0.0/16`) and sites (`site:NAME`, a federation's site by
+/// its `federation.networks`).
 fn parse_scope(scope: &[String]) -> Result<Vec<String>, Failure> {
     scope
         .iter()
         .map(|n| {
+            if let Some(site) = n.trim().strip_prefix("site:") {
+                let ok = !site.is_empty()
+                    && site
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+                return if ok {
+                    Ok(format!("site:{site}"))
+                } else {
+                    Err(bad(
+                        "scope",
+                        format!("`{n}`: a site name is letters, digits, - _ ."),
+                    ))
+                };
+            }
             proto::classify::parse_cidr(n)
                 .map(|net| net.to_string())
-                .ok_or_else(|| bad("scope", format!("`{n}` is not a network like 10.1.0.0/16")))
+                .ok_or_else(|| {
+                    bad(
+                        "scope",
+                        format!(
+                            "`{n}` is not a network like 10.1.0.0/16 or a site like site:paris"
+                        ),
+                    )
+                })
         })
         .collect()
 }

@@ -1,7 +1,9 @@
-//! Scoped roles: a user whose `scope` names networks sees only the assets in them, and the
+//! Scoped roles: a user whose `scope` names networks (or federated sites, by their networks)
+//! sees only the assets in them, and the
 //! dependencies, flows, advisories and alerts touching them. [`Scope`] is what a handler asks
 //! for; the auth middleware refuses scoped callers every route that does not ask.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use axum::http::request::Parts;
 use ipnet::IpNet;
 
 use super::params::Failure;
+use super::AppState;
 use crate::auth::Caller;
 
 /// The networks a request may see: every one (no scope), or those of its user's scope.
@@ -17,20 +20,25 @@ use crate::auth::Caller;
 pub struct Scope(Option<Arc<[IpNet]>>);
 
 impl Scope {
-    /// The scope of a user's `scope` list: None when it is empty (everything). Entries that
-    /// are not networks (the API refuses them) match nothing.
-    pub fn of(scope: &[String]) -> Scope {
+    /// The scope of a user's `scope` list: None when it is empty (everything). `site:NAME`
+    /// stands for the networks `sites` gives that site (a federation's `federation.networks`);
+    /// a site without networks, and anything else that is not a network, matches nothing.
+    pub fn of(scope: &[String], sites: Option<&BTreeMap<String, Vec<IpNet>>>) -> Scope {
         if scope.is_empty() {
             return Scope(None);
         }
-        let nets: Vec<IpNet> = scope
-            .iter()
-            .filter_map(|n| {
-                n.parse::<IpNet>()
-                    .ok()
-                    .or_else(|| n.parse::<IpAddr>().ok().map(IpNet::from))
-            })
-            .collect();
+        let mut nets: Vec<IpNet> = Vec::new();
+        for entry in scope {
+            if let Some(site) = entry.strip_prefix("site:") {
+                nets.extend(sites.and_then(|s| s.get(site)).into_iter().flatten());
+            } else if let Some(net) = entry
+                .parse::<IpNet>()
+                .ok()
+                .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
+            {
+                nets.push(net);
+            }
+        }
         Scope(Some(nets.into()))
     }
 
@@ -99,14 +107,17 @@ fn address_in(word: &str) -> Option<IpAddr> {
     })
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Scope {
+impl FromRequestParts<AppState> for Scope {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Scope, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Scope, Self::Rejection> {
+        let sites = s.federation.as_ref().map(|f| &f.networks);
         Ok(parts
             .extensions
             .get::<Caller>()
-            .map_or_else(Scope::default, |c| Scope::of(&c.principal.user.scope)))
+            .map_or_else(Scope::default, |c| {
+                Scope::of(&c.principal.user.scope, sites)
+            }))
     }
 }
 
@@ -116,9 +127,9 @@ mod tests {
 
     #[test]
     fn a_scope_sees_its_networks_and_subjects_naming_them() {
-        let all = Scope::of(&[]);
+        let all = Scope::of(&[], None);
         assert!(!all.is_limited() && all.sees(&"8.8.8.8".parse().unwrap()));
-        let s = Scope::of(&["10.1.0.0/16".into(), "2001:db8::/32".into()]);
+        let s = Scope::of(&["10.1.0.0/16".into(), "2001:db8::/32".into()], None);
         assert!(s.sees(&"10.1.2.3".parse().unwrap()));
         assert!(!s.sees(&"10.2.0.1".parse().unwrap()));
         assert!(s.sees_either(&"10.2.0.1".parse().unwrap(), &"10.1.0.1".parse().unwrap()));
@@ -129,5 +140,12 @@ mod tests {
         assert!(!s.sees_subject("node 1"));
         assert!(s.check(&"10.2.0.1".parse().unwrap()).is_err());
         assert_eq!(s.describe(), "10.1.0.0/16, 2001:db8::/32");
+
+        let sites = BTreeMap::from([("paris".to_string(), vec!["10.7.0.0/16".parse().unwrap()])]);
+        let paris = Scope::of(&["site:paris".into(), "site:nowhere".into()], Some(&sites));
+        assert!(paris.sees(&"10.7.1.1".parse().unwrap()));
+        assert!(!paris.sees(&"10.1.1.1".parse().unwrap()));
+        let unknown = Scope::of(&["site:paris".into()], None);
+        assert!(unknown.is_limited() && !unknown.sees(&"10.7.1.1".parse().unwrap()));
     }
 }

@@ -2,8 +2,8 @@
 //! refuses an unauthenticated request; the first admin's one-time password must be changed
 //! before anything else; sessions need their CSRF header for changes; each role can do exactly
 //! what it should (table-driven); tokens expire and revoke; every change, refusal and sign-in
-//! is in the audit trail; per-client limits hold back floods and password guessing; a role
-//! scoped to a network sees only what touches it.
+//! is in the audit trail; per-client limits hold back floods and password guessing, and bodies
+//! over 64 KiB are refused (413); a role scoped to a network sees only what touches it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -356,6 +356,10 @@ fn tokens_expire_and_revoke_and_floods_are_held_back() {
     assert_eq!(status, 200);
     let (status, long) = node.send_json("POST", "/api/v1/tokens", &json!({"name": "revoked"}));
     assert_eq!(status, 201, "{long}");
+    // A body over 64 KiB is refused before it is read into anything.
+    let huge = json!({"name": "x".repeat(100_000), "cidr": "10.0.0.0/8"});
+    let (status, body) = node.send_json("POST", "/api/v1/classification-rules", &huge);
+    assert_eq!(status, 413, "{body}");
     let long_token = long["token"].as_str().expect("token").to_owned();
     let id = long["credential"]["id"].as_str().expect("id").to_owned();
     let (_, mine) = node.send_json("GET", "/api/v1/tokens", &Value::Null);

@@ -34,6 +34,8 @@ pub enum Failure {
     Forbidden(String),
     /// 429: too many attempts.
     TooMany(String),
+    /// 413: the request body is over the limit.
+    TooLarge(String),
 }
 
 impl IntoResponse for Failure {
@@ -56,6 +58,7 @@ impl IntoResponse for Failure {
             }
             Failure::Forbidden(what) => (StatusCode::FORBIDDEN, what, None),
             Failure::TooMany(what) => (StatusCode::TOO_MANY_REQUESTS, what, None),
+            Failure::TooLarge(what) => (StatusCode::PAYLOAD_TOO_LARGE, what, None),
             Failure::Internal(what) => {
                 tracing::error!(error = %what, "api request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, what, None)
@@ -81,9 +84,16 @@ pub fn parse_ip(param: &str, s: &str) -> Result<std::net::IpAddr, Failure> {
 pub fn json_body<T>(
     input: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, Failure> {
-    input
-        .map(|axum::Json(i)| i)
-        .map_err(|e| bad("body", e.body_text()))
+    input.map(|axum::Json(i)| i).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Failure::TooLarge(format!(
+                "the request body is over the API's limit of 64 KiB: {}",
+                e.body_text()
+            ))
+        } else {
+            bad("body", e.body_text())
+        }
+    })
 }
 
 /// Whether an event kind name (`asset.discovered`) matches a filter: a name, or a prefix and

@@ -7,6 +7,8 @@
 //! and IPFIX data packets (after their template packets), and an sFlow datagram of raw-header
 //! samples.
 
+pub mod ingest;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr};

@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: the decoder benchmarks of the `flowlens-benches` crate (criterion, and
 //! the allocation report), with any extra arguments passed through to `cargo bench`;
-//! `cargo xtask bench ingest [flags]`, the end-to-end ingest bench against a release node; and
+//! `cargo xtask bench ingest [flags]`, the end-to-end ingest bench against a release node and
+//! nfdump's collectors side by side; and
 //! `cargo xtask bench map [flags]`, the map page's frame costs in headless Chromium.
 
 use std::path::Path;
@@ -18,7 +19,10 @@ pub fn run(extra: &[String]) -> Result<()> {
             crate::web::run(&[])?;
             end_to_end(&target_dir, "map", &extra[1..])
         }
-        Some("ingest") => end_to_end(&target_dir, "ingest", &extra[1..]),
+        Some("ingest") => {
+            crate::prereq::ensure_debian_packages(crate::prereq::BENCH_PACKAGES)?;
+            end_to_end(&target_dir, "ingest", &extra[1..])
+        }
         _ => Step::cargo("benches")?
             .args(["bench", "--locked", "--package", "flowlens-benches"])
             .args(extra.iter().cloned())

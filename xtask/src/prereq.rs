@@ -18,11 +18,21 @@ use crate::process::{self, Step};
 pub const DEBIAN_PACKAGES: &[(&str, &str)] = &[];
 
 /// Debian packages only the tests need: a real NATS server for the Raft-over-NATS tests
-/// (a single node runs without one), and Chromium with its WebDriver for the UI tests.
+/// (a single node runs without one), Chromium with its WebDriver for the UI tests, and nfdump's
+/// collectors, which the ingest bench (and its reduced form among the tests) runs beside
+/// FlowLens.
 pub const TEST_PACKAGES: &[(&str, &str)] = &[
     ("nats-server", "/usr/sbin/nats-server"),
     ("chromium", "/usr/bin/chromium"),
     ("chromium-driver", "/usr/bin/chromedriver"),
+    ("nfdump", "/usr/bin/nfcapd"),
+    ("nfdump-sflow", "/usr/bin/sfcapd"),
+];
+
+/// Debian packages the side-by-side ingest bench runs: nfdump's `nfcapd` and `sfcapd`.
+pub const BENCH_PACKAGES: &[(&str, &str)] = &[
+    ("nfdump", "/usr/bin/nfcapd"),
+    ("nfdump-sflow", "/usr/bin/sfcapd"),
 ];
 
 /// rustup components, as (component, cargo subcommand it provides).

@@ -1,50 +1,74 @@
-//! End-to-end ingest bench: starts a release `flowlens node`, offers a simulated network's flows
-//! over loopback UDP at stepped rates, and reports per step offered vs accepted flows/s, loss,
-//! CPU µs per flow and the node's RSS (plus idle RSS before traffic and the peak). Results go to
-//! `benches/results/ingest.md` and `ingest.json`.
+//! Side-by-side ingest bench: for each protocol, offers a simulated network's flows over
+//! loopback UDP at stepped rates to a release `flowlens node` (which decodes, aggregates, maps
+//! and stores them) and to nfdump's `nfcapd`/`sfcapd` (which writes flow files), and reports
+//! per step offered vs received flows/s, loss, CPU µs per flow and RSS, then each collector's
+//! highest lossless rate and peak RSS. Results go to `<results>/ingest.md` and `ingest.json`.
 //!
-//! `ingest --flowlens <binary> [--proto ipfix|v9|v5|sflow] [--hosts N] [--dependencies N]
-//! [--seconds S] [--rates 100000,300000,1000000]`
+//! `ingest --flowlens <binary> [--protos v5,v9,ipfix,sflow] [--collectors flowlens,nfdump]
+//! [--hosts N] [--dependencies N] [--seconds S] [--rates 100000,300000,1000000]
+//! [--results DIR] [--settle SECONDS]`
 
-use std::io::Write as _;
-use std::net::{SocketAddr, UdpSocket};
+use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use flowlens_benches::ingest::{nfdump_daemon, offer, proc_stats, Nfdump, Pool};
 use flowlens_tests::http_get_auth;
-use node::simulate::{Exporter, Network, SimProto};
+use node::simulate::SimProto;
+
+/// Loss at or below this share still counts as lossless (a datagram in a million).
+const LOSSLESS_PCT: f64 = 0.0001;
 
 struct Args {
     flowlens: PathBuf,
-    proto: SimProto,
+    protos: Vec<SimProto>,
+    collectors: Vec<String>,
     hosts: u32,
     dependencies: u32,
     seconds: f64,
     rates: Vec<u64>,
+    results: PathBuf,
+    /// Quiet time before idle readings and after each step before counting.
+    settle: Duration,
+}
+
+fn proto(name: &str) -> Result<SimProto, String> {
+    match name {
+        "v5" => Ok(SimProto::V5),
+        "v9" => Ok(SimProto::V9),
+        "ipfix" => Ok(SimProto::Ipfix),
+        "sflow" => Ok(SimProto::Sflow),
+        other => Err(format!("--protos {other}: use v5, v9, ipfix or sflow")),
+    }
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         flowlens: PathBuf::new(),
-        proto: SimProto::Ipfix,
+        protos: vec![SimProto::V5, SimProto::V9, SimProto::Ipfix, SimProto::Sflow],
+        collectors: vec!["flowlens".into(), "nfdump".into()],
         hosts: 50_000,
         dependencies: 200_000,
         seconds: 10.0,
         rates: vec![100_000, 300_000, 1_000_000],
+        results: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results"),
+        settle: Duration::from_secs(2),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let list = || value.split(',').map(str::trim).filter(|v| !v.is_empty());
         match flag.as_str() {
-            "--flowlens" => args.flowlens = PathBuf::from(value),
-            "--proto" => {
-                args.proto = match value.as_str() {
-                    "v5" => SimProto::V5,
-                    "v9" => SimProto::V9,
-                    "ipfix" => SimProto::Ipfix,
-                    "sflow" => SimProto::Sflow,
-                    other => return Err(format!("--proto {other}: use v5, v9, ipfix or sflow")),
+            "--flowlens" => args.flowlens = PathBuf::from(&value),
+            "--protos" | "--proto" => args.protos = list().map(proto).collect::<Result<_, _>>()?,
+            "--collectors" => {
+                args.collectors = list().map(str::to_owned).collect();
+                if let Some(c) = args
+                    .collectors
+                    .iter()
+                    .find(|c| *c != "flowlens" && *c != "nfdump")
+                {
+                    return Err(format!("--collectors {c}: use flowlens and/or nfdump"));
                 }
             }
             "--hosts" => args.hosts = value.parse().map_err(|_| "--hosts: a number")?,
@@ -53,50 +77,27 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seconds" => args.seconds = value.parse().map_err(|_| "--seconds: a number")?,
             "--rates" => {
-                args.rates = value
-                    .split(',')
-                    .map(|r| r.trim().parse::<u64>())
+                args.rates = list()
+                    .map(str::parse::<u64>)
                     .collect::<Result<_, _>>()
                     .map_err(|_| "--rates: comma-separated numbers")?
+            }
+            "--results" => args.results = PathBuf::from(&value),
+            "--settle" => {
+                let s: f64 = value.parse().map_err(|_| "--settle: seconds")?;
+                args.settle = Duration::from_secs_f64(s.clamp(0.0, 60.0));
             }
             other => return Err(format!("unknown flag {other}")),
         }
     }
-    if args.flowlens.as_os_str().is_empty() {
+    if args.collectors.iter().any(|c| c == "flowlens") && args.flowlens.as_os_str().is_empty() {
         return Err("--flowlens <path to the release binary> is required".into());
     }
     Ok(args)
 }
 
-/// Reads a process's RSS, peak RSS (bytes) and CPU time (µs) from /proc.
-fn proc_stats(pid: u32) -> (u64, u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .map_or(0, |v| v * 1024)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the ')'.
-    let cpu_us = (ticks(11) + ticks(12)) * 10_000;
-    (kb("VmRSS:"), kb("VmHWM:"), cpu_us)
-}
-
-fn metric(api: SocketAddr, name: &str) -> u64 {
+/// A sum over the node's metric lines starting `name`.
+fn metric(api: std::net::SocketAddr, name: &str) -> u64 {
     let body = http_get_auth(api, "/metrics")
         .map(|r| r.1)
         .unwrap_or_default();
@@ -106,133 +107,216 @@ fn metric(api: SocketAddr, name: &str) -> u64 {
         .sum()
 }
 
+/// One step's outcome for one collector.
 struct Step {
-    offered_rate: u64,
+    rate: u64,
     offered: u64,
-    accepted: u64,
-    /// Accepted flows the raw tier had no room for (not on disk; mapped all the same).
-    raw_dropped: u64,
+    received: u64,
     seconds: f64,
     cpu_us: u64,
     rss: u64,
 }
 
-fn main() -> Result<(), String> {
-    let args = parse_args()?;
+impl Step {
+    fn loss_pct(&self) -> f64 {
+        if self.offered == 0 {
+            return 0.0;
+        }
+        100.0 * self.offered.saturating_sub(self.received) as f64 / self.offered as f64
+    }
+}
+
+/// One collector's run over the rates for one protocol.
+struct Run {
+    proto: SimProto,
+    collector: &'static str,
+    idle_rss: u64,
+    peak_rss: u64,
+    steps: Vec<Step>,
+    /// What the collector kept at the end (FlowLens: its map).
+    note: String,
+}
+
+impl Run {
+    fn highest_lossless(&self) -> Option<u64> {
+        self.steps
+            .iter()
+            .filter(|s| s.loss_pct() <= LOSSLESS_PCT)
+            .map(|s| s.rate)
+            .max()
+    }
+}
+
+fn flowlens_run(args: &Args, proto: SimProto, pool: &Pool) -> Result<Run, String> {
     let dir = std::env::temp_dir().join(format!("flowlens-ingest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut node = flowlens_benches::start_node(&args.flowlens, &dir)?;
-    let (api, udp, pid) = (node.api, node.udp, node.child.id());
-    std::thread::sleep(Duration::from_secs(1));
+    let node = flowlens_benches::start_node(&args.flowlens, &dir)?;
+    let (api, pid) = (node.api, node.child.id());
+    std::thread::sleep(args.settle);
     let (idle_rss, _, _) = proc_stats(pid);
-
-    // Pre-encode a pool of datagrams so the sender is not the bottleneck.
-    let mut network = Network::new(args.hosts, false, 7);
-    network.widen(args.dependencies as usize);
-    let mut exporter = Exporter::new(args.proto, 1);
-    let mut flows = Vec::new();
-    let mut pool: Vec<(Vec<u8>, u64)> = Vec::new();
-    let now = actors::now_ms();
-    let mut pool_flows = 0u64;
-    // Enough flows that nearly every dependency of the network is in the pool.
-    let pool_target = 400_000.max(8 * u64::from(args.dependencies));
-    while pool_flows < pool_target {
-        flows.clear();
-        network.next_flows(1000, now, &mut flows);
-        let mut out = Vec::new();
-        exporter.encode(&flows, now, &mut out);
-        let per = flows.len() as u64 / out.len().max(1) as u64;
-        for d in out {
-            pool.push((d, per));
-        }
-        pool_flows += flows.len() as u64;
-    }
-    let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let raw_before = metric(api, "flowlens_raw_dropped_flows_total");
     let mut steps = Vec::new();
-    let mut next = 0usize;
+    let mut next = 0;
     for &rate in &args.rates {
         let before = metric(api, "flowlens_exporter_records_total");
         let queue_before = metric(api, "flowlens_queue_dropped_flows_total");
-        let raw_before = metric(api, "flowlens_raw_dropped_flows_total");
         let (_, _, cpu0) = proc_stats(pid);
-        let start = Instant::now();
-        let mut offered = 0u64;
-        while start.elapsed().as_secs_f64() < args.seconds {
-            let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
-            while offered < due {
-                let (d, n) = &pool[next % pool.len()];
-                next += 1;
-                let _ = socket.send_to(d, udp);
-                offered += n;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
+        let start = std::time::Instant::now();
+        let offered = offer(pool, &mut next, node.udp, rate, args.seconds)?;
         let seconds = start.elapsed().as_secs_f64();
-        std::thread::sleep(Duration::from_secs(2));
-        let accepted = metric(api, "flowlens_exporter_records_total").saturating_sub(before);
-        let dropped_in_queue =
+        std::thread::sleep(args.settle);
+        let decoded = metric(api, "flowlens_exporter_records_total").saturating_sub(before);
+        let dropped =
             metric(api, "flowlens_queue_dropped_flows_total").saturating_sub(queue_before);
-        let raw_dropped =
-            metric(api, "flowlens_raw_dropped_flows_total").saturating_sub(raw_before);
         let (rss, _, cpu1) = proc_stats(pid);
-        let accepted = accepted.saturating_sub(dropped_in_queue.min(accepted));
         steps.push(Step {
-            offered_rate: rate,
+            rate,
             offered,
-            accepted,
-            raw_dropped,
+            received: decoded.saturating_sub(dropped.min(decoded)),
             seconds,
-            cpu_us: cpu1 - cpu0,
+            cpu_us: cpu1.saturating_sub(cpu0),
             rss,
         });
     }
-    let (_, peak, _) = proc_stats(pid);
-    let assets = metric(api, "flowlens_assets");
-    let deps = metric(api, "flowlens_dependencies");
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = node.child.wait();
+    let (_, peak_rss, _) = proc_stats(pid);
+    let note = format!(
+        "map at the end: {} assets, {} dependencies; {} flows mapped but not kept raw",
+        metric(api, "flowlens_assets"),
+        metric(api, "flowlens_dependencies"),
+        metric(api, "flowlens_raw_dropped_flows_total").saturating_sub(raw_before)
+    );
+    drop(node);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(Run {
+        proto,
+        collector: "flowlens",
+        idle_rss,
+        peak_rss,
+        steps,
+        note,
+    })
+}
 
+fn nfdump_run(args: &Args, proto: SimProto, pool: &Pool) -> Result<Run, String> {
+    let daemon = nfdump_daemon(proto);
+    let (mut steps, mut idle_rss, mut peak_rss) = (Vec::new(), 0, 0);
+    let mut next = 0;
+    for &rate in &args.rates {
+        // A fresh daemon and directory per step: its file holds exactly this step's flows.
+        let dir = std::env::temp_dir().join(format!("nfdump-ingest-{}-{rate}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let collector = Nfdump::start(daemon, &dir)?;
+        let pid = collector.pid();
+        let (rss0, _, cpu0) = proc_stats(pid);
+        idle_rss = idle_rss.max(rss0);
+        let start = std::time::Instant::now();
+        let offered = offer(pool, &mut next, collector.udp, rate, args.seconds)?;
+        let seconds = start.elapsed().as_secs_f64();
+        std::thread::sleep(args.settle);
+        let (rss, peak, cpu1) = proc_stats(pid);
+        peak_rss = peak_rss.max(peak);
+        let received = collector.stop_and_count()?;
+        let _ = std::fs::remove_dir_all(&dir);
+        steps.push(Step {
+            rate,
+            offered,
+            received,
+            seconds,
+            cpu_us: cpu1.saturating_sub(cpu0),
+            rss,
+        });
+    }
+    Ok(Run {
+        proto,
+        collector: daemon,
+        idle_rss,
+        peak_rss,
+        steps,
+        note: "flow files only".into(),
+    })
+}
+
+fn report(args: &Args, runs: &[Run]) -> (String, String) {
     let mut md = format!(
-        "# Ingest bench ({:?}, {} hosts, {} simulated dependencies, {} s per step)\n\nIdle RSS {:.1} MB · peak RSS {:.1} MB · map at the end: {assets} assets, {deps} dependencies\n\n| offered flows/s | accepted flows/s | loss % | CPU µs/flow | RSS MB | not kept raw |\n|---:|---:|---:|---:|---:|---:|\n",
-        args.proto, args.hosts, args.dependencies, args.seconds, idle_rss as f64 / 1e6, peak as f64 / 1e6
+        "# Ingest bench: FlowLens beside nfdump\n\n{} hosts, {} simulated dependencies, {} s per \
+         step, loopback UDP, one sender. Lossless: at most {LOSSLESS_PCT} % lost.\n\n\
+         | protocol | collector | highest lossless flows/s | idle RSS MB | peak RSS MB | notes |\n\
+         |---|---|---:|---:|---:|---|\n",
+        args.hosts, args.dependencies, args.seconds
+    );
+    for r in runs {
+        let _ = writeln!(
+            md,
+            "| {:?} | {} | {} | {:.1} | {:.1} | {} |",
+            r.proto,
+            r.collector,
+            r.highest_lossless()
+                .map_or("none".into(), |v| v.to_string()),
+            r.idle_rss as f64 / 1e6,
+            r.peak_rss as f64 / 1e6,
+            r.note
+        );
+    }
+    md.push_str(
+        "\n| protocol | collector | offered flows/s | received flows/s | loss % | CPU µs/flow | RSS MB |\n\
+         |---|---|---:|---:|---:|---:|---:|\n",
     );
     let mut json = Vec::new();
-    for s in &steps {
-        let loss = if s.offered > 0 {
-            100.0 * (s.offered.saturating_sub(s.accepted)) as f64 / s.offered as f64
-        } else {
-            0.0
-        };
-        let cpu = s.cpu_us as f64 / s.accepted.max(1) as f64;
-        md.push_str(&format!(
-            "| {} | {:.0} | {:.2} | {:.2} | {:.1} | {} |\n",
-            s.offered_rate,
-            s.accepted as f64 / s.seconds,
-            loss,
-            cpu,
-            s.rss as f64 / 1e6,
-            s.raw_dropped
-        ));
-        json.push(format!(
-            "{{\"offered_rate\":{},\"offered\":{},\"accepted\":{},\"raw_dropped\":{},\"seconds\":{:.3},\"loss_pct\":{:.3},\"cpu_us_per_flow\":{:.3},\"rss_bytes\":{}}}",
-            s.offered_rate, s.offered, s.accepted, s.raw_dropped, s.seconds, loss, cpu, s.rss
-        ));
+    for r in runs {
+        let mut steps = Vec::new();
+        for s in &r.steps {
+            let cpu = s.cpu_us as f64 / s.received.max(1) as f64;
+            let _ = writeln!(
+                md,
+                "| {:?} | {} | {} | {:.0} | {:.3} | {:.2} | {:.1} |",
+                r.proto,
+                r.collector,
+                s.rate,
+                s.received as f64 / s.seconds,
+                s.loss_pct(),
+                cpu,
+                s.rss as f64 / 1e6
+            );
+            steps.push(serde_json::json!({
+                "offered_rate": s.rate, "offered": s.offered, "received": s.received,
+                "seconds": s.seconds, "loss_pct": s.loss_pct(), "cpu_us_per_flow": cpu,
+                "rss_bytes": s.rss,
+            }));
+        }
+        json.push(serde_json::json!({
+            "proto": format!("{:?}", r.proto), "collector": r.collector,
+            "idle_rss_bytes": r.idle_rss, "peak_rss_bytes": r.peak_rss,
+            "highest_lossless_rate": r.highest_lossless(), "note": r.note, "steps": steps,
+        }));
     }
+    let json = serde_json::json!({
+        "hosts": args.hosts, "dependencies": args.dependencies, "seconds_per_step": args.seconds,
+        "lossless_pct": LOSSLESS_PCT, "runs": json,
+    });
+    (md, format!("{json:#}\n"))
+}
+
+fn main() -> Result<(), String> {
+    let args = parse_args()?;
+    let mut runs = Vec::new();
+    for &proto in &args.protos {
+        // Enough flows that nearly every dependency of the network is in the pool, and (up to
+        // 400 000) that a step replays little of it twice.
+        let busiest = args.rates.iter().max().copied().unwrap_or(0) as f64 * args.seconds;
+        let pool_flows = (8 * u64::from(args.dependencies)).max(busiest.min(400_000.0) as u64);
+        let pool = Pool::new(proto, args.hosts, args.dependencies, pool_flows);
+        for collector in &args.collectors {
+            eprintln!("ingest bench: {proto:?} into {collector}");
+            runs.push(match collector.as_str() {
+                "flowlens" => flowlens_run(&args, proto, &pool)?,
+                _ => nfdump_run(&args, proto, &pool)?,
+            });
+        }
+    }
+    let (md, json) = report(&args, &runs);
     print!("{md}");
-    let results = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
-    let _ = std::fs::create_dir_all(&results);
-    let json = format!(
-        "{{\"proto\":\"{:?}\",\"hosts\":{},\"idle_rss_bytes\":{idle_rss},\"peak_rss_bytes\":{peak},\"assets\":{assets},\"dependencies\":{deps},\"steps\":[{}]}}\n",
-        args.proto,
-        args.hosts,
-        json.join(",")
-    );
-    std::fs::File::create(results.join("ingest.json"))
-        .and_then(|mut f| f.write_all(json.as_bytes()))
-        .map_err(|e| e.to_string())?;
-    std::fs::write(results.join("ingest.md"), md).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.results).map_err(|e| e.to_string())?;
+    std::fs::write(args.results.join("ingest.json"), json).map_err(|e| e.to_string())?;
+    std::fs::write(args.results.join("ingest.md"), md).map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -167,7 +167,19 @@ pub(super) fn batches() -> Vec<EventBatch> {
 /// Opens the event log of a node whose data directory is `dir`: sled in `dir/store`, the log in
 /// `dir/raft`, as the node lays them out.
 async fn open(dir: &Path) -> (sled::Db, EventLog) {
-    let db = sled::open(dir.join("store")).unwrap();
+    // A log just shut down may still be dropping its last task's handle on the store (and so
+    // sled's file lock) for a moment.
+    let mut tries = 0;
+    let db = loop {
+        match sled::open(dir.join("store")) {
+            Ok(db) => break db,
+            Err(e) if tries < 100 && e.to_string().contains("could not acquire lock") => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let projection = Projection::open(&db).unwrap();
     let log = EventLog::open(
         &db,

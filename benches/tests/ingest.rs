@@ -1,0 +1,80 @@
+//! The side-by-side ingest bench in its reduced form: every protocol at a low rate for a second
+//! into a (debug) `flowlens node` and into nfdump's `nfcapd`/`sfcapd`, each counting exactly
+//! the flows offered. Correctness only: speed is the full bench's business
+//! (`cargo xtask bench ingest`).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The `flowlens` binary the workspace's tests built beside this one.
+fn flowlens() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("flowlens"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the workspace's tests (`cargo xtask test`), which build it",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn every_protocol_reaches_flowlens_and_nfdump_whole_at_a_low_rate() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_ingest"))
+        .arg("--flowlens")
+        .arg(flowlens())
+        .args(["--rates", "3000", "--seconds", "1", "--hosts", "100"])
+        .args(["--dependencies", "300", "--settle", "0.3", "--results"])
+        .arg(results.path())
+        .output()
+        .expect("the ingest bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.path().join("ingest.json")).expect("ingest.json"),
+    )
+    .expect("JSON");
+    let runs = json["runs"].as_array().expect("runs");
+    let seen: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["proto"].as_str().unwrap_or_default().to_owned(),
+                r["collector"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for proto in ["V5", "V9", "Ipfix", "Sflow"] {
+        let daemon = if proto == "Sflow" { "sfcapd" } else { "nfcapd" };
+        for collector in ["flowlens", daemon] {
+            assert!(
+                seen.contains(&(proto.to_owned(), collector.to_owned())),
+                "{proto} into {collector}: {seen:?}"
+            );
+        }
+    }
+    for run in runs {
+        let step = &run["steps"][0];
+        let offered = step["offered"].as_u64().expect("offered");
+        assert!(offered >= 2_000, "{run}");
+        assert_eq!(
+            step["received"].as_u64(),
+            Some(offered),
+            "every flow counted: {run}"
+        );
+        assert!(
+            run["peak_rss_bytes"].as_u64().is_some_and(|r| r > 0),
+            "{run}"
+        );
+    }
+    assert!(stdout.contains("| V5 | nfcapd | 3000 |"), "{stdout}");
+}

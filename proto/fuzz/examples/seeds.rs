@@ -700,6 +700,56 @@ fn summary(seed: &[u8]) -> String {
     )
 }
 
+/// Event seeds: committed batches as the log stores them (rkyv) and single events as NATS
+/// carries them (JSON).
+fn event_seeds() -> Seeds {
+    use proto::event::{DependencyKey, Event, EventBatch, EventKind, ServiceKey};
+    let dependency = DependencyKey {
+        client: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        service: ServiceKey {
+            ip: IpAddr::V6(Ipv6Addr::LOCALHOST),
+            port: 443,
+            protocol: 6,
+        },
+    };
+    let events = vec![
+        Event {
+            at_ms: EXPORT_MS,
+            kind: EventKind::AssetDiscovered {
+                ip: dependency.client,
+                internal: true,
+            },
+        },
+        Event {
+            at_ms: EXPORT_MS + 1,
+            kind: EventKind::ServiceDiscovered {
+                service: dependency.service,
+                name: Some("https".into()),
+            },
+        },
+        Event {
+            at_ms: EXPORT_MS + 2,
+            kind: EventKind::DependencyDiscovered { dependency },
+        },
+        Event {
+            at_ms: EXPORT_MS + 3,
+            kind: EventKind::DependencyExpired { dependency },
+        },
+    ];
+    let mut seeds: Seeds = vec![
+        (
+            "batch.rkyv".into(),
+            EventBatch::new(events.clone()).to_rkyv(),
+        ),
+        ("empty.rkyv".into(), EventBatch::new(Vec::new()).to_rkyv()),
+    ];
+    for (i, e) in events.iter().enumerate() {
+        let json = serde_json::to_vec(e).unwrap_or_default();
+        seeds.push((format!("event-{i}.json"), json));
+    }
+    seeds
+}
+
 fn main() -> std::io::Result<()> {
     // `cargo run` sets this at run time; the compile-time path may name another clone.
     let here = std::env::var_os("CARGO_MANIFEST_DIR")
@@ -720,6 +770,7 @@ fn main() -> std::io::Result<()> {
         ("fuzz_netflow_v9", netflow_v9_seeds()),
         ("fuzz_ipfix", ipfix_seeds()),
         ("fuzz_sflow", sflow_seeds(&traffic)),
+        ("fuzz_events", event_seeds()),
     ];
     for (target, seeds) in built {
         all.extend(seeds.into_iter().map(|(name, bytes)| (target, name, bytes)));
@@ -739,6 +790,7 @@ fn main() -> std::io::Result<()> {
         "fuzz_netflow_v9",
         "fuzz_ipfix",
         "fuzz_sflow",
+        "fuzz_events",
     ] {
         let n = all.iter().filter(|(t, _, _)| *t == target).count();
         println!("{target}: {n} seeds in {}", corpus.join(target).display());

@@ -2,7 +2,8 @@
 //! sFlow) or a stream of datagrams decoded through one [`TemplateCache`] (v9, IPFIX), and the
 //! invariants every decode must keep whatever the bytes: no panic, the report agrees with what
 //! the sink received, no more records than the bytes could hold, cache limits respected, and
-//! the cache survives a serde round trip.
+//! the cache survives a serde round trip. The event target reads committed event batches (rkyv)
+//! and JSON events.
 //!
 //! libFuzzer hands each input to a fresh process state, so a cache cannot live across inputs;
 //! instead one input carries several datagrams separated by [`DATAGRAM_SEPARATOR`], which keeps
@@ -16,6 +17,7 @@ use proto::decode::{
     decode_datagram, netflow_v5, sflow, CollectingSink, DecodeContext, DecodeError, PacketReport,
     SkipReason, TemplateCache,
 };
+use proto::event::{Event, EventBatch};
 use proto::record::FlowSource;
 use proto::FlowRecord;
 
@@ -223,6 +225,35 @@ pub fn templated_harness(data: &[u8], decode: TemplatedDecoder, source: FlowSour
         cache.scope_count(),
         "scopes lost in serde"
     );
+}
+
+/// The event decoders: one input is read both as a log entry's rkyv batch
+/// ([`EventBatch::from_rkyv`], what every node applies) and as one JSON event (what NATS
+/// subscribers and federation nodes read). Whatever the bytes: no panic; a batch that decodes
+/// encodes back to the same batch; an event's JSON is stable (decoding it and encoding again
+/// gives the same bytes).
+pub fn events_harness(data: &[u8]) {
+    if let Ok(batch) = EventBatch::from_rkyv(data) {
+        let again = EventBatch::from_rkyv(&batch.to_rkyv())
+            .expect("a decoded batch re-encodes to bytes that decode");
+        assert_eq!(again, batch, "rkyv round trip changed the batch");
+        for event in &batch.events {
+            check_json(event);
+        }
+    }
+    if let Ok(event) = serde_json::from_slice::<Event>(data) {
+        check_json(&event);
+    }
+}
+
+/// An event's JSON decodes to an event with the same JSON (a non-finite float, which JSON
+/// cannot hold, is written as null and does not decode back: that is allowed).
+fn check_json(event: &Event) {
+    let json = serde_json::to_vec(event).expect("every event has a JSON form");
+    if let Ok(back) = serde_json::from_slice::<Event>(&json) {
+        let again = serde_json::to_vec(&back).expect("and again");
+        assert_eq!(again, json, "JSON round trip changed the event");
+    }
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `cargo xtask`: the FlowLens developer commands (`test`, `run`, `bench`, `fuzz`).
+//! `cargo xtask`: the FlowLens developer commands (`test`, `run`, `bench`, `fuzz`,
+//! `fuzz-api`).
 //!
 //! These are the README's commands. Each checks what it needs first — installing Debian
 //! packages when run as root, printing the exact `sudo apt-get install` line otherwise — then
@@ -10,6 +11,7 @@
 mod bench;
 mod error;
 mod fuzz;
+mod fuzz_api;
 mod prereq;
 mod process;
 mod run;
@@ -33,6 +35,8 @@ commands:
   fuzz <target> [seconds] [libFuzzer args…]
                             run a proto/fuzz target (default 60 s), installing cargo-fuzz
                             into ~/.cache/flowlens-tools if it is not on PATH
+  fuzz-api [seconds]        fuzz the REST API from its OpenAPI document with schemathesis
+                            (default 300 s); fails on any 5xx answer
   help                      print this text
 
 CARGO_TARGET_DIR defaults to ~/.cache/flowlens-target.";
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Some("run") => run::run(&rest),
         Some("bench") => bench::run(&rest),
         Some("fuzz") => fuzz::run(&rest),
+        Some("fuzz-api") => fuzz_api::run(&rest),
         Some("web") => web::run(&rest),
         Some("help" | "-h" | "--help") => {
             println!("{USAGE}");

@@ -30,6 +30,9 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an admin request may take (adding a node waits for it to catch up).
 pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long adding a node waits for it to answer at all (it may be starting).
+const NODE_START_WAIT: Duration = Duration::from_secs(15);
+
 /// How long [`discover`] waits for more answers after the last one.
 const DISCOVER_QUIET: Duration = Duration::from_millis(300);
 
@@ -352,13 +355,22 @@ impl AdminService {
                 message: format!("node {id} is already a voter"),
             });
         }
-        let status =
-            match admin_request(&self.client, &self.cluster, Some(id), &AdminRequest::Status)
-                .await?
+        // A node started just now may not listen yet (a `join` step racing the nodes' start):
+        // it is given a while to answer.
+        let deadline = tokio::time::Instant::now() + NODE_START_WAIT;
+        let status = loop {
+            match admin_request(&self.client, &self.cluster, Some(id), &AdminRequest::Status).await
             {
-                AdminOk::Status(s) => s,
-                other => return Err(format!("node {id} answered status with {other:?}")),
-            };
+                Ok(AdminOk::Status(s)) => break s,
+                Ok(other) => return Err(format!("node {id} answered status with {other:?}")),
+                Err(e)
+                    if e.contains("is not running") && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         self.log
             .raft()
             .add_learner(id, BasicNode::new(&status.addr), true)

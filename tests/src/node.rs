@@ -188,6 +188,11 @@ impl NodeProcess {
         }
     }
 
+    /// The process id (to signal it: `SIGSTOP` freezes it as a hung node would be).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

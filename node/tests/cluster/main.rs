@@ -1,6 +1,7 @@
 //! Clustering with real processes: a real nats-server (Debian's `nats-server`) and three real
 //! `flowlens node` processes joined into one cluster with `flowlens admin`. Flows sent to every
-//! node, followers included, must end up committed once and in every node's projection.
+//! node, followers included, must end up committed once and in every node's projection. Fault
+//! scenarios beyond a killed leader and a restarted nats-server are in `faults.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,6 +14,8 @@ use flowlens_tests::{
 use proto::FlowRecord;
 use serde_json::Value;
 use tempfile::TempDir;
+
+mod faults;
 
 const CLUSTER: &str = "itest";
 

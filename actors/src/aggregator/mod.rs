@@ -377,10 +377,14 @@ impl AggregatorState {
                 }
                 self.known_servers.insert(o.key.service);
             }
+            // The map keeps the node's clock: an exporter whose clock runs ahead (or jumped)
+            // must not make a dependency look seen in the future, and so active for that long
+            // after its traffic stopped. Raw flows keep the exporter's times.
+            let last_ms = f.last_ms.max(f.first_ms).min(now);
             let mut delta = TrafficDelta {
                 flows: 1,
-                first_ms: f.first_ms,
-                last_ms: f.last_ms.max(f.first_ms),
+                first_ms: f.first_ms.min(last_ms),
+                last_ms,
                 ..TrafficDelta::default()
             };
             if o.to_server {

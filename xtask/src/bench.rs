@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: the decoder benchmarks of the `flowlens-benches` crate (criterion, and
 //! the allocation report), with any extra arguments passed through to `cargo bench`;
 //! `cargo xtask bench ingest [flags]`, the end-to-end ingest bench against a release node and
-//! nfdump's collectors side by side; and
-//! `cargo xtask bench map [flags]`, the map page's frame costs in headless Chromium.
+//! nfdump's collectors side by side;
+//! `cargo xtask bench map [flags]`, the map page's frame costs in headless Chromium; and
+//! `cargo xtask bench soak [flags]`, a long steady run (RSS curve, loss, projection vs replay).
 
 use std::path::Path;
 
@@ -19,6 +20,7 @@ pub fn run(extra: &[String]) -> Result<()> {
             crate::web::run(&[])?;
             end_to_end(&target_dir, "map", &extra[1..])
         }
+        Some("soak") => end_to_end(&target_dir, "soak", &extra[1..]),
         Some("ingest") => {
             crate::prereq::ensure_debian_packages(crate::prereq::BENCH_PACKAGES)?;
             end_to_end(&target_dir, "ingest", &extra[1..])

@@ -32,6 +32,7 @@ commands:
   bench [cargo bench args…] run the decoder benchmarks (cargo bench -p flowlens-benches)
   bench ingest [flags]      the end-to-end ingest bench (benches/results/ingest.md)
   bench map [flags]         the map page in headless Chromium (benches/results/map.md)
+  bench soak [flags]        30 min at 100k flows/s: RSS curve, loss, projection vs its log
   fuzz <target> [seconds] [libFuzzer args…]
                             run a proto/fuzz target (default 60 s), installing cargo-fuzz
                             into ~/.cache/flowlens-tools if it is not on PATH

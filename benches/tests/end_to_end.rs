@@ -1,7 +1,8 @@
-//! The side-by-side ingest bench in its reduced form: every protocol at a low rate for a second
-//! into a (debug) `flowlens node` and into nfdump's `nfcapd`/`sfcapd`, each counting exactly
-//! the flows offered. Correctness only: speed is the full bench's business
-//! (`cargo xtask bench ingest`).
+//! The end-to-end benches in their reduced forms, against a (debug) `flowlens node`: the
+//! side-by-side ingest bench (every protocol at a low rate for a second, into the node and into
+//! nfdump's `nfcapd`/`sfcapd`, each counting exactly the flows offered) and the soak (a few
+//! seconds: nothing lost, the projection equal to a replay of its log). Correctness only: speed
+//! and memory are the full benches' business (`cargo xtask bench ingest|soak`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -77,4 +78,44 @@ fn every_protocol_reaches_flowlens_and_nfdump_whole_at_a_low_rate() {
         );
     }
     assert!(stdout.contains("| V5 | nfcapd | 3000 |"), "{stdout}");
+}
+
+#[test]
+fn a_short_soak_loses_nothing_and_its_projection_equals_a_replay_of_its_log() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_soak"))
+        .arg("--flowlens")
+        .arg(flowlens())
+        .args([
+            "--seconds",
+            "3",
+            "--rate",
+            "3000",
+            "--sample",
+            "1",
+            "--hosts",
+            "100",
+        ])
+        .args(["--dependencies", "300", "--results"])
+        .arg(results.path())
+        .output()
+        .expect("the soak runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.path().join("soak.json")).expect("soak.json"),
+    )
+    .expect("JSON");
+    assert!(json["offered"].as_u64() >= Some(6_000), "{json}");
+    assert_eq!(json["lost"], 0, "{json}");
+    assert_eq!(json["received"], json["offered"], "{json}");
+    assert_eq!(json["rebuild"]["equal"], true, "{json}");
+    assert!(
+        json["rss_curve"].as_array().is_some_and(|c| c.len() >= 3),
+        "{json}"
+    );
 }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flowlens_tests::{
@@ -30,24 +29,7 @@ fn site(nats: &NatsServer, name: &str, dir: &TempDir) -> NodeProcess {
     let url = nats.url();
     let args = ["--cluster", name, "--node-id", "1", "--nats", &url];
     let n = node(dir.path(), free_tcp_port(), &args);
-    let out = Command::new(bin())
-        .args([
-            "admin",
-            "--nats",
-            &url,
-            "--cluster",
-            name,
-            "init",
-            "--node",
-            "1",
-        ])
-        .output()
-        .expect("flowlens admin runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    flowlens_tests::flowlens_admin(bin(), &url, name, &["init", "--node", "1"]);
     n.wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
     n
 }

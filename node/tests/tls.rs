@@ -213,18 +213,8 @@ fn a_tls_clusters_page_asks_each_member_over_https_at_its_advertised_address() {
     for node in &nodes {
         wait_for(&runtime, node, &roots, "/api/v1/health/live");
     }
-    let admin = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_flowlens"))
-            .args(["admin", "--nats", &url, "--cluster", "tls"])
-            .args(args)
-            .output()
-            .expect("flowlens admin runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let bin = Path::new(env!("CARGO_BIN_EXE_flowlens"));
+    let admin = |args: &[&str]| flowlens_tests::flowlens_admin(bin, &url, "tls", args);
     admin(&["init", "--node", "1"]);
     admin(&["add-node", "2"]);
     wait_for(&runtime, &nodes[1], &roots, "/api/v1/health/ready");

@@ -508,6 +508,26 @@ impl Drop for NatsServer {
     }
 }
 
+/// Runs `flowlens admin` (binary `bin`) against cluster `cluster` on the NATS server at `url`
+/// with `args`: its stdout.
+///
+/// # Panics
+/// When it cannot run or fails (with its stderr).
+pub fn flowlens_admin(bin: &std::path::Path, url: &str, cluster: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(bin)
+        .args(["admin", "--nats", url, "--cluster", cluster])
+        .args(args)
+        .output()
+        .expect("flowlens admin runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "flowlens admin {args:?} failed: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use flowlens_benches::ingest::{offer, proc_stats, Pool};
-use flowlens_tests::{http_get_auth, http_send_auth};
+use flowlens_tests::http_get_auth;
 use node::simulate::SimProto;
 
 struct Args {
@@ -71,6 +71,36 @@ fn metric(api: std::net::SocketAddr, name: &str) -> u64 {
         .sum()
 }
 
+/// `POST /api/v1/admin/rebuild` as the test admin, waiting up to 30 min for the answer.
+fn rebuild(api: std::net::SocketAddr) -> Result<serde_json::Value, String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(api).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1800)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "POST /api/v1/admin/rebuild HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}",
+        flowlens_tests::test_token()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .map_err(|e| format!("rebuild: {e}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("rebuild: no HTTP answer")?;
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(format!(
+            "rebuild: {}",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    serde_json::from_str(body).map_err(|e| format!("rebuild: {e}"))
+}
+
 fn main() -> Result<(), String> {
     let args = parse_args()?;
     let dir = std::env::temp_dir().join(format!("flowlens-soak-{}", std::process::id()));
@@ -99,12 +129,11 @@ fn main() -> Result<(), String> {
     let received = decoded.saturating_sub(dropped);
     let lost = offered.saturating_sub(received);
     let (_, peak, _) = proc_stats(pid);
-    let (status, rebuild) = http_send_auth(api, "POST", "/api/v1/admin/rebuild", Some("{}"))
-        .map_err(|e| format!("rebuild: {e}"))?;
-    let report: serde_json::Value = serde_json::from_str(&rebuild).unwrap_or_default();
-    if status != 200 {
-        return Err(format!("rebuild answered {status}: {rebuild}"));
-    }
+    // Replaying a long soak's log takes a while: up to 30 min.
+    let report = match rebuild(api) {
+        Ok(r) => r,
+        Err(e) => serde_json::json!({ "error": e }),
+    };
     drop(node);
     let _ = std::fs::remove_dir_all(&dir);
 

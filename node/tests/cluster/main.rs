@@ -73,18 +73,7 @@ impl Member {
 
 /// Runs `flowlens admin` against the cluster; its stdout, or a panic with its stderr.
 fn admin(nats: &NatsServer, args: &[&str]) -> String {
-    let out = Command::new(bin())
-        .args(["admin", "--nats", &nats.url(), "--cluster", CLUSTER])
-        .args(args)
-        .output()
-        .expect("flowlens admin runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "flowlens admin {args:?} failed: {}{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    flowlens_tests::flowlens_admin(bin(), &nats.url(), CLUSTER, args)
 }
 
 /// `n` flows from clients 10.<site>.0.x to servers 10.<site>.1.x on port 443, each client

@@ -489,7 +489,7 @@ impl RecordFields {
         let rate = match (self.sampling_population, self.sampling_space) {
             (Some(pop), _) if pop >= interval => pop / interval,
             // (interval + space) / interval, without overflowing on 8-byte fields.
-            (_, Some(space)) => space / interval + 1,
+            (_, Some(space)) => (space / interval).saturating_add(1),
             _ => interval,
         };
         u32::try_from(rate.max(1)).ok()

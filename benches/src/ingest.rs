@@ -102,6 +102,18 @@ pub fn proc_stats(pid: u32) -> (u64, u64, u64) {
     (kb("VmRSS:"), kb("VmHWM:"), cpu_us)
 }
 
+/// The sum of a node's `/metrics` lines for `name` (every label set), read as the test admin;
+/// 0 when the node does not answer.
+pub fn metric(api: SocketAddr, name: &str) -> u64 {
+    flowlens_tests::http_get_auth(api, "/metrics")
+        .map(|r| r.1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
+        .sum()
+}
+
 /// The nfdump daemon for `proto`: `sfcapd` for sFlow, `nfcapd` for the rest.
 pub fn nfdump_daemon(proto: SimProto) -> &'static str {
     match proto {

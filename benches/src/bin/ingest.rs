@@ -12,8 +12,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use flowlens_benches::ingest::{nfdump_daemon, offer, proc_stats, Nfdump, Pool};
-use flowlens_tests::http_get_auth;
+use flowlens_benches::ingest::{metric, nfdump_daemon, offer, proc_stats, Nfdump, Pool};
 use node::simulate::SimProto;
 
 /// Loss at or below this share still counts as lossless (a datagram in a million).
@@ -94,17 +93,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--flowlens <path to the release binary> is required".into());
     }
     Ok(args)
-}
-
-/// A sum over the node's metric lines starting `name`.
-fn metric(api: std::net::SocketAddr, name: &str) -> u64 {
-    let body = http_get_auth(api, "/metrics")
-        .map(|r| r.1)
-        .unwrap_or_default();
-    body.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
-        .sum()
 }
 
 /// One step's outcome for one collector.

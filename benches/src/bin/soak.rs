@@ -10,8 +10,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use flowlens_benches::ingest::{offer, proc_stats, Pool};
-use flowlens_tests::http_get_auth;
+use flowlens_benches::ingest::{metric, offer, proc_stats, Pool};
 use node::simulate::SimProto;
 
 struct Args {
@@ -59,16 +58,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("--flowlens <path to the node binary> is required".into());
     }
     Ok(args)
-}
-
-fn metric(api: std::net::SocketAddr, name: &str) -> u64 {
-    http_get_auth(api, "/metrics")
-        .map(|r| r.1)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok()))
-        .sum()
 }
 
 /// `POST /api/v1/admin/rebuild` as the test admin, waiting up to 30 min for the answer.

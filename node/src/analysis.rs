@@ -118,12 +118,35 @@ pub struct AnalysisCache {
 }
 
 impl AnalysisCache {
-    /// The graph as of `applied_index`, built if the cached one is older.
+    /// The graph as of `applied_index`, built (and kept for the next request) if the cached
+    /// one is older.
     pub async fn graph(
         &self,
         projection: &Projection,
         applied_index: u64,
         include_expired: bool,
+    ) -> Result<Arc<AnalysisGraph>, String> {
+        self.get(projection, applied_index, include_expired, true)
+            .await
+    }
+
+    /// [`AnalysisCache::graph`] for a periodic pass: the cached graph when it is current,
+    /// otherwise one built for this pass alone and not kept (under a steady flow stream the log
+    /// moves on before the next request, and a large network's graph is tens of MB).
+    pub async fn graph_once(
+        &self,
+        projection: &Projection,
+        applied_index: u64,
+    ) -> Result<Arc<AnalysisGraph>, String> {
+        self.get(projection, applied_index, false, false).await
+    }
+
+    async fn get(
+        &self,
+        projection: &Projection,
+        applied_index: u64,
+        include_expired: bool,
+        keep: bool,
     ) -> Result<Arc<AnalysisGraph>, String> {
         let mut slots = self.slots.lock().await;
         let slot = &mut slots[usize::from(include_expired)];
@@ -141,7 +164,15 @@ impl AnalysisCache {
         .map_err(|e| format!("analysis graph build failed: {e}"))?
         .map_err(|e| format!("analysis graph build failed: {e}"))?;
         let built = Arc::new(built);
-        *slot = Some(built.clone());
+        if keep {
+            *slot = Some(built.clone());
+        } else if slot
+            .as_ref()
+            .is_some_and(|g| g.size.applied_index < applied_index)
+        {
+            // Outdated by now: no later request can use it.
+            *slot = None;
+        }
         Ok(built)
     }
 }

@@ -43,7 +43,7 @@ pub async fn pass(
     config: &ClassificationSection,
     now_ms: u64,
 ) -> Result<Vec<Event>, String> {
-    let graph = cache.graph(projection, log.applied_index(), false).await?;
+    let graph = cache.graph_once(projection, log.applied_index()).await?;
     let projection = projection.clone();
     let config = config.clone();
     tokio::task::spawn_blocking(move || {

@@ -8,6 +8,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use node::config::Config;
 
+/// jemalloc, for an RSS that stays flat under bursts (see node/Cargo.toml).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// FlowLens: flow collector and application dependency map.
 #[derive(Parser)]
 #[command(name = "flowlens", version, about)]

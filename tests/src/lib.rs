@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
 pub mod browser;
+pub mod cluster;
 mod node;
 pub use node::NodeProcess;
 use serde::Deserialize;

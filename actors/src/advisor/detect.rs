@@ -136,8 +136,19 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1_000_000.0)
 }
 
-/// A host's bytes in a window, in all and per (peer, port, protocol).
-type HostBytes = (u64, BTreeMap<(IpAddr, u16, u8), u64>);
+/// The (peer, port, protocol) `host` exchanged the most bytes with in `window` (ties: the
+/// greatest), looked up for the top talker alone.
+fn top_peer(window: &Window, host: IpAddr) -> Option<(IpAddr, u16, u8)> {
+    let mut peers: BTreeMap<(IpAddr, u16, u8), u64> = BTreeMap::new();
+    for (&(client, svc), totals) in &window.edges {
+        for (end, peer) in [(client, svc.ip), (svc.ip, client)] {
+            if end == host {
+                *peers.entry((peer, svc.port, svc.protocol)).or_default() += totals.bytes;
+            }
+        }
+    }
+    peers.into_iter().max_by_key(|(_, b)| *b).map(|(k, _)| k)
+}
 
 /// One window's traffic, accumulated from the flushes.
 #[derive(Default)]
@@ -163,6 +174,14 @@ impl Window {
             edges: FastMap::default(),
             asymmetric: BTreeMap::new(),
         }
+    }
+
+    /// Empties it for a window starting at `start_ms`, keeping its table's room (the next
+    /// window holds about as many edges: growing it anew every window only churns the heap).
+    pub fn reset(&mut self, start_ms: u64) {
+        self.start_ms = start_ms;
+        self.edges.clear();
+        self.asymmetric.clear();
     }
 
     /// Adds dependencies whose directions took different paths.
@@ -259,32 +278,21 @@ pub fn detect(
         first_ms: end_ms,
     };
 
-    // Scans and sweeps.
-    let mut ports: BTreeMap<(IpAddr, IpAddr), BTreeSet<(u16, u8)>> = BTreeMap::new();
-    let mut hosts: BTreeMap<(IpAddr, u16, u8), BTreeSet<IpAddr>> = BTreeMap::new();
+    // One pass for the per-host, per-network and per-protocol totals.
     let mut dns: BTreeMap<IpAddr, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
-    let mut by_host: BTreeMap<IpAddr, HostBytes> = BTreeMap::new();
+    let mut by_host: FastMap<IpAddr, u64> = FastMap::default();
     let mut insecure: BTreeMap<(ServiceKey, usize), BTreeSet<IpAddr>> = BTreeMap::new();
     let mut to_network: BTreeMap<IpNet, u64> = BTreeMap::new();
     let mut total_bytes = 0u64;
     for (&(client, svc), totals) in &window.edges {
-        ports
-            .entry((client, svc.ip))
-            .or_default()
-            .insert((svc.port, svc.protocol));
-        hosts
-            .entry((client, svc.port, svc.protocol))
-            .or_default()
-            .insert(svc.ip);
         if svc.port == 53 {
             let d = dns.entry(client).or_default();
             d.0 = d.0.saturating_add(totals.request_packets);
             d.1.insert(svc.ip);
         }
-        for (host, peer) in [(client, svc.ip), (svc.ip, client)] {
+        for host in [client, svc.ip] {
             let h = by_host.entry(host).or_default();
-            h.0 = h.0.saturating_add(totals.bytes);
-            *h.1.entry((peer, svc.port, svc.protocol)).or_default() += totals.bytes;
+            *h = h.saturating_add(totals.bytes);
         }
         total_bytes = total_bytes.saturating_add(totals.bytes);
         if let Some(i) = INSECURE
@@ -305,34 +313,45 @@ pub fn detect(
         }
         *to_network.entry(subnet(svc.ip)).or_default() += totals.bytes;
     }
-    for ((src, dst), p) in &ports {
-        if p.len() >= t.scan_ports {
+    // Scans and sweeps. Each edge of the window is a distinct (source, target, port,
+    // protocol), so the distinct ports a source tried on a target, and the distinct targets it
+    // tried on a port, are runs of edges once sorted: one vector of references sorted twice,
+    // not a set per source (a window of a large network holds hundreds of thousands of edges).
+    let mut keys: Vec<&(IpAddr, ServiceKey)> = window.edges.keys().collect();
+    keys.sort_unstable_by_key(|(c, s)| (*c, s.ip, s.port, s.protocol));
+    for run in keys.chunk_by(|a, b| (a.0, a.1.ip) == (b.0, b.1.ip)) {
+        let (src, dst) = (run[0].0, run[0].1.ip);
+        if run.len() >= t.scan_ports {
             found.push(advisory(
                 AdvisoryKind::PortScan,
                 Severity::Warning,
                 format!("{src}>{dst}"),
-                format!("{src} probed {} ports on {dst} in {window_text}: a port scan", p.len()),
+                format!("{src} probed {} ports on {dst} in {window_text}: a port scan", run.len()),
                 "Check whether this source is an authorised scanner; otherwise isolate it and look for what else it reached.",
                 format!("/api/v1/flows?src={src}&dst={dst}"),
             ));
         }
     }
-    for ((src, port, protocol), h) in &hosts {
-        if h.len() >= t.sweep_hosts {
+    keys.sort_unstable_by_key(|(c, s)| (*c, s.port, s.protocol, s.ip));
+    for run in keys.chunk_by(|a, b| (a.0, a.1.port, a.1.protocol) == (b.0, b.1.port, b.1.protocol))
+    {
+        let (src, port, protocol) = (run[0].0, run[0].1.port, run[0].1.protocol);
+        if run.len() >= t.sweep_hosts {
             found.push(advisory(
                 AdvisoryKind::HostSweep,
                 Severity::Warning,
                 format!("{src}:{port}/{protocol}"),
                 format!(
                     "{src} contacted {} hosts on {} in {window_text}: a host sweep",
-                    h.len(),
-                    describe_service(*port, *protocol)
+                    run.len(),
+                    describe_service(port, protocol)
                 ),
                 "Check whether this source should discover hosts; otherwise isolate it.",
                 format!("/api/v1/flows?src={src}&port={port}"),
             ));
         }
     }
+    drop(keys);
     for ((svc, i), clients) in &insecure {
         let endpoint = svc.id();
         let (summary, severity, action) = match INSECURE.get(*i) {
@@ -380,20 +399,15 @@ pub fn detect(
         }
     }
     if total_bytes >= t.top_talker_min_bytes {
-        if let Some((host, (bytes, peers))) = by_host
+        if let Some((&host, &bytes)) = by_host
             .iter()
-            .max_by_key(|(ip, (b, _))| (*b, std::cmp::Reverse(**ip)))
+            .max_by_key(|(ip, b)| (**b, std::cmp::Reverse(**ip)))
         {
-            let share = *bytes as f64 / total_bytes as f64;
+            let share = bytes as f64 / total_bytes as f64;
             if share >= t.top_talker_share {
-                let mostly = peers
-                    .iter()
-                    .max_by_key(|(_, b)| **b)
-                    .map(|((peer, port, protocol), _)| {
-                        format!(
-                            ", mostly {} with {peer}",
-                            describe_service(*port, *protocol)
-                        )
+                let mostly = top_peer(window, host)
+                    .map(|(peer, port, protocol)| {
+                        format!(", mostly {} with {peer}", describe_service(port, protocol))
                     })
                     .unwrap_or_default();
                 found.push(advisory(
@@ -403,7 +417,7 @@ pub fn detect(
                     format!(
                         "{host} is using {:.0}% of the bandwidth ({} in {window_text}){mostly}",
                         share * 100.0,
-                        mb(*bytes)
+                        mb(bytes)
                     ),
                     "Check that this volume is expected (backups, replication); otherwise find the process behind it.",
                     format!("/api/v1/flows?host={host}"),

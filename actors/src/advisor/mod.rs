@@ -87,8 +87,13 @@ pub struct AdvisorState {
 impl AdvisorState {
     /// Ends the window at `now`: the events it raises and resolves.
     fn close_window(&mut self, now: u64) -> Vec<Event> {
-        let window = std::mem::replace(&mut self.window, Window::new(now));
-        let found = detect::detect(&window, &mut self.baselines, &self.config.thresholds, now);
+        let found = detect::detect(
+            &self.window,
+            &mut self.baselines,
+            &self.config.thresholds,
+            now,
+        );
+        self.window.reset(now);
         self.totals.windows += 1;
         let mut events = Vec::new();
         for advisory in found {

@@ -1,79 +1,32 @@
 //! Clustering with real processes: a real nats-server (Debian's `nats-server`) and three real
 //! `flowlens node` processes joined into one cluster with `flowlens admin`. Flows sent to every
-//! node, followers included, must end up committed once and in every node's projection. Fault
-//! scenarios beyond a killed leader and a restarted nats-server are in `faults.rs`.
+//! node, followers included, must end up committed once and in every node's projection. The fault
+//! scenarios (killed and frozen members, a restarted nats-server, …) are the fault bench's
+//! (`benches/src/faults.rs`), run in a reduced form by `benches/tests/faults.rs`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use flowlens_tests::{
-    free_tcp_port, free_udp_port, https_flow, ipfix_packets, NatsServer, NodeProcess,
+use flowlens_tests::cluster::{
+    expected_of, round_flows, status_of, stream, wait_all_equal, Member, CLUSTER,
 };
+use flowlens_tests::{https_flow, ipfix_packets, NatsServer, NodeProcess};
 use proto::FlowRecord;
-use serde_json::Value;
-use tempfile::TempDir;
-
-mod faults;
-
-const CLUSTER: &str = "itest";
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_flowlens"))
 }
 
-/// One member: its process and its data directory.
-struct Member {
-    node: Option<NodeProcess>,
-    env: Vec<(&'static str, &'static str)>,
-    id: u64,
-    api_port: u16,
-    udp_port: u16,
-    dir: TempDir,
-}
-
-impl Member {
-    fn start(id: u64, nats: &NatsServer) -> Member {
-        Member::start_with(id, nats, &[])
-    }
-
-    /// Starts with `FLOWLENS_…` settings.
-    fn start_with(id: u64, nats: &NatsServer, env: &[(&'static str, &'static str)]) -> Member {
-        let mut m = Member {
-            node: None,
-            env: env.to_vec(),
-            id,
-            api_port: free_tcp_port(),
-            udp_port: free_udp_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
-        };
-        m.restart(nats);
-        m
-    }
-
-    fn restart(&mut self, nats: &NatsServer) {
-        let id = self.id.to_string();
-        let url = nats.url();
-        let args = ["--cluster", CLUSTER, "--node-id", &id, "--nats", &url];
-        self.node = Some(NodeProcess::start(
-            bin(),
-            self.dir.path(),
-            self.api_port,
-            self.udp_port,
-            &args,
-            &self.env,
-        ));
-    }
-
-    fn node(&self) -> &NodeProcess {
-        self.node.as_ref().expect("member is running")
-    }
-}
-
 /// Runs `flowlens admin` against the cluster; its stdout, or a panic with its stderr.
 fn admin(nats: &NatsServer, args: &[&str]) -> String {
-    flowlens_tests::flowlens_admin(bin(), &nats.url(), CLUSTER, args)
+    flowlens_tests::cluster::admin(bin(), nats, args)
+}
+
+/// Three members with `FLOWLENS_…` settings, joined: node 1 leads.
+fn three_node_cluster_with(nats: &NatsServer, env: &[(&'static str, &'static str)]) -> Vec<Member> {
+    flowlens_tests::cluster::three_node_cluster(bin(), nats, env)
 }
 
 /// `n` flows from clients 10.<site>.0.x to servers 10.<site>.1.x on port 443, each client
@@ -112,180 +65,10 @@ fn expected(sites: &[(u8, u8)]) -> BTreeMap<String, (u64, u64)> {
         .collect()
 }
 
-/// Waits until every running member's projection holds exactly `want`.
-fn wait_all_equal(members: &[Member], want: &BTreeMap<String, (u64, u64)>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got: Vec<_> = members
-            .iter()
-            .filter(|m| m.node.is_some())
-            .map(|m| m.node().dependencies())
-            .collect();
-        if got.iter().all(|g| g == want) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "projections differ from the flows sent after 30 s:\nwant {want:?}\ngot {got:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn status_of(node: &NodeProcess) -> Value {
-    node.get("/api/v1/health/live").1
-}
-
-/// Starts three nodes and joins them with `flowlens admin`: node 1 leads.
-fn three_node_cluster(nats: &NatsServer) -> Vec<Member> {
-    three_node_cluster_with(nats, &[])
-}
-
-/// [`three_node_cluster`] with `FLOWLENS_…` settings.
-fn three_node_cluster_with(nats: &NatsServer, env: &[(&'static str, &'static str)]) -> Vec<Member> {
-    let members: Vec<Member> = (1..=3)
-        .map(|id| Member::start_with(id, nats, env))
-        .collect();
-    admin(nats, &["init", "--node", "1"]);
-    admin(nats, &["add-node", "2"]);
-    admin(nats, &["add-node", "3"]);
-    for m in &members {
-        m.node()
-            .wait_until(|n| n.get("/api/v1/health/ready").0 == 200, "ready");
-    }
-    members
-}
-
-/// The flows of round `r` of a stream: 5 dependencies of their own, clients 10.<site>.<r>.x.
-fn round_flows(site: u8, r: u8) -> Vec<FlowRecord> {
-    (0..5u8)
-        .map(|x| {
-            let bytes = 100 * u64::from(r) + u64::from(x) + 1;
-            https_flow([10, site, r, x], [10, site, 255, x], bytes)
-        })
-        .collect()
-}
-
-/// What a set of flows must become.
-fn expected_of(flows: &[FlowRecord]) -> BTreeMap<String, (u64, u64)> {
-    let mut want = BTreeMap::new();
-    for f in flows {
-        let e: &mut (u64, u64) = want
-            .entry(format!("{}>{}:443/6", f.src_addr, f.dst_addr))
-            .or_default();
-        e.0 += f.bytes;
-    }
-    want
-}
-
-/// Sends `rounds` rounds of flows, one every 40 ms, to the collectors at `targets` (round r to
-/// target r % n, from site 100 + that index); returns every flow sent.
-fn stream(
-    targets: Vec<std::net::SocketAddr>,
-    rounds: u8,
-) -> std::thread::JoinHandle<Vec<FlowRecord>> {
-    std::thread::spawn(move || {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let mut sent = Vec::new();
-        for r in 0..rounds {
-            let i = usize::from(r) % targets.len();
-            let flows = round_flows(100 + i as u8, r);
-            for packet in ipfix_packets(&flows) {
-                socket.send_to(&packet, targets[i]).expect("send");
-            }
-            sent.extend(flows);
-            std::thread::sleep(Duration::from_millis(40));
-        }
-        sent
-    })
-}
-
-/// Waits until a node other than `not` leads, as the running members see it; how long it took.
-fn wait_for_new_leader(members: &[Member], not: u64) -> (u64, Duration) {
-    let started = Instant::now();
-    loop {
-        for m in members.iter().filter(|m| m.node.is_some()) {
-            let h = status_of(m.node());
-            if h["raft_state"] == "Leader" && h["node_id"].as_u64() != Some(not) {
-                return (h["node_id"].as_u64().unwrap_or(0), started.elapsed());
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no new leader 20 s after leader {not} died"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-#[test]
-fn killing_the_leader_mid_stream_elects_another_within_2_s_and_loses_nothing_committed() {
-    let nats = NatsServer::start();
-    let mut members = three_node_cluster(&nats);
-    // Flows stream into the two followers, which forward their batches to the leader.
-    let targets = vec![members[1].node().udp, members[2].node().udp];
-    let sender = stream(targets, 100);
-    std::thread::sleep(Duration::from_millis(1_500));
-    if let Some(leader) = members[0].node.take() {
-        leader.kill9();
-    }
-    let (leader, took) = wait_for_new_leader(&members, 1);
-    eprintln!("node {leader} leads {took:?} after leader 1 was killed");
-    assert!(
-        took < Duration::from_secs(2),
-        "node {leader} took {took:?} to lead"
-    );
-    let sent = sender.join().expect("sender");
-    // Every flow the followers received is committed exactly once: bytes are exact.
-    let want = expected_of(&sent);
-    wait_all_equal(&members, &want);
-    // The about answer shows the dead member as unreachable, and why.
-    let (_, about) = members[leader as usize - 1].node().get("/api/v1/about");
-    let dead = &about["members"][0];
-    assert_eq!(dead["id"], 1, "{about}");
-    assert!(dead["health"].is_null(), "{about}");
-    assert!(
-        dead["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("cannot connect")),
-        "{about}"
-    );
-
-    // The old leader comes back after missing all that, and catches up from the log.
-    members[0].restart(&nats);
-    wait_all_equal(&members, &want);
-    let status = admin(&nats, &["status"]);
-    assert!(
-        status.contains(&format!("leader {leader}, voters [1, 2, 3]")),
-        "{status}"
-    );
-}
-
-#[test]
-fn the_cluster_recovers_by_itself_when_nats_server_restarts() {
-    let mut nats = NatsServer::start();
-    let members = three_node_cluster(&nats);
-    let targets: Vec<_> = members.iter().map(|m| m.node().udp).collect();
-    let sender = stream(targets, 120);
-    std::thread::sleep(Duration::from_millis(1_000));
-    nats.kill();
-    std::thread::sleep(Duration::from_millis(1_500));
-    nats.restart();
-    let sent = sender.join().expect("sender");
-    // Flows that reached a node while NATS was down are committed once it is back.
-    let want = expected_of(&sent);
-    wait_all_equal(&members, &want);
-    let leaders = members
-        .iter()
-        .filter(|m| status_of(m.node())["raft_state"] == "Leader")
-        .count();
-    assert_eq!(leaders, 1);
-}
-
 #[test]
 fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
     let nats = NatsServer::start();
-    let members: Vec<Member> = (1..=3).map(|id| Member::start(id, &nats)).collect();
+    let members: Vec<Member> = (1..=3).map(|id| Member::start(bin(), id, &nats, &[])).collect();
     // Not initialised yet: no node has a leader, so none is ready.
     for m in &members {
         assert_eq!(m.node().get("/api/v1/health/ready").0, 503);
@@ -394,7 +177,7 @@ fn admin_errors_are_clear() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no node of cluster itest is running"), "{err}");
 
-    let m = Member::start(1, &nats);
+    let m = Member::start(bin(), 1, &nats, &[]);
     let out = admin(&nats, &["init", "--node", "1"]);
     assert!(out.contains("initialised"), "{out}");
     m.node()
@@ -464,7 +247,7 @@ fn a_node_behind_the_purged_log_catches_up_from_a_snapshot_and_keeps_a_history()
     members[2].restart(&nats);
     wait_all_equal(&members, &want);
     // It installed the leader's snapshot: its history starts from it.
-    let base = members[2].dir.path().join("history/base.snap");
+    let base = members[2].dir().join("history/base.snap");
     assert!(
         base.exists(),
         "node 3 caught up without a snapshot: {}",

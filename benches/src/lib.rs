@@ -7,6 +7,7 @@
 //! and IPFIX data packets (after their template packets), and an sFlow datagram of raw-header
 //! samples.
 
+pub mod faults;
 pub mod ingest;
 
 use std::alloc::{GlobalAlloc, Layout, System};

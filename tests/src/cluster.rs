@@ -39,7 +39,12 @@ impl Member {
     ///
     /// # Panics
     /// When no temporary directory can be made or the node does not start.
-    pub fn start(bin: &Path, id: u64, nats: &NatsServer, env: &[(&'static str, &'static str)]) -> Member {
+    pub fn start(
+        bin: &Path,
+        id: u64,
+        nats: &NatsServer,
+        env: &[(&'static str, &'static str)],
+    ) -> Member {
         let mut m = Member {
             node: None,
             bin: bin.to_path_buf(),
@@ -94,7 +99,9 @@ pub fn three_node_cluster(
     nats: &NatsServer,
     env: &[(&'static str, &'static str)],
 ) -> Vec<Member> {
-    let members: Vec<Member> = (1..=3).map(|id| Member::start(bin, id, nats, env)).collect();
+    let members: Vec<Member> = (1..=3)
+        .map(|id| Member::start(bin, id, nats, env))
+        .collect();
     admin(bin, nats, &["init", "--node", "1"]);
     admin(bin, nats, &["add-node", "2"]);
     admin(bin, nats, &["add-node", "3"]);
@@ -157,14 +164,18 @@ pub fn misses(want: &Want, got: &Want) -> usize {
     wrong + got.keys().filter(|k| !want.contains_key(*k)).count()
 }
 
-/// Waits up to `limit` until every running member's projection holds exactly `want`. Returns
-/// how long that took, or the largest number of [`misses`] on one member when it never did.
-pub fn settle(members: &[Member], want: &Want, limit: Duration) -> Result<Duration, usize> {
+/// The members' running processes.
+pub fn running(members: &[Member]) -> Vec<&NodeProcess> {
+    members.iter().filter_map(|m| m.node.as_ref()).collect()
+}
+
+/// Waits up to `limit` until every node's projection holds exactly `want`. Returns how long
+/// that took, or the largest number of [`misses`] on one node when it never did.
+pub fn settle(nodes: &[&NodeProcess], want: &Want, limit: Duration) -> Result<Duration, usize> {
     let started = Instant::now();
     loop {
-        let worst = members
+        let worst = nodes
             .iter()
-            .filter_map(|m| m.node.as_ref())
             .map(|n| misses(want, &n.dependencies()))
             .max()
             .unwrap_or(0);
@@ -183,12 +194,9 @@ pub fn settle(members: &[Member], want: &Want, limit: Duration) -> Result<Durati
 /// # Panics
 /// When some member's projection still differs from `want` after 30 s.
 pub fn wait_all_equal(members: &[Member], want: &Want) {
-    if let Err(worst) = settle(members, want, Duration::from_secs(30)) {
-        let got: Vec<Want> = members
-            .iter()
-            .filter_map(|m| m.node.as_ref())
-            .map(NodeProcess::dependencies)
-            .collect();
+    let nodes = running(members);
+    if let Err(worst) = settle(&nodes, want, Duration::from_secs(30)) {
+        let got: Vec<Want> = nodes.iter().map(|n| n.dependencies()).collect();
         panic!("projections differ from the flows sent after 30 s ({worst} misses):\nwant {want:?}\ngot {got:?}");
     }
 }
@@ -197,7 +205,7 @@ pub fn wait_all_equal(members: &[Member], want: &Want) {
 pub fn new_leader(members: &[Member], not: u64) -> Result<(u64, Duration), String> {
     let started = Instant::now();
     loop {
-        for n in members.iter().filter_map(|m| m.node.as_ref()) {
+        for n in running(members) {
             let h = status_of(n);
             if h["raft_state"] == "Leader" && h["node_id"].as_u64() != Some(not) {
                 return Ok((h["node_id"].as_u64().unwrap_or(0), started.elapsed()));

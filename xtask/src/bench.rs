@@ -3,7 +3,8 @@
 //! `cargo xtask bench ingest [flags]`, the end-to-end ingest bench against a release node and
 //! nfdump's collectors side by side;
 //! `cargo xtask bench map [flags]`, the map page's frame costs in headless Chromium; and
-//! `cargo xtask bench soak [flags]`, a long steady run (RSS curve, loss, projection vs replay).
+//! `cargo xtask bench soak [flags]`, a long steady run (RSS curve, loss, projection vs replay);
+//! and `cargo xtask bench faults [flags]`, the fault scenarios' table of loss and recovery.
 
 use std::path::Path;
 
@@ -21,6 +22,10 @@ pub fn run(extra: &[String]) -> Result<()> {
             end_to_end(&target_dir, "map", &extra[1..])
         }
         Some("soak") => end_to_end(&target_dir, "soak", &extra[1..]),
+        Some("faults") => {
+            crate::prereq::ensure_debian_packages(crate::prereq::TEST_PACKAGES)?;
+            end_to_end(&target_dir, "faults", &extra[1..])
+        }
         Some("ingest") => {
             crate::prereq::ensure_debian_packages(crate::prereq::BENCH_PACKAGES)?;
             end_to_end(&target_dir, "ingest", &extra[1..])

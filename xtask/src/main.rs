@@ -33,6 +33,8 @@ commands:
   bench ingest [flags]      the end-to-end ingest bench (benches/results/ingest.md)
   bench map [flags]         the map page in headless Chromium (benches/results/map.md)
   bench soak [flags]        30 min at 100k flows/s: RSS curve, loss, projection vs its log
+  bench faults [flags]      killed/frozen members, nats restart, full disk, exporter faults:
+                            flows lost and recovery times, 3 runs each
   fuzz <target> [seconds] [libFuzzer args…]
                             run a proto/fuzz target (default 60 s), installing cargo-fuzz
                             into ~/.cache/flowlens-tools if it is not on PATH

@@ -14,6 +14,7 @@ use flowlens_tests::cluster::{
 };
 use flowlens_tests::{https_flow, ipfix_packets, NatsServer, NodeProcess};
 use proto::FlowRecord;
+use serde_json::Value;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_flowlens"))
@@ -68,7 +69,9 @@ fn expected(sites: &[(u8, u8)]) -> BTreeMap<String, (u64, u64)> {
 #[test]
 fn three_nodes_join_with_admin_and_every_node_projects_every_nodes_flows() {
     let nats = NatsServer::start();
-    let members: Vec<Member> = (1..=3).map(|id| Member::start(bin(), id, &nats, &[])).collect();
+    let members: Vec<Member> = (1..=3)
+        .map(|id| Member::start(bin(), id, &nats, &[]))
+        .collect();
     // Not initialised yet: no node has a leader, so none is ready.
     for m in &members {
         assert_eq!(m.node().get("/api/v1/health/ready").0, 503);

@@ -593,9 +593,18 @@ impl EventLog {
                     // Whatever failed, the batch goes again with the same origin: if the failed
                     // attempt did commit (a timeout after the leader committed), the retry is
                     // applied as a no-op.
-                    match forward.write(leader, payload).await {
-                        Ok(index) => return Ok(index),
-                        Err(e) => Some(e),
+                    // A leader that hangs (frozen, partitioned) answers nothing until the
+                    // request times out; once this node learns of another leader the batch
+                    // goes there at once.
+                    tokio::select! {
+                        answer = forward.write(leader, payload) => match answer {
+                            Ok(index) => return Ok(index),
+                            Err(e) => Some(e),
+                        },
+                        () = self.leader_moves_from(leader) => Some(ForwardError::Failed {
+                            leader,
+                            why: "another node became leader while it was asked".into(),
+                        }),
                     }
                 }
                 _ => None,
@@ -613,6 +622,21 @@ impl EventLog {
                 });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Returns once this node knows of a leader other than `leader`.
+    async fn leader_moves_from(&self, leader: u64) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            let known = metrics.borrow_and_update().current_leader;
+            if known.is_some_and(|l| l != leader) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                // Raft stopped: the forward's own outcome decides.
+                std::future::pending::<()>().await;
+            }
         }
     }
 

@@ -102,37 +102,44 @@ fn signal(pid: u32, signal: &str) -> Result<(), String> {
         .ok_or(format!("kill -{signal} {pid} failed"))
 }
 
-/// A probe: one flow of its own (site 99, round `n`) sent to `to`, timed until it is on every
-/// running member's map. Returns the flow (to be expected) and the time it took.
-fn probe(
-    nodes: &[&NodeProcess],
-    to: &NodeProcess,
-    n: u8,
-    limit: Duration,
-) -> (FlowRecord, Result<Duration, usize>) {
-    let flow = round_flows(99, n)[0];
-    let want = expected_of(&[flow]);
-    let started = Instant::now();
-    to.send(
-        &ipfix_packets(&[flow])
-            .iter()
-            .map(Vec::as_slice)
-            .collect::<Vec<_>>(),
-    );
-    let reached = loop {
-        let all = nodes.iter().all(|node| {
-            let got = node.dependencies();
-            want.iter().all(|(k, v)| got.get(k) == Some(v))
-        });
-        if all {
-            break Ok(started.elapsed());
+/// A probe sent: one flow of its own, and when it went.
+struct Probe {
+    flow: FlowRecord,
+    sent: Instant,
+}
+
+impl Probe {
+    /// Sends flow `n` of site 99 to `to`.
+    fn send(to: &NodeProcess, n: u8) -> Probe {
+        let flow = round_flows(99, n)[0];
+        let sent = Instant::now();
+        to.send(
+            &ipfix_packets(&[flow])
+                .iter()
+                .map(Vec::as_slice)
+                .collect::<Vec<_>>(),
+        );
+        Probe { flow, sent }
+    }
+
+    /// Waits until the probe is on every node's map, at most until `limit` after it was sent;
+    /// how long after it was sent it got there, or `None`.
+    fn reached(&self, nodes: &[&NodeProcess], limit: Duration) -> Option<Duration> {
+        let want = expected_of(&[self.flow]);
+        loop {
+            let all = nodes.iter().all(|node| {
+                let got = node.dependencies();
+                want.iter().all(|(k, v)| got.get(k) == Some(v))
+            });
+            if all {
+                return Some(self.sent.elapsed());
+            }
+            if self.sent.elapsed() >= limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if started.elapsed() >= limit {
-            break Err(1);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (flow, reached)
+    }
 }
 
 /// The stream's flows plus the probes, and the worst node's loss once settled.
@@ -157,8 +164,11 @@ fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
 
-fn probe_time(r: Result<Duration, usize>) -> Result<Duration, String> {
-    r.map_err(|_| "the probe flow sent after the fault never reached every node".to_string())
+/// [`Probe::reached`] within 30 s, or why not.
+fn probe_time(probe: &Probe, nodes: &[&NodeProcess]) -> Result<Duration, String> {
+    probe
+        .reached(nodes, Duration::from_secs(30))
+        .ok_or_else(|| "the probe flow sent after the fault never reached every node".to_string())
 }
 
 fn kill_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
@@ -173,13 +183,9 @@ fn kill_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
     if let Some(leader) = members[0].node.take() {
         leader.kill9();
     }
-    let (p, reached) = probe(
-        &running(&members),
-        members[1].node(),
-        0,
-        Duration::from_secs(30),
-    );
+    let probe = Probe::send(members[1].node(), 0);
     let (leader, elected) = new_leader(&members, 1)?;
+    let recovery = probe_time(&probe, &running(&members))?;
     // The about answer shows the dead member as unreachable, and why.
     let (_, about) = members[leader as usize - 1].node().get("/api/v1/about");
     let dead = &about["members"][0];
@@ -192,7 +198,7 @@ fn kill_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
         return Err(format!("the dead leader is not shown unreachable: {about}"));
     }
     let sent = sender.join().map_err(|_| "the sender panicked")?;
-    let (want, lost) = final_loss(&running(&members), &sent, &[p], scale);
+    let (want, lost) = final_loss(&running(&members), &sent, &[probe.flow], scale);
     // The old leader comes back after missing all that, and catches up from the log.
     members[0].restart(&nats);
     let caught_up = settle(&running(&members), &want, scale.settle);
@@ -200,7 +206,7 @@ fn kill_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
         scenario: "kill-leader",
         flows: sent.len() + 1,
         lost: lost.max(caught_up.err().unwrap_or(0)),
-        recovery: probe_time(reached)?,
+        recovery,
         detail: format!(
             "node {leader} led {} after the kill; the old leader, restarted, caught up in {}",
             ms(elected),
@@ -221,14 +227,10 @@ fn kill_follower(bin: &Path, scale: Scale) -> Result<Outcome, String> {
     if let Some(follower) = members[2].node.take() {
         follower.kill9();
     }
-    let (p, reached) = probe(
-        &running(&members),
-        members[1].node(),
-        0,
-        Duration::from_secs(30),
-    );
+    let probe = Probe::send(members[1].node(), 0);
+    let recovery = probe_time(&probe, &running(&members))?;
     let sent = sender.join().map_err(|_| "the sender panicked")?;
-    let (want, lost) = final_loss(&running(&members), &sent, &[p], scale);
+    let (want, lost) = final_loss(&running(&members), &sent, &[probe.flow], scale);
     members[2].restart(&nats);
     let caught_up = settle(&running(&members), &want, scale.settle);
     let state = status_of(members[2].node())["raft_state"].clone();
@@ -239,7 +241,7 @@ fn kill_follower(bin: &Path, scale: Scale) -> Result<Outcome, String> {
         scenario: "kill-follower",
         flows: sent.len() + 1,
         lost: lost.max(caught_up.err().unwrap_or(0)),
-        recovery: probe_time(reached)?,
+        recovery,
         detail: format!(
             "down for the rest of the stream; restarted, it caught up in {}",
             caught_up.map_or("never".into(), ms)
@@ -260,20 +262,21 @@ fn freeze_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
     // The others elect a leader among themselves (the frozen one cannot answer): the probe
     // goes to them only.
     let others = &members[1..];
-    let (p, reached) = probe(
-        &running(others),
-        others[0].node(),
-        0,
-        Duration::from_secs(30),
-    );
+    let probe = Probe::send(others[0].node(), 0);
     let elected = new_leader(others, 1);
-    // Frozen well past the election timeout while flows go on, then resumed.
-    std::thread::sleep(Duration::from_secs(3));
+    // Frozen for 3 s, well past the election timeout, while flows go on; the probe should be
+    // on the others' maps before then.
+    let early = probe.reached(&running(others), Duration::from_secs(3));
+    std::thread::sleep(Duration::from_secs(3).saturating_sub(probe.sent.elapsed()));
     signal(frozen, "CONT")?;
     let resumed = Instant::now();
     let (leader, elected) = elected?;
+    let recovery = match early {
+        Some(t) => t,
+        None => probe_time(&probe, &running(others))?,
+    };
     let sent = sender.join().map_err(|_| "the sender panicked")?;
-    let (_, lost) = final_loss(&running(&members), &sent, &[p], scale);
+    let (_, lost) = final_loss(&running(&members), &sent, &[probe.flow], scale);
     let rejoined = resumed.elapsed();
     let state = status_of(members[0].node())["raft_state"].clone();
     if state != "Follower" {
@@ -283,7 +286,7 @@ fn freeze_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
         scenario: "freeze-leader",
         flows: sent.len() + 1,
         lost,
-        recovery: probe_time(reached)?,
+        recovery,
         detail: format!(
             "node {leader} led {} after the freeze; node 1, resumed 3 s later, agreed with the \
              others {} after",
@@ -303,14 +306,10 @@ fn restart_nats(bin: &Path, scale: Scale) -> Result<Outcome, String> {
     std::thread::sleep(Duration::from_millis(1_500));
     nats.restart();
     // Flows that reached a node while NATS was down are committed once it is back.
-    let (p, reached) = probe(
-        &running(&members),
-        members[0].node(),
-        0,
-        Duration::from_secs(30),
-    );
+    let probe = Probe::send(members[0].node(), 0);
+    let recovery = probe_time(&probe, &running(&members))?;
     let sent = sender.join().map_err(|_| "the sender panicked")?;
-    let (_, lost) = final_loss(&running(&members), &sent, &[p], scale);
+    let (_, lost) = final_loss(&running(&members), &sent, &[probe.flow], scale);
     let leaders = members
         .iter()
         .filter(|m| status_of(m.node())["raft_state"] == "Leader")
@@ -322,7 +321,7 @@ fn restart_nats(bin: &Path, scale: Scale) -> Result<Outcome, String> {
         scenario: "restart-nats",
         flows: sent.len() + 1,
         lost,
-        recovery: probe_time(reached)?,
+        recovery,
         detail: "down 1.5 s; recovery counted from its restart; one leader after".into(),
     })
 }
@@ -424,14 +423,14 @@ fn disk_full(bin: &Path, scale: Scale) -> Result<Outcome, String> {
     std::fs::remove_file(&fill).map_err(|e| e.to_string())?;
     let resumed = wait(Duration::from_secs(30), || metric("flowlens_raw_held") == 0)
         .ok_or("raw writes did not resume once space was freed")?;
-    let (p, reached) = probe(&one, &node, 0, Duration::from_secs(30));
+    let probe = Probe::send(&node, 0);
+    probe_time(&probe, &one)?;
     let rewritten = wait(Duration::from_secs(30), || {
         metric("flowlens_raw_flows_written_total") > written
     })
     .ok_or("no raw flow was written after space came back")?;
-    want.extend(expected_of(&[p]));
+    want.extend(expected_of(&[probe.flow]));
     let lost = lost.max(settle(&one, &want, scale.settle).err().unwrap_or(0));
-    probe_time(reached)?;
     Ok(Outcome {
         scenario: "disk-full",
         flows: sent.len() + 1,

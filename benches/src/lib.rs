@@ -448,6 +448,26 @@ impl Drop for BenchNode {
     }
 }
 
+/// The `flowlens` binary `cargo test` built beside the running test binary (tests of this crate
+/// drive a debug node through the end-to-end benches' code).
+///
+/// # Panics
+/// When it is not there: the workspace's tests (`cargo xtask test`) build it.
+pub fn test_flowlens() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("flowlens"))
+        .expect("target directory");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the workspace's tests (`cargo xtask test`), which build it",
+        bin.display()
+    );
+    bin
+}
+
 /// Starts `flowlens node` with data in `dir` on free loopback ports, with the test admin token,
 /// and waits up to 10 s until it is ready.
 ///

@@ -4,24 +4,9 @@
 //! seconds: nothing lost, the projection equal to a replay of its log). Correctness only: speed
 //! and memory are the full benches' business (`cargo xtask bench ingest|soak`).
 
-use std::path::PathBuf;
 use std::process::Command;
 
-/// The `flowlens` binary the workspace's tests built beside this one.
-fn flowlens() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("flowlens"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the workspace's tests (`cargo xtask test`), which build it",
-        bin.display()
-    );
-    bin
-}
+use flowlens_benches::test_flowlens as flowlens;
 
 #[test]
 fn every_protocol_reaches_flowlens_and_nfdump_whole_at_a_low_rate() {

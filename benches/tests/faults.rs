@@ -4,27 +4,12 @@
 //! `cargo xtask bench faults`). One more run goes through the bench binary itself, checking
 //! its table.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use flowlens_benches::faults::{Outcome, Scale, SCENARIOS};
 
-/// The `flowlens` binary the workspace's tests built beside this one.
-fn flowlens() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("flowlens"))
-        .expect("target directory");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the workspace's tests (`cargo xtask test`), which build it",
-        bin.display()
-    );
-    bin
-}
+use flowlens_benches::test_flowlens as flowlens;
 
 /// Runs scenario `name` once at the reduced scale; it must lose nothing.
 fn run(name: &str) -> Outcome {

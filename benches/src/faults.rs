@@ -288,8 +288,8 @@ fn freeze_leader(bin: &Path, scale: Scale) -> Result<Outcome, String> {
         lost,
         recovery,
         detail: format!(
-            "node {leader} led {} after the freeze; node 1, resumed 3 s later, agreed with the \
-             others {} after",
+            "node {leader} led {} after the freeze; node 1, resumed after 3 s, a follower again \
+             and equal to the others once the stream ended ({} after it resumed)",
             ms(elected),
             ms(rejoined)
         ),

@@ -353,20 +353,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Free bytes on the file system holding `path`.
-fn free_bytes(path: &Path) -> Result<u64, String> {
-    let out = Command::new("df")
-        .args(["--output=avail", "-B1"])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("df: {e}"))?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .and_then(|l| l.trim().parse().ok())
-        .ok_or(format!("df gave no free space for {}", path.display()))
-}
-
 /// Waits up to `limit` for `ok`; how long it took.
 fn wait(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
     let started = Instant::now();
@@ -394,9 +380,10 @@ fn disk_full(bin: &Path, scale: Scale) -> Result<Outcome, String> {
     .ok_or("the node on the tmpfs never became ready")?;
     // Fill the disk to 64 MiB free: below the floor.
     let fill = disk.0.join("fill");
-    let free = free_bytes(&disk.0)?;
+    // Measured as the node's disk guard measures it.
+    let free = node::housekeeping::free_bytes(&disk.0)
+        .ok_or(format!("no free space known for {}", disk.0.display()))?;
     let file = std::fs::File::create(&fill).map_err(|e| e.to_string())?;
-    file.set_len(0).map_err(|e| e.to_string())?;
     let chunk = vec![0u8; MIB as usize];
     {
         use std::io::Write as _;

@@ -107,16 +107,7 @@ pub fn run(args: &[String]) -> Result<()> {
     };
     let st = ensure_schemathesis()?;
     let target_dir = process::ensure_target_dir()?;
-    Step::cargo("build flowlens")?
-        .args([
-            "build",
-            "--locked",
-            "--package",
-            "flowlens",
-            "--bin",
-            "flowlens",
-        ])
-        .run()?;
+    let binary = process::build_flowlens(&target_dir, false)?;
     let data = std::env::temp_dir().join(format!("flowlens-fuzz-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let api = SocketAddr::from(([127, 0, 0, 1], free_port()?));
@@ -124,7 +115,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let token = format!("fl_fuzz-api-{}-{}", std::process::id(), api.port());
     let token = format!("{token:_<40}");
     let node = Node(
-        Command::new(target_dir.join("debug").join("flowlens"))
+        Command::new(&binary)
             .args(["node", "--data-dir"])
             .arg(&data)
             .args([

@@ -194,6 +194,35 @@ pub fn ensure_target_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Builds the `flowlens` binary (in release when `release`) into `target_dir` and returns its
+/// path, checked to be there.
+pub fn build_flowlens(target_dir: &Path, release: bool) -> Result<PathBuf> {
+    let (name, profile) = if release {
+        ("build flowlens (release)", "release")
+    } else {
+        ("build flowlens", "debug")
+    };
+    Step::cargo(name)?
+        .args([
+            "build",
+            "--locked",
+            "--package",
+            "flowlens",
+            "--bin",
+            "flowlens",
+        ])
+        .args(release.then_some("--release"))
+        .run()?;
+    let binary = target_dir.join(profile).join("flowlens");
+    if !is_executable(&binary) {
+        return Err(Error::Environment(format!(
+            "the {profile} build succeeded but {} is missing",
+            binary.display()
+        )));
+    }
+    Ok(binary)
+}
+
 /// Whether `command` can be run: a path to an executable file, or a name found on PATH.
 pub fn on_path(command: &str) -> bool {
     if command.contains('/') {

@@ -3,7 +3,7 @@
 //! 6343; no NATS). Arguments replace the default `node` command line (`cargo xtask run simulate
 //! --to 127.0.0.1:2055`). The web UI is built first (`cargo xtask web`): the binary embeds it.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::prereq;
 use crate::process::{self, Step};
 
@@ -14,24 +14,7 @@ pub fn run(extra: &[String]) -> Result<()> {
     let target_dir = process::ensure_target_dir()?;
     // The node embeds the UI bundle when it is built.
     crate::web::run(&[])?;
-    Step::cargo("build flowlens (release)")?
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--package",
-            "flowlens",
-            "--bin",
-            "flowlens",
-        ])
-        .run()?;
-    let binary = target_dir.join("release").join("flowlens");
-    if !process::is_executable(&binary) {
-        return Err(Error::Environment(format!(
-            "the release build succeeded but {} is missing",
-            binary.display()
-        )));
-    }
+    let binary = process::build_flowlens(&target_dir, true)?;
     Step::new("flowlens", binary.to_string_lossy())
         .current_dir(process::repo_root()?)
         .args(if extra.is_empty() {

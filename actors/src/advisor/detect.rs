@@ -140,7 +140,7 @@ fn mb(bytes: u64) -> String {
 /// greatest), looked up for the top talker alone.
 fn top_peer(window: &Window, host: IpAddr) -> Option<(IpAddr, u16, u8)> {
     let mut peers: BTreeMap<(IpAddr, u16, u8), u64> = BTreeMap::new();
-    for (&(client, svc), totals) in &window.edges {
+    for ((client, svc), totals) in window.edges() {
         for (end, peer) in [(client, svc.ip), (svc.ip, client)] {
             if end == host {
                 *peers.entry((peer, svc.port, svc.protocol)).or_default() += totals.bytes;
@@ -155,7 +155,11 @@ fn top_peer(window: &Window, host: IpAddr) -> Option<(IpAddr, u16, u8)> {
 pub struct Window {
     /// When the window started, UTC ms.
     pub start_ms: u64,
-    edges: FastMap<(IpAddr, ServiceKey), EdgeTotals>,
+    /// Edges between IPv4 addresses, packed: 32 bytes an entry rather than 56 (a window of a
+    /// large network holds hundreds of thousands, all the time).
+    v4: FastMap<V4Edge, EdgeTotals>,
+    /// Every other edge (IPv6 at either end).
+    other: FastMap<(IpAddr, ServiceKey), EdgeTotals>,
     /// Per (request path, reply path): the dependencies that took them (a few kept as examples).
     asymmetric: BTreeMap<(PathPoint, PathPoint), (usize, Vec<DependencyKey>)>,
 }
@@ -166,12 +170,44 @@ struct EdgeTotals {
     request_packets: u64,
 }
 
+/// An edge between IPv4 addresses: client, server, port, protocol.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct V4Edge(u32, u32, u16, u8);
+
+impl V4Edge {
+    fn key(&self) -> (IpAddr, ServiceKey) {
+        let service = ServiceKey {
+            ip: IpAddr::from(self.1.to_be_bytes()),
+            port: self.2,
+            protocol: self.3,
+        };
+        (IpAddr::from(self.0.to_be_bytes()), service)
+    }
+}
+
+/// One edge of a window, as a reference into its tables (16 bytes, for sorting many).
+#[derive(Clone, Copy)]
+enum EdgeRef<'a> {
+    V4(&'a V4Edge),
+    Other(&'a (IpAddr, ServiceKey)),
+}
+
+impl EdgeRef<'_> {
+    fn key(self) -> (IpAddr, ServiceKey) {
+        match self {
+            EdgeRef::V4(e) => e.key(),
+            EdgeRef::Other(k) => *k,
+        }
+    }
+}
+
 impl Window {
     /// A window starting at `start_ms`.
     pub fn new(start_ms: u64) -> Window {
         Window {
             start_ms,
-            edges: FastMap::default(),
+            v4: FastMap::default(),
+            other: FastMap::default(),
             asymmetric: BTreeMap::new(),
         }
     }
@@ -180,7 +216,8 @@ impl Window {
     /// window holds about as many edges: growing it anew every window only churns the heap).
     pub fn reset(&mut self, start_ms: u64) {
         self.start_ms = start_ms;
-        self.edges.clear();
+        self.v4.clear();
+        self.other.clear();
         self.asymmetric.clear();
     }
 
@@ -202,10 +239,14 @@ impl Window {
     pub fn add(&mut self, edges: &[EdgeStats]) {
         for e in edges {
             let t = &e.traffic;
-            let total = self
-                .edges
-                .entry((e.dependency.client, e.dependency.service))
-                .or_default();
+            let (client, svc) = (e.dependency.client, e.dependency.service);
+            let total = match (client, svc.ip) {
+                (IpAddr::V4(c), IpAddr::V4(s)) => self
+                    .v4
+                    .entry(V4Edge(c.into(), s.into(), svc.port, svc.protocol))
+                    .or_default(),
+                _ => self.other.entry((client, svc)).or_default(),
+            };
             total.bytes = total
                 .bytes
                 .saturating_add(t.bytes_to_server.saturating_add(t.bytes_to_client));
@@ -215,12 +256,26 @@ impl Window {
 
     /// Distinct dependencies in it.
     pub fn len(&self) -> usize {
-        self.edges.len()
+        self.v4.len() + self.other.len()
     }
 
     /// Whether it saw no traffic.
     pub fn is_empty(&self) -> bool {
-        self.edges.is_empty()
+        self.len() == 0
+    }
+
+    /// Every edge with its totals.
+    fn edges(&self) -> impl Iterator<Item = ((IpAddr, ServiceKey), &EdgeTotals)> {
+        let v4 = self.v4.iter().map(|(e, t)| (e.key(), t));
+        v4.chain(self.other.iter().map(|(k, t)| (*k, t)))
+    }
+
+    /// Every edge, as references.
+    fn edge_refs(&self) -> Vec<EdgeRef<'_>> {
+        let mut refs = Vec::with_capacity(self.len());
+        refs.extend(self.v4.keys().map(EdgeRef::V4));
+        refs.extend(self.other.keys().map(EdgeRef::Other));
+        refs
     }
 }
 
@@ -284,7 +339,7 @@ pub fn detect(
     let mut insecure: BTreeMap<(ServiceKey, usize), BTreeSet<IpAddr>> = BTreeMap::new();
     let mut to_network: BTreeMap<IpNet, u64> = BTreeMap::new();
     let mut total_bytes = 0u64;
-    for (&(client, svc), totals) in &window.edges {
+    for ((client, svc), totals) in window.edges() {
         if svc.port == 53 {
             let d = dns.entry(client).or_default();
             d.0 = d.0.saturating_add(totals.request_packets);
@@ -317,10 +372,17 @@ pub fn detect(
     // protocol), so the distinct ports a source tried on a target, and the distinct targets it
     // tried on a port, are runs of edges once sorted: one vector of references sorted twice,
     // not a set per source (a window of a large network holds hundreds of thousands of edges).
-    let mut keys: Vec<&(IpAddr, ServiceKey)> = window.edges.keys().collect();
-    keys.sort_unstable_by_key(|(c, s)| (*c, s.ip, s.port, s.protocol));
-    for run in keys.chunk_by(|a, b| (a.0, a.1.ip) == (b.0, b.1.ip)) {
-        let (src, dst) = (run[0].0, run[0].1.ip);
+    let mut keys = window.edge_refs();
+    keys.sort_unstable_by_key(|e| {
+        let (c, s) = e.key();
+        (c, s.ip, s.port, s.protocol)
+    });
+    let pair = |e: &EdgeRef| {
+        let (c, s) = e.key();
+        (c, s.ip)
+    };
+    for run in keys.chunk_by(|a, b| pair(a) == pair(b)) {
+        let (src, dst) = pair(&run[0]);
         if run.len() >= t.scan_ports {
             found.push(advisory(
                 AdvisoryKind::PortScan,
@@ -332,10 +394,16 @@ pub fn detect(
             ));
         }
     }
-    keys.sort_unstable_by_key(|(c, s)| (*c, s.port, s.protocol, s.ip));
-    for run in keys.chunk_by(|a, b| (a.0, a.1.port, a.1.protocol) == (b.0, b.1.port, b.1.protocol))
-    {
-        let (src, port, protocol) = (run[0].0, run[0].1.port, run[0].1.protocol);
+    keys.sort_unstable_by_key(|e| {
+        let (c, s) = e.key();
+        (c, s.port, s.protocol, s.ip)
+    });
+    let tried = |e: &EdgeRef| {
+        let (c, s) = e.key();
+        (c, s.port, s.protocol)
+    };
+    for run in keys.chunk_by(|a, b| tried(a) == tried(b)) {
+        let (src, port, protocol) = tried(&run[0]);
         if run.len() >= t.sweep_hosts {
             found.push(advisory(
                 AdvisoryKind::HostSweep,

@@ -270,3 +270,34 @@ fn requests_and_replies_seen_at_different_exporters_are_asymmetric() {
         "asymmetric routing: 2 dependencies had requests seen at 192.0.2.1 (interface 3 → 5) and replies at 192.0.2.2 (interface 7 → 1), e.g. 10.0.0.5 → 10.1.0.9:443/6"
     );
 }
+
+#[test]
+fn scans_and_sweeps_count_across_ipv4_and_ipv6_edges() {
+    // IPv4 pairs and the others are kept in separate tables: one sweep over both families,
+    // and a scan between IPv6 hosts, are counted as one run each.
+    let mut edges: Vec<EdgeStats> = (1..=25)
+        .map(|h| edge("10.0.0.66", &format!("10.0.2.{h}"), 22, 6, 60, 1))
+        .collect();
+    edges.extend((1..=25).map(|h| edge("10.0.0.66", &format!("fd00::{h:x}"), 22, 6, 60, 1)));
+    edges.extend((1..=100).map(|p| edge("fd00::66", "fd00::5", p, 6, 60, 1)));
+    let found = run(&edges);
+    assert!(
+        found.contains(&(
+            AdvisoryKind::HostSweep,
+            Severity::Warning,
+            "10.0.0.66:22/6".into()
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            AdvisoryKind::PortScan,
+            Severity::Warning,
+            "fd00::66>fd00::5".into()
+        )),
+        "{found:?}"
+    );
+    assert!(!run(&edges[1..50])
+        .iter()
+        .any(|f| f.0 == AdvisoryKind::HostSweep));
+}

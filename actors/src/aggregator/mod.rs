@@ -23,7 +23,7 @@ use crate::advisor::AdvisorMsg;
 use crate::graph::GraphMsg;
 use crate::lane::Slot;
 use crate::ports::{has_ports, is_service_port, protocol_name};
-use crate::{now_ms, FastMap, FastSet, RawSink};
+use crate::{now_ms, FastMap, FastSet, HostMap, RawSink};
 
 /// Seconds of per-second throughput kept.
 const THROUGHPUT_SECONDS: u64 = 600;
@@ -301,19 +301,17 @@ impl Counter {
 #[derive(Default)]
 struct Window {
     start_ms: u64,
-    sources: FastMap<IpAddr, Counter>,
-    destinations: FastMap<IpAddr, Counter>,
+    sources: HostMap<Counter>,
+    destinations: HostMap<Counter>,
     /// Indexed by protocol number (empty until the window's first flow).
     protocols: Vec<Counter>,
 }
 
 impl Window {
-    fn protocol_map(&self) -> FastMap<u8, Counter> {
+    fn protocols(&self) -> impl Iterator<Item = (u8, &Counter)> {
         (0..=u8::MAX)
             .zip(&self.protocols)
             .filter(|(_, c)| c.flows > 0)
-            .map(|(p, c)| (p, *c))
-            .collect()
     }
 }
 
@@ -403,12 +401,8 @@ impl AggregatorState {
             if let Some(s) = self.seconds.get_mut(slot) {
                 s.1.add(f);
             }
-            self.current.sources.entry(f.src_addr).or_default().add(f);
-            self.current
-                .destinations
-                .entry(f.dst_addr)
-                .or_default()
-                .add(f);
+            self.current.sources.entry(f.src_addr).add(f);
+            self.current.destinations.entry(f.dst_addr).add(f);
             if let Some(c) = self.current.protocols.get_mut(usize::from(f.protocol)) {
                 c.add(f);
             }
@@ -530,8 +524,9 @@ impl AggregatorState {
     }
 
     fn top(&self, limit: usize) -> TopTalkers {
-        let rank = |pick: fn(&Window) -> &FastMap<IpAddr, Counter>| {
-            let mut v: Vec<TopTalker> = merged(pick(&self.previous), pick(&self.current))
+        let rank = |pick: fn(&Window) -> &HostMap<Counter>| {
+            let (previous, current) = (pick(&self.previous), pick(&self.current));
+            let mut v: Vec<TopTalker> = merged(previous.iter(), current.iter())
                 .map(|(ip, c, share)| TopTalker {
                     ip,
                     bytes: c.bytes,
@@ -553,7 +548,7 @@ impl AggregatorState {
 
     fn protocols(&self) -> ProtocolMix {
         let mut protocols: Vec<ProtocolShare> =
-            merged(&self.previous.protocol_map(), &self.current.protocol_map())
+            merged(self.previous.protocols(), self.current.protocols())
                 .map(|(protocol, c, share)| ProtocolShare {
                     protocol,
                     name: protocol_name(protocol),
@@ -572,13 +567,13 @@ impl AggregatorState {
 }
 
 /// The counters of two windows summed per key, each with its share of all bytes (0..=1).
-fn merged<K: Copy + Eq + std::hash::Hash>(
-    previous: &FastMap<K, Counter>,
-    current: &FastMap<K, Counter>,
+fn merged<'a, K: Copy + Eq + std::hash::Hash>(
+    previous: impl Iterator<Item = (K, &'a Counter)>,
+    current: impl Iterator<Item = (K, &'a Counter)>,
 ) -> impl Iterator<Item = (K, Counter, f64)> {
-    let mut all = previous.clone();
-    for (k, c) in current {
-        all.entry(*k).or_default().merge(c);
+    let mut all: FastMap<K, Counter> = FastMap::default();
+    for (k, c) in previous.chain(current) {
+        all.entry(k).or_default().merge(c);
     }
     let total: u64 = all.values().map(|c| c.bytes).sum();
     all.into_iter().map(move |(k, c)| {

@@ -249,17 +249,26 @@ impl GraphState {
 
     fn observe(&mut self, edges: Vec<EdgeStats>, at: u64) -> Vec<Event> {
         let mut events = Vec::new();
+        let mut fresh = Vec::new();
         for edge in edges {
-            let key = edge.dependency;
             // Hot path, one lookup: an active dependency's assets and service are active too,
             // and their last-seen times are brought up to its own before expiry is decided.
-            if let Some(dep) = self.dependencies.get_mut(&key) {
+            if let Some(dep) = self.dependencies.get_mut(&edge.dependency) {
                 if dep.active {
                     dep.last_ms = dep.last_ms.max(at);
                     dep.traffic.merge(&edge.traffic);
                     continue;
                 }
             }
+            fresh.push(edge);
+        }
+        // What is new (or back) goes to the log in the projection's key order, as sweeps do: the
+        // batches then visit its pages in one pass instead of at random. At a cold start with
+        // 187 k dependencies to discover, random order had the projection reading and
+        // decoding a page from disk for most of them (its cache holds a fraction of the tree).
+        fresh.sort_unstable_by_key(|e| order_key(&e.dependency));
+        for edge in fresh {
+            let key = edge.dependency;
             self.touch_asset(key.client, at, &mut events);
             self.touch_asset(key.service.ip, at, &mut events);
             let service = self.services.entry(key.service).or_insert(Seen::NEVER);

@@ -105,29 +105,7 @@ fn init_tracing(level: &str) {
         .try_init();
 }
 
-/// Makes glibc's malloc use one arena for all threads, unless `MALLOC_ARENA_MAX` says otherwise.
-///
-/// glibc gives each busy thread its own arena and keeps what a thread freed in that arena, so a
-/// node whose sled, Raft, API and tokio threads all allocate holds several arenas' worth of free
-/// memory: measured at 100k flows/s with 50k hosts, peak RSS 268 MB with the default arenas and
-/// 186 MB with one, at the same throughput (the hot path allocates per batch, not per flow).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn one_malloc_arena() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
-        // exists, and an unsupported parameter is reported by its return value, not undefined.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 1);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn one_malloc_arena() {}
-
 fn main() -> ExitCode {
-    one_malloc_arena();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

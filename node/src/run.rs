@@ -288,6 +288,7 @@ impl Node {
                     },
                     sink: Arc::new(LogSink(log.clone())),
                     active,
+                    graph: graph.clone(),
                 },
             )
             .await?;

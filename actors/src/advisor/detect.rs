@@ -1,5 +1,5 @@
-//! The detectors, pure: one window of dependency traffic (what the aggregator hands the graph
-//! every flush, accumulated) in, findings out. Scans and sweeps count distinct ports per
+//! The detectors, pure: one window of dependency traffic (what the aggregator handed the graph
+//! during it, accumulated per dependency by the graph) in, findings out. Scans and sweeps count distinct ports per
 //! (source, target) and distinct targets per (source, port); insecure protocols are known ports;
 //! DNS volume is request packets to port 53 per second; the top talker is a host's share of the
 //! window's bytes; spikes and drops compare each network's traffic with its learned baseline for
@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 use proto::advisory::{Advisory, AdvisoryKind, Severity};
-use proto::event::{DependencyKey, EdgeStats, ServiceKey};
+use proto::event::{DependencyKey, EdgeStats, ServiceKey, TrafficDelta};
 
 use crate::aggregator::{Asymmetry, PathPoint};
 
@@ -150,28 +150,46 @@ fn top_peer(window: &Window, host: IpAddr) -> Option<(IpAddr, u16, u8)> {
     peers.into_iter().max_by_key(|(_, b)| *b).map(|(k, _)| k)
 }
 
-/// One window's traffic, accumulated from the flushes.
+/// One window's traffic: each dependency seen in it once, with its totals.
 #[derive(Default)]
 pub struct Window {
     /// When the window started, UTC ms.
     pub start_ms: u64,
     /// Edges between IPv4 addresses, packed: 32 bytes an entry rather than 56 (a window of a
-    /// large network holds hundreds of thousands, all the time).
-    v4: FastMap<V4Edge, EdgeTotals>,
+    /// large network holds hundreds of thousands).
+    v4: Vec<(V4Edge, EdgeTotals)>,
     /// Every other edge (IPv6 at either end).
-    other: FastMap<(IpAddr, ServiceKey), EdgeTotals>,
+    other: Vec<((IpAddr, ServiceKey), EdgeTotals)>,
     /// Per (request path, reply path): the dependencies that took them (a few kept as examples).
     asymmetric: BTreeMap<(PathPoint, PathPoint), (usize, Vec<DependencyKey>)>,
 }
 
-#[derive(Clone, Copy, Default)]
-struct EdgeTotals {
-    bytes: u64,
-    request_packets: u64,
+/// One dependency's traffic in a window: what the detectors read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EdgeTotals {
+    /// Bytes both ways.
+    pub bytes: u64,
+    /// Packets from client to server (requests, for DNS volume).
+    pub request_packets: u64,
+}
+
+impl EdgeTotals {
+    /// Adds one flush's traffic of the dependency.
+    pub fn add(&mut self, t: &TrafficDelta) {
+        self.bytes = self
+            .bytes
+            .saturating_add(t.bytes_to_server.saturating_add(t.bytes_to_client));
+        self.request_packets = self.request_packets.saturating_add(t.packets_to_server);
+    }
+
+    fn merge(&mut self, other: &EdgeTotals) {
+        self.bytes = self.bytes.saturating_add(other.bytes);
+        self.request_packets = self.request_packets.saturating_add(other.request_packets);
+    }
 }
 
 /// An edge between IPv4 addresses: client, server, port, protocol.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct V4Edge(u32, u32, u16, u8);
 
 impl V4Edge {
@@ -206,18 +224,18 @@ impl Window {
     pub fn new(start_ms: u64) -> Window {
         Window {
             start_ms,
-            v4: FastMap::default(),
-            other: FastMap::default(),
+            v4: Vec::new(),
+            other: Vec::new(),
             asymmetric: BTreeMap::new(),
         }
     }
 
-    /// Empties it for a window starting at `start_ms`, keeping its table's room (the next
-    /// window holds about as many edges: growing it anew every window only churns the heap).
+    /// Empties it for a window starting at `start_ms`. The edge tables go back to the heap:
+    /// they fill once a window, from the graph, and are not needed in between.
     pub fn reset(&mut self, start_ms: u64) {
         self.start_ms = start_ms;
-        self.v4.clear();
-        self.other.clear();
+        self.v4 = Vec::new();
+        self.other = Vec::new();
         self.asymmetric.clear();
     }
 
@@ -235,23 +253,54 @@ impl Window {
         }
     }
 
-    /// Adds one flush of dependency traffic.
+    /// Adds a dependency's totals, which must not be in the window yet (the graph hands over
+    /// each dependency once, already summed); [`Window::add`] merges instead.
+    pub fn push_unique(&mut self, key: &DependencyKey, totals: EdgeTotals) {
+        let (client, svc) = (key.client, key.service);
+        match (client, svc.ip) {
+            (IpAddr::V4(c), IpAddr::V4(s)) => self
+                .v4
+                .push((V4Edge(c.into(), s.into(), svc.port, svc.protocol), totals)),
+            _ => self.other.push(((client, svc), totals)),
+        }
+    }
+
+    /// Moves `other`'s edges into this window (merged with any it holds already).
+    pub fn absorb_edges(&mut self, other: Window) {
+        if self.is_empty() {
+            self.v4 = other.v4;
+            self.other = other.other;
+        } else {
+            self.v4.extend(other.v4);
+            self.other.extend(other.other);
+            self.coalesce();
+        }
+    }
+
+    /// Adds flushes of dependency traffic, merged per dependency.
     pub fn add(&mut self, edges: &[EdgeStats]) {
         for e in edges {
-            let t = &e.traffic;
-            let (client, svc) = (e.dependency.client, e.dependency.service);
-            let total = match (client, svc.ip) {
-                (IpAddr::V4(c), IpAddr::V4(s)) => self
-                    .v4
-                    .entry(V4Edge(c.into(), s.into(), svc.port, svc.protocol))
-                    .or_default(),
-                _ => self.other.entry((client, svc)).or_default(),
-            };
-            total.bytes = total
-                .bytes
-                .saturating_add(t.bytes_to_server.saturating_add(t.bytes_to_client));
-            total.request_packets = total.request_packets.saturating_add(t.packets_to_server);
+            let mut totals = EdgeTotals::default();
+            totals.add(&e.traffic);
+            self.push_unique(&e.dependency, totals);
         }
+        self.coalesce();
+    }
+
+    /// Sorts the edges and merges repeats, so that each dependency is in the window once.
+    fn coalesce(&mut self) {
+        fn merge_runs<K: Ord + Copy>(edges: &mut Vec<(K, EdgeTotals)>) {
+            edges.sort_unstable_by_key(|(k, _)| *k);
+            edges.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1.merge(&later.1);
+                }
+                same
+            });
+        }
+        merge_runs(&mut self.v4);
+        merge_runs(&mut self.other);
     }
 
     /// Distinct dependencies in it.
@@ -265,7 +314,7 @@ impl Window {
     }
 
     /// Every edge with its totals.
-    fn edges(&self) -> impl Iterator<Item = ((IpAddr, ServiceKey), &EdgeTotals)> {
+    pub(crate) fn edges(&self) -> impl Iterator<Item = ((IpAddr, ServiceKey), &EdgeTotals)> {
         let v4 = self.v4.iter().map(|(e, t)| (e.key(), t));
         v4.chain(self.other.iter().map(|(k, t)| (*k, t)))
     }
@@ -273,8 +322,8 @@ impl Window {
     /// Every edge, as references.
     fn edge_refs(&self) -> Vec<EdgeRef<'_>> {
         let mut refs = Vec::with_capacity(self.len());
-        refs.extend(self.v4.keys().map(EdgeRef::V4));
-        refs.extend(self.other.keys().map(EdgeRef::Other));
+        refs.extend(self.v4.iter().map(|(e, _)| EdgeRef::V4(e)));
+        refs.extend(self.other.iter().map(|(k, _)| EdgeRef::Other(k)));
         refs
     }
 }

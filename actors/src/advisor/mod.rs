@@ -1,5 +1,5 @@
 //! The advisor: every window it runs the detectors ([`detect`]) over the dependency traffic the
-//! aggregator flushed during it, raises an advisory for each new finding and resolves those not
+//! aggregator flushed during it (which the graph sums per dependency and hands over), raises an advisory for each new finding and resolves those not
 //! seen again for the expiry time, committing both as events. One advisory per id is active at a
 //! time: a finding seen again while active raises nothing. Events the log refuses are kept (up
 //! to a bound) and sent with the next window's.
@@ -13,17 +13,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proto::advisory::AdvisoryResolution;
-use proto::event::{EdgeStats, Event, EventBatch, EventKind};
+use proto::event::{Event, EventBatch, EventKind};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::aggregator::Asymmetry;
+use crate::graph::GraphMsg;
 use crate::{now_ms, EventSink};
 use detect::{Baselines, Thresholds, Window};
 
 /// Events kept while the log refuses them; beyond this the oldest go (and are counted).
 const MAX_UNSENT: usize = 10_000;
-/// Traffic hand-offs the advisor may have waiting before the aggregator skips it.
+/// Hand-offs the advisor may have waiting before the aggregator skips it.
 pub const MAX_OBSERVE_IN_FLIGHT: usize = 4;
+/// How long the advisor waits for the graph's window before it skips this one.
+const WINDOW_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The advisor's settings.
 #[derive(Clone, Debug)]
@@ -49,13 +52,15 @@ pub struct AdvisorTotals {
     pub active: u64,
     /// Networks with a learned baseline.
     pub baselines: u64,
+    /// Windows not evaluated because the graph did not hand over its traffic in time.
+    pub windows_missed: u64,
 }
 
 /// Messages the advisor handles.
 pub enum AdvisorMsg {
-    /// One flush of dependency traffic and the dependencies whose directions took different
-    /// paths in it (the token counts hand-offs in flight).
-    Observe(Vec<EdgeStats>, Vec<Asymmetry>, Arc<()>),
+    /// The dependencies whose directions took different paths in one flush (the token counts
+    /// hand-offs in flight).
+    Asymmetric(Vec<Asymmetry>, Arc<()>),
     /// End of a window (timer).
     Tick,
     /// Counters.
@@ -70,11 +75,15 @@ pub struct AdvisorArgs {
     pub sink: Arc<dyn EventSink>,
     /// Ids of the advisories active in the projection (so a restart raises nothing twice).
     pub active: Vec<String>,
+    /// The graph, which keeps each window's traffic per dependency.
+    pub graph: ActorRef<GraphMsg>,
 }
 
 /// The advisor's state.
 pub struct AdvisorState {
     config: AdvisorConfig,
+    /// None only in tests, which fill the window themselves.
+    graph: Option<ActorRef<GraphMsg>>,
     sink: Arc<dyn EventSink>,
     window: Window,
     baselines: Baselines,
@@ -168,6 +177,7 @@ impl Actor for Advisor {
         Ok(AdvisorState {
             active: args.active.into_iter().map(|id| (id, now)).collect(),
             config: args.config,
+            graph: Some(args.graph),
             sink: args.sink,
             window: Window::new(now),
             baselines: Baselines::default(),
@@ -183,11 +193,25 @@ impl Actor for Advisor {
         state: &mut AdvisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            AdvisorMsg::Observe(edges, asymmetric, _in_flight) => {
-                state.window.add(&edges);
+            AdvisorMsg::Asymmetric(asymmetric, _in_flight) => {
                 state.window.add_asymmetric(&asymmetric);
             }
             AdvisorMsg::Tick => {
+                if let Some(graph) = &state.graph {
+                    match ractor::call_t!(
+                        graph,
+                        GraphMsg::TakeWindow,
+                        WINDOW_TIMEOUT.as_millis() as u64
+                    ) {
+                        Ok(edges) => state.window.absorb_edges(edges),
+                        Err(e) => {
+                            // Half a window's traffic would look like a drop: skip it.
+                            state.totals.windows_missed += 1;
+                            tracing::warn!(error = %e, "advisor skipped a window: no traffic from the graph");
+                            return Ok(());
+                        }
+                    }
+                }
                 let events = state.close_window(now_ms());
                 state.unsent.extend(events);
                 if state.unsent.len() > MAX_UNSENT {

@@ -216,6 +216,7 @@ fn an_advisory_is_raised_once_while_found_and_resolved_after_the_expiry() {
             expire: Duration::from_secs(30),
         },
         sink: Arc::new(Refuses),
+        graph: None,
         window: Window::new(0),
         baselines: Baselines::default(),
         active: Default::default(),

@@ -112,7 +112,7 @@ pub struct AggregatorTotals {
     pub batches: u64,
     /// Dependencies with traffic waiting for the next flush.
     pub pending_edges: u64,
-    /// Flushes the advisor missed because it was behind.
+    /// Asymmetric-path findings the advisor missed because it was behind.
     pub advisor_skipped: u64,
 }
 
@@ -345,7 +345,7 @@ pub struct AggregatorArgs {
     pub graph: ActorRef<GraphMsg>,
     /// Where flow records go once aggregated, to be kept raw (none: not kept).
     pub raw: Option<Arc<dyn RawSink>>,
-    /// The advisor, which sees each flush of dependency traffic too (none: no advisories).
+    /// The advisor, which gets each flush's asymmetric paths (none: no advisories).
     pub advisor: Option<ActorRef<AdvisorMsg>>,
 }
 
@@ -449,12 +449,14 @@ impl AggregatorState {
             })
             .collect();
         let now = now_ms();
-        if let Some(advisor) = &self.advisor {
-            // The advisor is best effort: while it is behind, it misses flushes (counted).
+        // The graph sums each dependency's traffic for the advisor's window too; only what
+        // the graph cannot know goes to the advisor directly.
+        if let (Some(advisor), false) = (&self.advisor, asymmetric.is_empty()) {
+            // The advisor is best effort: while it is behind, it misses these (counted).
             if Arc::strong_count(&self.advising) <= crate::advisor::MAX_OBSERVE_IN_FLIGHT {
                 let token = self.advising.clone();
                 if advisor
-                    .send_message(AdvisorMsg::Observe(edges.clone(), asymmetric, token))
+                    .send_message(AdvisorMsg::Asymmetric(asymmetric, token))
                     .is_err()
                 {
                     self.totals.advisor_skipped += 1;

@@ -20,6 +20,7 @@ use proto::event::{
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::Serialize;
 
+use crate::advisor::detect::{EdgeTotals, Window};
 use crate::committer::Committer;
 use crate::ports::service_name;
 use crate::{now_ms, EventSink, FastMap, RollupSink};
@@ -87,6 +88,9 @@ pub enum GraphMsg {
     Flush(RpcReplyPort<()>),
     /// Sizes of the live map.
     Counts(RpcReplyPort<GraphCounts>),
+    /// The traffic observed since the last time this was asked, per dependency, for the
+    /// advisor's window ([`GraphState::take_window`]).
+    TakeWindow(RpcReplyPort<Window>),
     /// The committer has room again: hand it waiting batches.
     Drain,
     /// A batch another node (or a federated site) committed: see [`GraphState::follow`].
@@ -110,8 +114,17 @@ impl DepState {
             edge: None,
             last_ms: 0,
             active: false,
+            in_window: false,
             traffic: TrafficDelta::default(),
+            window: EdgeTotals::default(),
         }
+    }
+
+    /// Takes a flush's traffic of this dependency, observed here.
+    fn take(&mut self, traffic: &TrafficDelta) {
+        self.traffic.merge(traffic);
+        self.window.add(traffic);
+        self.in_window = true;
     }
 }
 
@@ -137,13 +150,18 @@ impl Seen {
     };
 }
 
-/// One dependency: its edge while active, when it was last seen and the traffic not yet
-/// committed. One map holds all of it: at 200 k dependencies every extra map costs megabytes.
+/// One dependency: its edge while active, when it was last seen, the traffic not yet
+/// committed and the traffic of the advisor's window. One map holds all of it: at 200 k
+/// dependencies every extra map costs megabytes, and every extra lookup per flushed edge costs
+/// a cache miss.
 struct DepState {
     edge: Option<EdgeIndex>,
     last_ms: u64,
     active: bool,
+    /// Whether it was observed in the advisor's current window.
+    in_window: bool,
     traffic: TrafficDelta,
+    window: EdgeTotals,
 }
 
 /// A traffic sweep under way: its time, the map positions of the dependencies it visits in
@@ -256,7 +274,7 @@ impl GraphState {
             if let Some(dep) = self.dependencies.get_mut(&edge.dependency) {
                 if dep.active {
                     dep.last_ms = dep.last_ms.max(at);
-                    dep.traffic.merge(&edge.traffic);
+                    dep.take(&edge.traffic);
                     continue;
                 }
             }
@@ -291,7 +309,7 @@ impl GraphState {
                 });
             }
             if let Some(dep) = self.dependencies.get_mut(&key) {
-                dep.traffic.merge(&edge.traffic);
+                dep.take(&edge.traffic);
             }
         }
         events
@@ -655,10 +673,10 @@ impl Actor for Graph {
             state.dependencies.insert(
                 d.key,
                 DepState {
-                    edge,
                     last_ms: now,
                     active,
-                    traffic: TrafficDelta::default(),
+                    edge,
+                    ..DepState::unseen()
                 },
             );
         }
@@ -712,6 +730,9 @@ impl Actor for Graph {
             GraphMsg::Counts(reply) => {
                 let _ = reply.send(state.counts());
             }
+            GraphMsg::TakeWindow(reply) => {
+                let _ = reply.send(state.take_window());
+            }
         }
         Ok(())
     }
@@ -719,3 +740,4 @@ impl Actor for Graph {
 
 #[cfg(test)]
 mod tests;
+mod window;

@@ -202,3 +202,53 @@ async fn traffic_another_node_committed_keeps_a_dependency_alive_here_and_its_ex
     let again = g.observe(vec![x], t0 + 410_000);
     assert_eq!(kinds(&again), ["DependencyDiscovered"]);
 }
+
+#[tokio::test]
+async fn the_advisor_window_sums_each_dependency_once_and_starts_over_when_taken() {
+    let mut g = state(1000);
+    let (a, b, c) = (
+        edge([10, 0, 0, 1], [10, 0, 1, 1], 443),
+        edge([10, 0, 0, 2], [10, 0, 1, 1], 443),
+        edge([10, 0, 0, 1], [10, 0, 1, 2], 22),
+    );
+    let mut v6 = edge([0; 4], [0; 4], 53);
+    v6.dependency.client = "fd00::7".parse().unwrap_or(IpAddr::from([0; 4]));
+    v6.traffic.packets_to_server = 3;
+    v6.traffic.bytes_to_client = 40;
+    // New dependencies, then one of them again (now active: the one-lookup path) with others.
+    g.observe(vec![a, b], 1_000);
+    g.observe(vec![a, c, v6], 2_000);
+    g.observe(vec![v6], 3_000);
+    let mut got: Vec<(DependencyKey, u64, u64)> = g
+        .take_window()
+        .edges()
+        .map(|((client, service), t)| {
+            (
+                DependencyKey { client, service },
+                t.bytes,
+                t.request_packets,
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        (a.dependency, 200, 0),
+        (b.dependency, 100, 0),
+        (c.dependency, 100, 0),
+        (v6.dependency, 280, 6),
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // Taken: the next window starts empty, and holds only what is observed after.
+    assert_eq!(g.take_window().len(), 0);
+    g.observe(vec![b], 4_000);
+    let next: Vec<u64> = g.take_window().edges().map(|(_, t)| t.bytes).collect();
+    assert_eq!(next, vec![100]);
+    // Another node's traffic keeps the map alive here but is not this node's to advise on.
+    let batch = EventBatch::new(vec![Event {
+        at_ms: 5_000,
+        kind: EventKind::DependencyTraffic { edges: vec![a] },
+    }]);
+    g.follow(&batch);
+    assert!(g.take_window().is_empty());
+}

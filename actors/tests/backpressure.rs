@@ -103,7 +103,7 @@ async fn a_slow_graph_gets_a_bounded_number_of_messages_and_every_byte() {
     )
     .await
     .expect("aggregator");
-    let lane = Lane::new(1_000_000);
+    let lane = Lane::new(1_000_000, usize::MAX);
     let mut sent = 0;
     // Twenty periods, each handed over by a tick, while the graph handles nothing.
     for period in 0..20u8 {

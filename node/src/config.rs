@@ -188,6 +188,9 @@ pub struct CollectorSection {
     pub batch_datagrams: usize,
     /// Flow batches allowed in flight to the aggregator before whole batches are dropped.
     pub queue_batches: usize,
+    /// Flows allowed in flight to the aggregator (in those batches) before whole batches are
+    /// dropped: what bounds the queue's memory (a flow takes 144 bytes).
+    pub queue_flows: usize,
 }
 
 /// Aggregator settings.
@@ -449,6 +452,7 @@ impl Default for CollectorSection {
             recv_buffer_bytes: 32 << 20,
             batch_datagrams: 64,
             queue_batches: 1024,
+            queue_flows: 131_072,
         }
     }
 }
@@ -732,6 +736,9 @@ impl Config {
         }
         if self.collector.queue_batches == 0 {
             return Err(invalid("collector.queue_batches", "must be 1 or more"));
+        }
+        if self.collector.queue_flows == 0 {
+            return Err(invalid("collector.queue_flows", "must be 1 or more"));
         }
         let positive = [
             ("aggregator.flush_interval", self.aggregator.flush_interval),

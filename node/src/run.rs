@@ -311,7 +311,7 @@ impl Node {
             },
         )
         .await?;
-        let lane = Lane::new(config.collector.queue_batches);
+        let lane = Lane::new(config.collector.queue_batches, config.collector.queue_flows);
         let relay = actors::relay::Relay::start(&config.relay)
             .context("cannot start the relay (relay targets)")?;
         let (collector, _) = Actor::spawn(

@@ -13,7 +13,7 @@ mod segment;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,9 @@ use segment::{SegmentWriter, Written};
 
 /// Batches that may wait for the writer before new ones are dropped.
 pub const QUEUE_BATCHES: usize = 256;
+/// Flows those batches may hold (144 bytes each: about 19 MB) before new ones are dropped;
+/// a batch finding the queue empty is always taken.
+pub const QUEUE_FLOWS: usize = 131_072;
 /// Most time buffered records wait before they are written to their file.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 /// How often retention runs (also whenever the size bound is exceeded, at most once a second).
@@ -75,6 +78,8 @@ struct Counters {
     dropped_flows: AtomicU64,
     write_errors: AtomicU64,
     guarded_flows: AtomicU64,
+    /// Flows waiting for the writer.
+    queued_flows: std::sync::atomic::AtomicUsize,
 }
 
 /// What the writer thread is asked to do.
@@ -190,16 +195,23 @@ impl RawSink for RawStore {
                 .fetch_add(flows.len() as u64, Ordering::Relaxed);
             return;
         }
-        match self.tx.try_send(Command::Batch(now_ms(), flows)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(cmd)) | Err(TrySendError::Disconnected(cmd)) => {
-                if let Command::Batch(_, flows) = cmd {
-                    let c = &self.counters;
-                    c.dropped_batches.fetch_add(1, Ordering::Relaxed);
-                    c.dropped_flows
-                        .fetch_add(flows.len() as u64, Ordering::Relaxed);
-                }
-            }
+        let c = &self.counters;
+        let n = flows.len();
+        let drop = || {
+            c.dropped_batches.fetch_add(1, Ordering::Relaxed);
+            c.dropped_flows.fetch_add(n as u64, Ordering::Relaxed);
+        };
+        let room = c
+            .queued_flows
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q.saturating_add(n) <= QUEUE_FLOWS).then_some(q + n)
+            });
+        if room.is_err() {
+            return drop();
+        }
+        if self.tx.try_send(Command::Batch(now_ms(), flows)).is_err() {
+            c.queued_flows.fetch_sub(n, Ordering::AcqRel);
+            drop();
         }
     }
 }
@@ -235,6 +247,9 @@ fn writer(
                 if let Err(e) = segments.append(at, &flows) {
                     warn("cannot write", &e);
                 }
+                counters
+                    .queued_flows
+                    .fetch_sub(flows.len(), Ordering::AcqRel);
             }
             Ok(Command::Flush(ack)) => {
                 if let Err(e) = segments.flush() {

@@ -16,7 +16,7 @@ use super::record::tests::{v4_flow, v6_flow};
 use super::record::{self, BLOCK_RECORDS, RECORD_SIZE};
 use super::scan::{self, scan};
 use super::segment::{self, segment_path, SegmentWriter, MINUTE_MS};
-use super::{RawConfig, RawStore};
+use super::{RawConfig, RawStore, QUEUE_FLOWS};
 
 /// A receipt minute just after the test flows end (`v4_flow(n)` ends at 1_700_000_030_000 + n).
 const T0: u64 = 28_333_334 * MINUTE_MS;
@@ -301,6 +301,17 @@ fn a_full_queue_drops_whole_batches_and_counts_them() {
     let stats = store.stats();
     assert_eq!((stats.dropped_batches, stats.dropped_flows), (3, 9));
     assert!(!store.flush(Duration::from_millis(10)), "no room to ask");
+}
+
+#[test]
+fn the_writer_queue_is_bounded_in_flows_too() {
+    let dir = tempdir();
+    let (store, _rx) = RawStore::with_channel(dir.path(), 1_000);
+    // A batch bigger than the bound is taken by an empty queue; then nothing more fits.
+    store.record(vec![v4_flow(1); QUEUE_FLOWS + 1]);
+    store.record(vec![v4_flow(2); 1]);
+    let stats = store.stats();
+    assert_eq!((stats.dropped_batches, stats.dropped_flows), (1, 1));
 }
 
 #[test]

@@ -214,7 +214,7 @@ fn error_name(e: &DecodeError) -> &'static str {
 }
 
 /// Decodes one datagram, received at `received_ms`, into `sink` and updates the exporter's
-/// counters.
+/// counters; returns whether the template cache changed (so is to be saved) and the format.
 fn decode_one(
     state: &mut ListenerState,
     from: SocketAddr,
@@ -228,7 +228,10 @@ fn decode_one(
     };
     let flows_before = sink.flows.len();
     let counters_before = sink.counters;
+    let changes_before = state.cache.changes();
     let result = decode_datagram(bytes, &ctx, &mut state.cache, sink);
+    // Saved (with an fsync) when it changed: not every time an exporter repeats its templates.
+    let changed = state.cache.changes() != changes_before;
     let exporter = state.exporters.entry(from.ip()).or_default();
     exporter.packets += 1;
     exporter.last_seen_ms = received_ms;
@@ -262,17 +265,14 @@ fn decode_one(
                 Verdict::Reset => exporter.sequence_resets += 1,
                 Verdict::Start | Verdict::InOrder => {}
             }
-            (
-                report.templates > 0 || report.withdrawals > 0,
-                Some(report.source),
-            )
+            (changed, Some(report.source))
         }
         Err(e) => {
             *exporter
                 .errors
                 .entry(error_name(&e).to_string())
                 .or_default() += 1;
-            (false, None)
+            (changed, None)
         }
     }
 }
@@ -312,9 +312,8 @@ async fn read_loop(
             while let Some((n, from)) = next {
                 let bytes = buf.get(..n).unwrap_or_default();
                 let before = sink.flows.len();
-                let (new_templates, source) =
-                    decode_one(&mut st, from, bytes, received_ms, &mut sink);
-                learned |= new_templates;
+                let (changed, source) = decode_one(&mut st, from, bytes, received_ms, &mut sink);
+                learned |= changed;
                 if !relay.is_empty() {
                     let flows = sink.flows.get(before..).unwrap_or_default();
                     relay.offer(bytes, from, source, flows);

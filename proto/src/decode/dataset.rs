@@ -135,13 +135,18 @@ pub(crate) fn decode_data_set<S: FlowSink>(
         }
     }
     if facts.system_init_ms.is_some() || facts.n_rates > 0 {
+        let mut changed = false;
         if let Some(state) = cache.scope_mut(*scope) {
-            if facts.system_init_ms.is_some() {
+            if facts.system_init_ms.is_some() && state.system_init_ms != facts.system_init_ms {
                 state.system_init_ms = facts.system_init_ms;
+                changed = true;
             }
             for (sampler, rate) in facts.rates.iter().take(facts.n_rates) {
-                state.sampling.learn(*sampler, *rate);
+                changed |= state.sampling.learn(*sampler, *rate);
             }
+        }
+        if changed {
+            cache.note_change();
         }
     }
     true

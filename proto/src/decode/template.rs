@@ -199,18 +199,20 @@ pub struct SamplingState {
 }
 
 impl SamplingState {
-    /// Records a rate learned from an options record.
-    pub fn learn(&mut self, sampler: Option<u64>, rate: u32) {
+    /// Records a rate learned from an options record; whether that changed anything.
+    pub fn learn(&mut self, sampler: Option<u64>, rate: u32) -> bool {
         match sampler {
-            None => self.default_rate = Some(rate),
+            None => self.default_rate.replace(rate) != Some(rate),
             Some(id) => match self.by_sampler.iter().position(|(s, _)| *s == id) {
-                Some(i) => {
-                    if let Some(slot) = self.by_sampler.get_mut(i) {
-                        slot.1 = rate;
-                    }
+                Some(i) => self
+                    .by_sampler
+                    .get_mut(i)
+                    .is_some_and(|slot| std::mem::replace(&mut slot.1, rate) != rate),
+                None if self.by_sampler.len() < 256 => {
+                    self.by_sampler.push((id, rate));
+                    true
                 }
-                None if self.by_sampler.len() < 256 => self.by_sampler.push((id, rate)),
-                None => {}
+                None => false,
             },
         }
     }
@@ -257,6 +259,8 @@ pub struct TemplateCache {
     limits: CacheLimits,
     pending: VecDeque<PendingSet>,
     pending_bytes: usize,
+    /// Changes to what is saved, counted (see [`TemplateCache::changes`]).
+    changes: u64,
 }
 
 /// Serialised form of the cache: a list, since map keys must be strings in JSON.
@@ -273,6 +277,7 @@ impl From<CacheDef> for TemplateCache {
             limits: d.limits,
             pending: VecDeque::new(),
             pending_bytes: 0,
+            changes: 0,
         }
     }
 }
@@ -360,15 +365,37 @@ impl TemplateCache {
         if !state.templates.contains_key(&id) && state.templates.len() >= max {
             return Learned::LimitReached;
         }
-        state.templates.insert(id, template);
+        // Exporters send the same templates again every few packets: only a new or changed
+        // one changes what a restart must remember.
+        if state.templates.get(&id) != Some(&template) {
+            state.templates.insert(id, template);
+            self.changes += 1;
+        }
         Learned::Stored
+    }
+
+    /// How many times what is saved (templates, sampling rates, exporter clocks) has changed
+    /// since the cache was made or loaded: a collector saves the cache when this moves, not
+    /// every time an exporter repeats a template it already sent.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// Counts a change made through [`TemplateCache::scope_mut`].
+    pub(crate) fn note_change(&mut self) {
+        self.changes += 1;
     }
 
     /// Withdraws one template; returns whether it existed.
     pub fn withdraw(&mut self, scope: &TemplateScope, id: u16) -> bool {
-        self.scopes
+        let existed = self
+            .scopes
             .get_mut(scope)
-            .is_some_and(|s| s.templates.remove(&id).is_some())
+            .is_some_and(|s| s.templates.remove(&id).is_some());
+        if existed {
+            self.changes += 1;
+        }
+        existed
     }
 
     /// Withdraws every data template (or every options template) of a scope; returns how many.
@@ -378,7 +405,11 @@ impl TemplateCache {
         };
         let before = s.templates.len();
         s.templates.retain(|_, t| t.is_options() != options);
-        before - s.templates.len()
+        let withdrawn = before - s.templates.len();
+        if withdrawn > 0 {
+            self.changes += 1;
+        }
+        withdrawn
     }
 
     /// Buffers a data set that arrived before its template. Returns how many older sets were

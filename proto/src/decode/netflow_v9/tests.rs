@@ -360,3 +360,44 @@ fn v9_reserved_set_ids_are_counted_and_skipped() {
     assert_eq!(out.len(), 1);
     assert_eq!(reports[0].skipped.get(SkipReason::ReservedSetId), 1);
 }
+
+#[test]
+fn v9_cache_changes_count_new_and_changed_state_not_repeats() {
+    let mut cache = TemplateCache::new();
+    let run = |p: V9Packet, cache: &mut TemplateCache| {
+        decode(&p.finish(), &ctx(), cache, &mut Vec::new()).unwrap();
+        cache.changes()
+    };
+    assert_eq!(run(template_packet(1), &mut cache), 1, "a new template");
+    // Exporters repeat their templates every few packets: nothing to save again.
+    assert_eq!(
+        run(template_packet(2), &mut cache),
+        1,
+        "the same template again"
+    );
+    let mut changed = V9Packet::new(1, UPTIME, UNIX_SECS, 3, 7);
+    changed.set(0).template(300, &[(8, 4), (12, 4), (4, 1)]);
+    assert_eq!(
+        run(changed, &mut cache),
+        2,
+        "the same id with another layout"
+    );
+    let options = |seq: u32, rate: u32| {
+        let mut p = V9Packet::new(1, UPTIME, UNIX_SECS, seq, 7);
+        p.set(1)
+            .options_template(257, &[(1, 4)], &[(34, 4), (35, 1)]);
+        p.set(257);
+        p.writer().u32(0).u32(rate).u8(2).bytes(&[0, 0, 0]);
+        p
+    };
+    assert_eq!(
+        run(options(4, 100), &mut cache),
+        4,
+        "an options template and a rate"
+    );
+    assert_eq!(run(options(5, 100), &mut cache), 4, "both repeated");
+    assert_eq!(run(options(6, 200), &mut cache), 5, "a new rate");
+    let mut withdraw = V9Packet::new(1, UPTIME, UNIX_SECS, 7, 7);
+    withdraw.set(0).template(300, &[]);
+    assert_eq!(run(withdraw, &mut cache), 6, "a withdrawal");
+}

@@ -1,9 +1,9 @@
 //! The detectors, pure: one window of dependency traffic (what the aggregator handed the graph
-//! during it, accumulated per dependency by the graph) in, findings out. Scans and sweeps count distinct ports per
-//! (source, target) and distinct targets per (source, port); insecure protocols are known ports;
-//! DNS volume is request packets to port 53 per second; the top talker is a host's share of the
-//! window's bytes; spikes and drops compare each network's traffic with its learned baseline for
-//! the hour of day ([`Baselines`]).
+//! during it, accumulated per dependency by the graph) in, findings out. Scans and sweeps count
+//! distinct ports per (source, target) and distinct targets per (source, port); insecure
+//! protocols are known ports; DNS volume is request packets to port 53 per second; the top
+//! talker is a host's share of the window's bytes; spikes and drops compare each network's
+//! traffic with its learned baseline for the hour of day ([`Baselines`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

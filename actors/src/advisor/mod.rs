@@ -1,8 +1,9 @@
 //! The advisor: every window it runs the detectors ([`detect`]) over the dependency traffic the
-//! aggregator flushed during it (which the graph sums per dependency and hands over), raises an advisory for each new finding and resolves those not
-//! seen again for the expiry time, committing both as events. One advisory per id is active at a
-//! time: a finding seen again while active raises nothing. Events the log refuses are kept (up
-//! to a bound) and sent with the next window's.
+//! aggregator flushed during it (which the graph sums per dependency and hands over), raises an
+//! advisory for each new finding and resolves those not seen again for the expiry time,
+//! committing both as events. One advisory per id is active at a time: a finding seen again
+//! while active raises nothing. Events the log refuses are kept (up to a bound) and sent with
+//! the next window's.
 
 pub mod detect;
 #[cfg(test)]
@@ -207,7 +208,10 @@ impl Actor for Advisor {
                         Err(e) => {
                             // Half a window's traffic would look like a drop: skip it.
                             state.totals.windows_missed += 1;
-                            tracing::warn!(error = %e, "advisor skipped a window: no traffic from the graph");
+                            tracing::warn!(
+                                error = %e,
+                                "advisor skipped a window: no traffic from the graph"
+                            );
                             return Ok(());
                         }
                     }

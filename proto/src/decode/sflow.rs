@@ -1,12 +1,10 @@
 //! sFlow v5: a datagram header naming the agent, then samples. Flow samples (compact and
-//! expanded) carry a sampled packet — a raw header parsed with `etherparse`, or pre-parsed
+//! expanded) carry a sampled packet — a raw header (read in [`header`]), or pre-parsed
 //! IPv4/IPv6 data — plus extended switch/router/gateway data; they become one [`FlowRecord`] each,
 //! scaled by the sampling rate. Counter samples' generic interface counters become
 //! [`InterfaceCounters`]. Everything is walked by declared lengths, bounded by the datagram.
 
 use std::net::IpAddr;
-
-use etherparse::{LaxLinkExtSlice, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use super::reader::Reader;
 use super::{DecodeContext, DecodeError, FlowSink, PacketReport, SkipReason};
@@ -29,13 +27,6 @@ mod flow_format {
     pub const EXTENDED_SWITCH: u32 = 1001;
     pub const EXTENDED_ROUTER: u32 = 1002;
     pub const EXTENDED_GATEWAY: u32 = 1003;
-}
-
-/// Raw header protocols FlowLens parses.
-mod header_protocol {
-    pub const ETHERNET: u32 = 1;
-    pub const IPV4: u32 = 11;
-    pub const IPV6: u32 = 12;
 }
 
 /// Generic interface counters record (enterprise 0, format 1).
@@ -184,7 +175,7 @@ fn flow_sample<S: FlowSink>(
                 let _stripped = rec.u32("stripped")?;
                 let header_len = rec.u32("header length")? as usize;
                 let header = rec.bytes(header_len, "sampled header")?;
-                if parse_header(protocol, header, &mut flow) {
+                if header::parse(protocol, header, &mut flow) {
                     has_addresses = true;
                     frame_len = Some(u64::from(frame_length));
                 } else {
@@ -260,60 +251,6 @@ fn gateway(rec: &mut Reader<'_>, flow: &mut FlowRecord) -> Result<(), DecodeErro
     Ok(())
 }
 
-/// Parses a sampled packet header into addresses, ports, protocol, flags, ToS and VLAN. Returns
-/// false when it holds no IP packet. Truncated headers (the norm: agents cut at 128 bytes) are
-/// read as far as they go.
-fn parse_header(protocol: u32, header: &[u8], flow: &mut FlowRecord) -> bool {
-    let parsed = match protocol {
-        header_protocol::ETHERNET => LaxSlicedPacket::from_ethernet(header).ok(),
-        header_protocol::IPV4 | header_protocol::IPV6 => LaxSlicedPacket::from_ip(header).ok(),
-        _ => None,
-    };
-    let Some(p) = parsed else { return false };
-    for ext in &p.link_exts {
-        if let LaxLinkExtSlice::Vlan(v) = ext {
-            flow.vlan = Some(v.vlan_identifier().value());
-            break;
-        }
-    }
-    match &p.net {
-        Some(LaxNetSlice::Ipv4(ip)) => {
-            let h = ip.header();
-            flow.src_addr = IpAddr::V4(h.source_addr());
-            flow.dst_addr = IpAddr::V4(h.destination_addr());
-            flow.protocol = ip.payload().ip_number.0;
-            flow.tos = h.slice().get(1).copied().unwrap_or(0);
-        }
-        Some(LaxNetSlice::Ipv6(ip)) => {
-            let h = ip.header();
-            flow.src_addr = IpAddr::V6(h.source_addr());
-            flow.dst_addr = IpAddr::V6(h.destination_addr());
-            flow.protocol = ip.payload().ip_number.0;
-            flow.tos = h.traffic_class();
-        }
-        _ => return false,
-    }
-    match &p.transport {
-        Some(TransportSlice::Tcp(t)) => {
-            flow.src_port = t.source_port();
-            flow.dst_port = t.destination_port();
-            flow.tcp_flags = t.slice().get(13).copied().unwrap_or(0);
-        }
-        Some(TransportSlice::Udp(u)) => {
-            flow.src_port = u.source_port();
-            flow.dst_port = u.destination_port();
-        }
-        Some(TransportSlice::Icmpv4(i)) => {
-            flow.dst_port = u16::from(i.type_u8()) << 8 | u16::from(i.code_u8());
-        }
-        Some(TransportSlice::Icmpv6(i)) => {
-            flow.dst_port = u16::from(i.type_u8()) << 8 | u16::from(i.code_u8());
-        }
-        None => {}
-    }
-    true
-}
-
 /// Decodes one counter sample, handing generic interface counters to the sink.
 fn counter_sample<S: FlowSink>(
     mut r: Reader<'_>,
@@ -369,5 +306,6 @@ fn counter_sample<S: FlowSink>(
     Ok(())
 }
 
+mod header;
 #[cfg(test)]
 mod tests;

@@ -27,6 +27,8 @@ use crate::{now_ms, EventSink, FastMap, RollupSink};
 
 /// Batches kept waiting while the event log is slow or refusing; beyond this the oldest go.
 const MAX_PENDING_BATCHES: usize = 1024;
+/// How often a sweep under way hands on what has come due.
+const SWEEP_STEP: Duration = Duration::from_millis(250);
 /// Most work in one committed batch (one per event, one per edge of a traffic event): the
 /// projection applies a batch in one transaction, and huge transactions cost memory.
 const MAX_BATCH_WEIGHT: usize = 2000;
@@ -91,7 +93,7 @@ pub enum GraphMsg {
     /// The traffic observed since the last time this was asked, per dependency, for the
     /// advisor's window ([`GraphState::take_window`]).
     TakeWindow(RpcReplyPort<Window>),
-    /// The committer has room again: hand it waiting batches.
+    /// The committer has room again, or a sweep has more due: hand on waiting batches.
     Drain,
     /// A batch another node (or a federated site) committed: see [`GraphState::follow`].
     Follow(Arc<EventBatch>),
@@ -164,14 +166,6 @@ struct DepState {
     window: EdgeTotals,
 }
 
-/// A traffic sweep under way: its time, the map positions of the dependencies it visits in
-/// (about) key order, and how many of them it has visited.
-struct Sweep {
-    at: u64,
-    order: Vec<u32>,
-    next: usize,
-}
-
 /// The graph's state.
 pub struct GraphState {
     config: GraphConfig,
@@ -184,7 +178,7 @@ pub struct GraphState {
     /// that a sweep's batches each touch a narrow run of its pages.
     dependencies: IndexMap<DependencyKey, DepState, foldhash::fast::RandomState>,
     pending: VecDeque<EventBatch>,
-    sweep: Option<Sweep>,
+    sweep: Option<sweep::Sweep>,
 }
 
 /// The graph actor.
@@ -209,21 +203,6 @@ pub fn is_internal(ip: IpAddr, extra: &[IpNet]) -> bool {
         IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     };
     private || extra.iter().any(|n| n.contains(&ip))
-}
-
-/// A dependency's place in a sweep: client address (its leading 32 bits for IPv6, after all
-/// IPv4), then roughly the server address, which is the order of the projection's keys up to
-/// servers of one client.
-fn order_key(k: &DependencyKey) -> u64 {
-    let client = match k.client {
-        IpAddr::V4(v4) => u64::from(u32::from(v4)),
-        IpAddr::V6(v6) => (1 << 32) | (v6.to_bits() >> 96) as u64,
-    };
-    let server = match k.service.ip {
-        IpAddr::V4(v4) => u64::from(u32::from(v4) >> 2),
-        IpAddr::V6(v6) => (1 << 30) | (v6.to_bits() >> 98) as u64,
-    };
-    (client << 31) | server
 }
 
 impl GraphState {
@@ -284,7 +263,7 @@ impl GraphState {
         // batches then visit its pages in one pass instead of at random. At a cold start with
         // 187 k dependencies to discover, random order had the projection reading and
         // decoding a page from disk for most of them (its cache holds a fraction of the tree).
-        fresh.sort_unstable_by_key(|e| order_key(&e.dependency));
+        fresh.sort_unstable_by_key(|e| sweep::order_key(&e.dependency));
         for edge in fresh {
             let key = edge.dependency;
             self.touch_asset(key.client, at, &mut events);
@@ -414,84 +393,6 @@ impl GraphState {
         self.activate(key, at);
     }
 
-    /// Starts a traffic sweep stamped `at`, unless one is under way.
-    fn start_sweep(&mut self, at: u64) {
-        if self.sweep.is_none() {
-            let mut order: Vec<(u64, u32)> = self
-                .dependencies
-                .keys()
-                .enumerate()
-                .map(|(i, k)| (order_key(k), i as u32))
-                .collect();
-            order.sort_unstable();
-            self.sweep = Some(Sweep {
-                at,
-                order: order.into_iter().map(|(_, i)| i).collect(),
-                next: 0,
-            });
-        }
-    }
-
-    /// The sweep's next traffic, at most `limit` edges, as events of at most
-    /// `max_edges_per_event` edges each, taken straight from the dependency map; the sweep ends
-    /// after the last dependency it started with. Only what goes to the log now is ever copied,
-    /// so a period's traffic never sits in memory twice, whatever the size of the map. Traffic
-    /// a dependency sees after the sweep passed it (or a dependency found since the sweep
-    /// started) goes with the next sweep.
-    fn sweep_events(&mut self, limit: usize) -> Vec<Event> {
-        let Some(sweep) = &mut self.sweep else {
-            return Vec::new();
-        };
-        let at = sweep.at;
-        let max = self.config.max_edges_per_event.max(1);
-        let mut events = Vec::new();
-        let mut edges = Vec::new();
-        let mut taken = 0;
-        while let Some(&position) = sweep.order.get(sweep.next) {
-            if taken == limit {
-                break;
-            }
-            sweep.next += 1;
-            let Some((key, dep)) = self.dependencies.get_index_mut(position as usize) else {
-                continue;
-            };
-            if dep.traffic.flows == 0 {
-                continue;
-            }
-            edges.push(EdgeStats {
-                dependency: *key,
-                traffic: std::mem::take(&mut dep.traffic),
-            });
-            taken += 1;
-            if edges.len() == max {
-                events.push(Event {
-                    at_ms: at,
-                    kind: EventKind::DependencyTraffic {
-                        edges: std::mem::take(&mut edges),
-                    },
-                });
-            }
-        }
-        if !edges.is_empty() {
-            events.push(Event {
-                at_ms: at,
-                kind: EventKind::DependencyTraffic { edges },
-            });
-        }
-        if sweep.next >= sweep.order.len() {
-            self.sweep = None;
-        }
-        events
-    }
-
-    /// Hands the committer the sweep's next batches while it has room.
-    fn sweep(&mut self) {
-        while self.sweep.is_some() && self.pending.is_empty() && self.committer.has_room() {
-            let events = self.sweep_events(MAX_BATCH_WEIGHT);
-            self.commit(events);
-        }
-    }
-
     fn expiry_events(&mut self, now: u64) -> Vec<Event> {
         let idle = self.config.idle_expiry.as_millis() as u64;
         let cutoff = now.saturating_sub(idle);
@@ -599,7 +500,7 @@ impl GraphState {
                 if self.sweep.is_none() {
                     break;
                 }
-                let events = self.sweep_events(MAX_BATCH_WEIGHT);
+                let events = self.sweep_events(MAX_BATCH_WEIGHT, usize::MAX);
                 self.commit(events);
             }
         }
@@ -681,12 +582,24 @@ impl Actor for Graph {
             );
         }
         let every = state.config.stats_interval.max(Duration::from_millis(50));
+        let pace = myself.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 if myself.send_message(GraphMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
+        // A paced sweep goes on between ticks (see `GraphState::sweep`).
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_STEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if pace.send_message(GraphMsg::Drain).is_err() {
                     return;
                 }
             }
@@ -738,6 +651,7 @@ impl Actor for Graph {
     }
 }
 
+mod sweep;
 #[cfg(test)]
 mod tests;
 mod window;

@@ -81,7 +81,7 @@ async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
         .collect();
     g.observe(many.clone(), 1_000);
     g.start_sweep(2_000);
-    let first = g.sweep_events(2000);
+    let first = g.sweep_events(2000, usize::MAX);
     assert_eq!(first.len(), 2);
     assert_eq!(traffic_of(&first), (2000, 200_000));
     // In key order (the projection's), whatever order the map holds them in.
@@ -103,19 +103,54 @@ async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
     g.observe(vec![edge([10, 9, 9, 9], [10, 2, 0, 1], 443)], 3_000);
     // A second start does not restart the sweep under way.
     g.start_sweep(4_000);
-    let rest: Vec<Event> = [g.sweep_events(2000), g.sweep_events(2000)].concat();
+    let rest: Vec<Event> = [
+        g.sweep_events(2000, usize::MAX),
+        g.sweep_events(2000, usize::MAX),
+    ]
+    .concat();
     assert!(rest.iter().all(|e| e.at_ms == 2_000));
     // Not yet visited: both observations; already visited, or found since the sweep
     // started: waits for the next sweep.
     assert_eq!(traffic_of(&rest), (3000, 600_000));
     assert!(g.sweep.is_none());
     g.start_sweep(10_000);
-    let next = g.sweep_events(usize::MAX);
+    let next = g.sweep_events(usize::MAX, usize::MAX);
     assert_eq!(traffic_of(&next), (2001, 200_100));
     assert!(g.sweep.is_none());
     // Nothing is left: a sweep over a quiet map is empty.
     g.start_sweep(20_000);
-    assert!(g.sweep_events(usize::MAX).is_empty());
+    assert!(g.sweep_events(usize::MAX, usize::MAX).is_empty());
+}
+
+#[tokio::test]
+async fn a_sweep_hands_on_traffic_as_it_comes_due_over_half_the_stats_interval() {
+    let mut g = state(1000);
+    g.config.stats_interval = Duration::from_millis(400);
+    let many: Vec<EdgeStats> = (0..5000u32)
+        .map(|i| {
+            let [_, _, a, b] = i.to_be_bytes();
+            edge([10, 1, a, b], [10, 2, 0, 1], 443)
+        })
+        .collect();
+    g.observe(many, 1_000);
+    g.start_sweep(2_000);
+    // At once: one batch's worth, then nothing more until more is due.
+    g.sweep();
+    assert_eq!(g.sweep.as_ref().map(|s| s.next), Some(MAX_BATCH_WEIGHT));
+    g.sweep();
+    assert_eq!(g.sweep.as_ref().map(|s| s.next), Some(MAX_BATCH_WEIGHT));
+    // Half the interval on, all of it (as the committer makes room).
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    for _ in 0..100 {
+        g.drain();
+        g.sweep();
+        if g.sweep.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(g.sweep.is_none());
+    assert!(g.dependencies.values().all(|d| d.traffic.flows == 0));
 }
 
 #[tokio::test]
@@ -137,7 +172,7 @@ async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_exp
         .observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 50_000)
         .is_empty());
     g.start_sweep(t0 + 50_000);
-    let traffic = g.sweep_events(usize::MAX);
+    let traffic = g.sweep_events(usize::MAX, usize::MAX);
     assert!(g.sweep.is_none());
     match traffic.first().map(|e| &e.kind) {
         Some(EventKind::DependencyTraffic { edges }) => {

@@ -9,11 +9,17 @@ use proto::api::Status;
 use proto::classify::{Environment, RuleSet};
 use proto::impact::GraphSize;
 
+use crate::pace::Pacer;
 use crate::store::{Projection, StoreError};
 
 /// Most entries the critical-dependency sets of the SPOF report may hold together (about 80 MB);
 /// only very deep chains of single dependencies reach it.
 pub const CRITICAL_BUDGET: usize = 20_000_000;
+
+/// The share of a core a periodic pass (the classifier's) builds its graph with: at 200 k
+/// dependencies a build takes about half a CPU-second, which at full speed, once a minute,
+/// made collection beside it lose flows.
+pub const BACKGROUND_SHARE: f64 = 0.25;
 
 /// One built graph and what was derived from it.
 pub struct AnalysisGraph {
@@ -42,10 +48,26 @@ impl AnalysisGraph {
         applied_index: u64,
         include_expired: bool,
     ) -> Result<AnalysisGraph, StoreError> {
+        Self::build_paced(
+            projection,
+            applied_index,
+            include_expired,
+            &mut Pacer::unlimited(),
+        )
+    }
+
+    /// [`AnalysisGraph::build`] at the pace of `pacer`, one step per dependency and asset.
+    pub fn build_paced(
+        projection: &Projection,
+        applied_index: u64,
+        include_expired: bool,
+        pacer: &mut Pacer,
+    ) -> Result<AnalysisGraph, StoreError> {
         // Streamed into the graph, not collected first: the graph keeps 12 bytes per edge.
         let mut failed = None;
         let edges = projection
             .dependencies()
+            .inspect(|_| pacer.step())
             .map_while(|d| d.map_err(|e| failed = Some(e)).ok())
             .filter(|d| include_expired || d.status == Status::Active)
             .map(|d| CallEdge {
@@ -69,6 +91,7 @@ impl AnalysisGraph {
         tier_names.extend(Environment::ALL.iter().map(|e| e.name().to_string()));
         let mut tiers = vec![1u16; graph.len()];
         for (node, tier) in tiers.iter_mut().enumerate() {
+            pacer.step();
             let ip = graph.ip(node as u32);
             let class = rules.classify(ip);
             let internal = match class.internal {
@@ -160,8 +183,11 @@ impl AnalysisCache {
             return Ok(g.clone());
         }
         let projection = projection.clone();
+        // A periodic pass's graph is built gently; one a request waits for, at full speed.
+        let share = if keep { 1.0 } else { BACKGROUND_SHARE };
         let built = tokio::task::spawn_blocking(move || {
-            AnalysisGraph::build(&projection, applied_index, include_expired)
+            let mut pacer = Pacer::new(share);
+            AnalysisGraph::build_paced(&projection, applied_index, include_expired, &mut pacer)
         })
         .await
         .map_err(|e| format!("analysis graph build failed: {e}"))?

@@ -12,6 +12,7 @@ use proto::role::{InferredRole, RoleGuess};
 
 use crate::analysis::AnalysisCache;
 use crate::config::ClassificationSection;
+use crate::pace::Pacer;
 use crate::raft::EventLog;
 use crate::store::Projection;
 
@@ -49,7 +50,9 @@ pub async fn pass(
     tokio::task::spawn_blocking(move || {
         let min_seen = u64::try_from(config.min_observation.as_millis()).unwrap_or(u64::MAX);
         let mut events = Vec::new();
+        let mut pacer = Pacer::new(crate::analysis::BACKGROUND_SHARE);
         for node in 0..graph.graph.len() as u32 {
+            pacer.step();
             let ip = graph.graph.ip(node);
             let Some(asset) = projection.asset(ip).map_err(|e| e.to_string())? else {
                 continue;

@@ -13,6 +13,7 @@ pub mod federation;
 pub mod forward;
 pub mod housekeeping;
 pub mod nats;
+pub mod pace;
 pub mod raft;
 pub mod run;
 pub mod simulate;

@@ -125,7 +125,8 @@ impl GraphState {
         while self.pending.is_empty() && self.committer.has_room() {
             let Some(sweep) = &self.sweep else { return };
             let until = due(sweep.order.len(), sweep.started.elapsed(), spread);
-            if sweep.next >= until {
+            // Nothing due yet; a sweep with nothing left (an empty map's) still goes on to end.
+            if sweep.next >= until && sweep.next < sweep.order.len() {
                 return;
             }
             let events = self.sweep_events(MAX_BATCH_WEIGHT, until);

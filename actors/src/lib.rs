@@ -16,7 +16,7 @@ pub mod sequence;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proto::event::{EdgeStats, EventBatch};
 use proto::FlowRecord;
@@ -97,6 +97,25 @@ impl<V> HostMap<V> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Sends `msg()` to `to` every `period` (the first at once; a late tick is not made up) until
+/// the actor is gone.
+pub fn send_every<M: ractor::Message>(
+    to: ractor::ActorRef<M>,
+    period: Duration,
+    msg: impl Fn() -> M + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if to.send_message(msg()).is_err() {
+                return;
+            }
+        }
+    });
 }
 
 /// Wall-clock time, UTC ms since the Unix epoch.

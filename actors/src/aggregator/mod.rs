@@ -599,16 +599,7 @@ impl Actor for Aggregator {
         args: AggregatorArgs,
     ) -> Result<AggregatorState, ActorProcessingErr> {
         let every = args.config.flush_interval.max(Duration::from_millis(50));
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if myself.send_message(AggregatorMsg::Tick).is_err() {
-                    return;
-                }
-            }
-        });
+        crate::send_every(myself, every, || AggregatorMsg::Tick);
         let recent_capacity = args.config.recent_flows;
         Ok(AggregatorState {
             config: args.config,

@@ -582,28 +582,9 @@ impl Actor for Graph {
             );
         }
         let every = state.config.stats_interval.max(Duration::from_millis(50));
-        let pace = myself.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if myself.send_message(GraphMsg::Tick).is_err() {
-                    return;
-                }
-            }
-        });
+        crate::send_every(myself.clone(), every, || GraphMsg::Tick);
         // A paced sweep goes on between ticks (see `GraphState::sweep`).
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_STEP);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                if pace.send_message(GraphMsg::Drain).is_err() {
-                    return;
-                }
-            }
-        });
+        crate::send_every(myself, SWEEP_STEP, || GraphMsg::Drain);
         Ok(state)
     }
 

@@ -374,6 +374,11 @@ mod tests {
         let (n, from) = sink.recv_from(&mut buf).expect("datagram");
         assert_eq!(&buf[..n], b"from the router");
         assert_eq!(from, exporter);
+        // Counted once the send returns, which can be just after the datagram is delivered.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while relay.stats()[0].sent == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         assert_eq!(relay.stats()[0].sent, 1);
     }
 }

@@ -42,22 +42,9 @@ pub struct SpofTable {
 }
 
 impl AnalysisGraph {
-    /// Builds the graph of the projection's dependencies (active ones unless `include_expired`).
+    /// Builds the graph of the projection's dependencies (active ones unless `include_expired`)
+    /// at the pace of `pacer`, one step per dependency and asset.
     pub fn build(
-        projection: &Projection,
-        applied_index: u64,
-        include_expired: bool,
-    ) -> Result<AnalysisGraph, StoreError> {
-        Self::build_paced(
-            projection,
-            applied_index,
-            include_expired,
-            &mut Pacer::unlimited(),
-        )
-    }
-
-    /// [`AnalysisGraph::build`] at the pace of `pacer`, one step per dependency and asset.
-    pub fn build_paced(
         projection: &Projection,
         applied_index: u64,
         include_expired: bool,
@@ -184,10 +171,13 @@ impl AnalysisCache {
         }
         let projection = projection.clone();
         // A periodic pass's graph is built gently; one a request waits for, at full speed.
-        let share = if keep { 1.0 } else { BACKGROUND_SHARE };
         let built = tokio::task::spawn_blocking(move || {
-            let mut pacer = Pacer::new(share);
-            AnalysisGraph::build_paced(&projection, applied_index, include_expired, &mut pacer)
+            let mut pacer = if keep {
+                Pacer::unlimited()
+            } else {
+                Pacer::new(BACKGROUND_SHARE)
+            };
+            AnalysisGraph::build(&projection, applied_index, include_expired, &mut pacer)
         })
         .await
         .map_err(|e| format!("analysis graph build failed: {e}"))?

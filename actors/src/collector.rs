@@ -1,7 +1,8 @@
-//! The collector: UDP listeners that read datagrams in batches, decode them with one template
-//! cache per listener (keyed inside by exporter and domain), keep per-exporter counters and
-//! sequence accounting, and hand flow batches to the aggregator through a bounded lane. Templates
-//! are saved to the state directory when they change and reloaded at start.
+//! The collector: UDP listeners that read datagrams in batches, each on its own thread, decode
+//! them with one template cache per listener (keyed inside by exporter and domain), keep
+//! per-exporter counters and sequence accounting, and hand flow batches to the aggregator through
+//! a bounded lane. Templates are saved to the state directory when they change and reloaded at
+//! start.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -19,6 +20,7 @@ use proto::FlowRecord;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::aggregator::{AggregatorMsg, FlowBatch};
@@ -71,12 +73,15 @@ struct ListenerState {
     exporters: HashMap<IpAddr, ExporterCounters>,
 }
 
-/// A listener: its socket's address, state and reader task.
+/// A listener: its socket's address, state, and the means to stop its reader thread.
 struct Listener {
     addr: SocketAddr,
     state: Arc<Mutex<ListenerState>>,
     dirty: Arc<AtomicBool>,
-    task: JoinHandle<()>,
+    /// Set to stop the reader.
+    stop: watch::Sender<bool>,
+    /// Resolves (or is dropped) when the reader thread has ended; taken when awaited.
+    done: Option<oneshot::Receiver<()>>,
 }
 
 /// Messages the collector answers.
@@ -87,7 +92,7 @@ pub enum CollectorMsg {
     LocalAddrs(RpcReplyPort<Vec<SocketAddr>>),
     /// Saves changed template caches now (also runs every second).
     SaveTemplates,
-    /// Stops reading: the reader tasks end, templates are saved; replies when done.
+    /// Stops reading: the reader threads end, templates are saved; replies when done.
     StopReading(RpcReplyPort<()>),
 }
 
@@ -130,9 +135,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Opens a UDP socket with a large receive buffer; IPv6 sockets are IPv6-only so an IPv4 and an
-/// IPv6 listener can share a port.
+/// Opens a UDP socket with a large receive buffer, registered with the current Tokio runtime;
+/// IPv6 sockets are IPv6-only so an IPv4 and an IPv6 listener can share a port.
 pub fn bind_udp(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<UdpSocket> {
+    UdpSocket::from_std(bind_udp_std(addr, recv_buffer_bytes)?)
+}
+
+/// [`bind_udp`]'s socket, non-blocking but not registered with any runtime yet.
+fn bind_udp_std(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
@@ -147,7 +157,7 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer_bytes: usize) -> io::Result<UdpSoc
         recv_buffer = socket.recv_buffer_size().unwrap_or(0),
         "collector listening"
     );
-    UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 fn template_file(dir: &Path, port: u16) -> PathBuf {
@@ -287,9 +297,8 @@ fn decode_one(
     }
 }
 
-/// Reads datagrams until the task is aborted: waits for one, then takes what else is queued up
-/// to the batch size without waiting, decodes them under one lock, and sends the flows on.
-async fn read_loop(
+/// What one reader thread owns.
+struct Reader {
     socket: UdpSocket,
     state: Arc<Mutex<ListenerState>>,
     dirty: Arc<AtomicBool>,
@@ -297,13 +306,33 @@ async fn read_loop(
     lane: Lane,
     aggregator: ActorRef<AggregatorMsg>,
     relay: Relay,
-) {
+    stop: watch::Receiver<bool>,
+}
+
+/// Reads datagrams until told to stop: waits for one, then takes what else is queued up to the
+/// batch size without waiting, decodes them under one lock, and sends the flows on.
+async fn read_loop(reader: Reader) {
+    let Reader {
+        socket,
+        state,
+        dirty,
+        batch_datagrams,
+        lane,
+        aggregator,
+        relay,
+        mut stop,
+    } = reader;
     let mut buf = vec![0u8; 65536];
     // Each batch's vector starts at about the last one's size: grown from small, its copies
     // were about 1 % of the collector's time under load.
     let mut expected = MIN_BATCH_FLOWS;
     loop {
-        let first = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            biased;
+            _ = stop.wait_for(|stop| *stop) => return,
+            received = socket.recv_from(&mut buf) => received,
+        };
+        let first = match received {
             Ok(got) => got,
             Err(e) => {
                 tracing::warn!(error = %e, "udp receive failed");
@@ -338,25 +367,28 @@ async fn read_loop(
                     None
                 };
             }
+            let flows = sink.flows.len();
+            expected = (flows + flows / 8).clamp(MIN_BATCH_FLOWS, MAX_BATCH_FLOWS);
+            // Handed on before the lock is released: whoever reads these datagrams in the
+            // exporter counters and then asks the aggregator anything is answered after it has
+            // had their flows.
+            if flows > 0 {
+                if let Some(slot) = lane.reserve(flows) {
+                    let batch = FlowBatch {
+                        flows: sink.flows,
+                        slot,
+                    };
+                    if aggregator
+                        .send_message(AggregatorMsg::Ingest(batch))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
         }
         if learned {
             dirty.store(true, Ordering::Release);
-        }
-        let flows = sink.flows.len();
-        expected = (flows + flows / 8).clamp(MIN_BATCH_FLOWS, MAX_BATCH_FLOWS);
-        if flows > 0 {
-            if let Some(slot) = lane.reserve(flows) {
-                let batch = FlowBatch {
-                    flows: sink.flows,
-                    slot,
-                };
-                if aggregator
-                    .send_message(AggregatorMsg::Ingest(batch))
-                    .is_err()
-                {
-                    return;
-                }
-            }
         }
         if taken < batch_datagrams {
             // The socket is drained: let datagrams gather for a moment rather than wake for
@@ -408,9 +440,17 @@ impl CollectorState {
         }
     }
 
-    fn stop_reading(&mut self) {
+    /// Stops the reader threads and waits for them to end (no flow is sent on after this), then
+    /// saves the templates.
+    async fn stop_reading(&mut self) {
         for l in &self.listeners {
-            l.task.abort();
+            let _ = l.stop.send(true);
+        }
+        for l in &mut self.listeners {
+            if let Some(done) = l.done.take() {
+                // An error only says the thread ended without saying so (a panic).
+                let _ = done.await;
+            }
         }
         if let Some(saver) = self.saver.take() {
             saver.abort();
@@ -431,32 +471,51 @@ impl Actor for Collector {
     ) -> Result<CollectorState, ActorProcessingErr> {
         let mut listeners = Vec::new();
         for addr in &args.config.listeners {
-            let socket = bind_udp(*addr, args.config.recv_buffer_bytes).map_err(|source| {
-                CollectorError::Bind {
-                    addr: *addr,
-                    source,
-                }
-            })?;
+            let bind_error = |source| CollectorError::Bind {
+                addr: *addr,
+                source,
+            };
+            let socket = bind_udp_std(*addr, args.config.recv_buffer_bytes).map_err(bind_error)?;
             let local = socket.local_addr()?;
             let state = Arc::new(Mutex::new(ListenerState {
                 cache: load_templates(args.config.state_dir.as_deref(), local.port()),
                 exporters: HashMap::new(),
             }));
             let dirty = Arc::new(AtomicBool::new(false));
-            let task = tokio::spawn(read_loop(
+            // Each listener reads on a thread of its own, with a runtime of its own: on the
+            // shared runtime a busy actor delayed the reader's wake-ups (tasks are not
+            // preempted), and at high rates the socket buffer overflowed meanwhile.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let socket = {
+                let _in = runtime.enter();
+                UdpSocket::from_std(socket).map_err(bind_error)?
+            };
+            let (stop, stop_rx) = watch::channel(false);
+            let (done_tx, done) = oneshot::channel();
+            let reader = Reader {
                 socket,
-                state.clone(),
-                dirty.clone(),
-                args.config.batch_datagrams.max(1),
-                args.lane.clone(),
-                args.aggregator.clone(),
-                args.relay.clone(),
-            ));
+                state: state.clone(),
+                dirty: dirty.clone(),
+                batch_datagrams: args.config.batch_datagrams.max(1),
+                lane: args.lane.clone(),
+                aggregator: args.aggregator.clone(),
+                relay: args.relay.clone(),
+                stop: stop_rx,
+            };
+            std::thread::Builder::new()
+                .name(format!("flowlens-rx-{}", local.port()))
+                .spawn(move || {
+                    runtime.block_on(read_loop(reader));
+                    let _ = done_tx.send(());
+                })?;
             listeners.push(Listener {
                 addr: local,
                 state,
                 dirty,
-                task,
+                stop,
+                done: Some(done),
             });
         }
         let saver = tokio::spawn(async move {
@@ -490,7 +549,7 @@ impl Actor for Collector {
             }
             CollectorMsg::SaveTemplates => state.save(),
             CollectorMsg::StopReading(reply) => {
-                state.stop_reading();
+                state.stop_reading().await;
                 let _ = reply.send(());
             }
         }
@@ -502,7 +561,7 @@ impl Actor for Collector {
         _myself: ActorRef<Self::Msg>,
         state: &mut CollectorState,
     ) -> Result<(), ActorProcessingErr> {
-        state.stop_reading();
+        state.stop_reading().await;
         Ok(())
     }
 }

@@ -1,6 +1,9 @@
 //! Pacing for periodic background work on a blocking thread: it takes at most a share of one
-//! core, so that it does not take the cores collection needs in bursts.
+//! core, so that it does not take the cores collection needs in bursts, unless someone is
+//! waiting for it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Items between looks at the clock.
@@ -17,6 +20,25 @@ pub struct Pacer {
     since: Instant,
     items: u32,
     slept: Duration,
+    /// While this counts anyone, the work goes at full speed.
+    waiting: Option<Arc<AtomicUsize>>,
+}
+
+/// One party waiting for paced work: counted in the shared count while it lives.
+pub struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    /// Counts one more waiting in `count` until dropped.
+    pub fn new(count: &Arc<AtomicUsize>) -> Waiting {
+        count.fetch_add(1, Ordering::AcqRel);
+        Waiting(count.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Pacer {
@@ -28,7 +50,14 @@ impl Pacer {
             since: Instant::now(),
             items: 0,
             slept: Duration::ZERO,
+            waiting: None,
         }
+    }
+
+    /// The same pacer, going at full speed while `waiting` counts anyone (see [`Waiting`]).
+    pub fn hurried_by(mut self, waiting: Arc<AtomicUsize>) -> Pacer {
+        self.waiting = Some(waiting);
+        self
     }
 
     /// A pacer that never sleeps.
@@ -44,7 +73,13 @@ impl Pacer {
         }
         self.items = 0;
         let worked = self.since.elapsed();
-        if worked >= STRETCH {
+        let hurried = self
+            .waiting
+            .as_ref()
+            .is_some_and(|w| w.load(Ordering::Acquire) > 0);
+        if hurried {
+            self.since = Instant::now();
+        } else if worked >= STRETCH {
             let asleep = Instant::now();
             std::thread::sleep(worked.mul_f64(self.rest_per_work));
             self.since = Instant::now();
@@ -95,5 +130,19 @@ mod tests {
             slept <= 10.0 * worked + 1.0,
             "slept {slept} s for {worked} s of work"
         );
+    }
+
+    #[test]
+    fn a_paced_loop_goes_at_full_speed_while_someone_waits_for_it() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let mut paced = Pacer::new(0.25).hurried_by(count.clone());
+        let waiting = Waiting::new(&count);
+        busy(&mut paced, 100_000);
+        assert_eq!(paced.slept(), Duration::ZERO);
+        // Nobody waits any more: it keeps its pace again.
+        drop(waiting);
+        assert_eq!(count.load(Ordering::Acquire), 0);
+        busy(&mut paced, 100_000);
+        assert!(paced.slept() > Duration::ZERO);
     }
 }

@@ -451,6 +451,12 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         graph.events_committed,
     );
     gauge(
+        "flowlens_graph_pending_batches",
+        "Event batches the graph holds while the event log catches up.",
+        "gauge",
+        graph.pending_batches as u64,
+    );
+    gauge(
         "flowlens_raft_applied_index",
         "Last log index applied.",
         "gauge",

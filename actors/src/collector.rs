@@ -188,16 +188,19 @@ fn load_templates(dir: Option<&Path>, port: u16) -> TemplateCache {
     }
 }
 
-fn save_templates(dir: &Path, listener: &Listener) -> io::Result<()> {
-    if !listener.dirty.swap(false, Ordering::AcqRel) {
+/// What saving one listener's templates needs: its port, state and changed flag.
+type ToSave = (u16, Arc<Mutex<ListenerState>>, Arc<AtomicBool>);
+
+fn save_templates(dir: &Path, (port, state, dirty): &ToSave) -> io::Result<()> {
+    if !dirty.swap(false, Ordering::AcqRel) {
         return Ok(());
     }
     let json = {
-        let state = lock(&listener.state);
+        let state = lock(state);
         serde_json::to_vec(&state.cache).map_err(io::Error::other)?
     };
     std::fs::create_dir_all(dir)?;
-    let path = template_file(dir, listener.addr.port());
+    let path = template_file(dir, *port);
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, json)?;
     std::fs::File::open(&tmp)?.sync_all()?;
@@ -429,14 +432,32 @@ impl CollectorState {
         merged.into_values().collect()
     }
 
-    fn save(&self) {
-        if let Some(dir) = &self.config.state_dir {
-            for l in &self.listeners {
-                if let Err(e) = save_templates(dir, l) {
-                    l.dirty.store(true, Ordering::Release);
+    /// Saves the listeners' templates that changed, on a blocking thread (each save ends in an
+    /// fsync, which must not hold up a runtime thread).
+    async fn save(&self) {
+        let Some(dir) = self.config.state_dir.clone() else {
+            return;
+        };
+        let changed: Vec<ToSave> = self
+            .listeners
+            .iter()
+            .filter(|l| l.dirty.load(Ordering::Acquire))
+            .map(|l| (l.addr.port(), l.state.clone(), l.dirty.clone()))
+            .collect();
+        if changed.is_empty() {
+            return;
+        }
+        let saved = tokio::task::spawn_blocking(move || {
+            for listener in &changed {
+                if let Err(e) = save_templates(&dir, listener) {
+                    listener.2.store(true, Ordering::Release);
                     tracing::warn!(error = %e, dir = %dir.display(), "cannot save templates");
                 }
             }
+        })
+        .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "template save failed");
         }
     }
 
@@ -455,7 +476,7 @@ impl CollectorState {
         if let Some(saver) = self.saver.take() {
             saver.abort();
         }
-        self.save();
+        self.save().await;
     }
 }
 
@@ -547,7 +568,7 @@ impl Actor for Collector {
             CollectorMsg::LocalAddrs(reply) => {
                 let _ = reply.send(state.listeners.iter().map(|l| l.addr).collect());
             }
-            CollectorMsg::SaveTemplates => state.save(),
+            CollectorMsg::SaveTemplates => state.save().await,
             CollectorMsg::StopReading(reply) => {
                 state.stop_reading().await;
                 let _ = reply.send(());

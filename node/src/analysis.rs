@@ -165,14 +165,12 @@ impl AnalysisCache {
         include_expired: bool,
         keep: bool,
     ) -> Result<Arc<AnalysisGraph>, String> {
-        let mut slots = if keep {
-            // Without this, a request that came during the classifier's paced build waited
-            // for all of it (about 2 s at 200 k dependencies).
-            let _waiting = Waiting::new(&self.waiting);
-            self.slots.lock().await
-        } else {
-            self.slots.lock().await
-        };
+        // A request counts as waiting until it has the slots: without this, one that came
+        // during the classifier's paced build waited for all of it (about 2 s at 200 k
+        // dependencies).
+        let waiting = keep.then(|| Waiting::new(&self.waiting));
+        let mut slots = self.slots.lock().await;
+        drop(waiting);
         let slot = &mut slots[usize::from(include_expired)];
         if let Some(g) = slot
             .as_ref()

@@ -53,6 +53,7 @@ async fn start(state_dir: Option<std::path::PathBuf>) -> Pipeline {
                 idle_expiry: Duration::from_secs(3600),
                 stats_interval: Duration::from_secs(3600),
                 max_edges_per_event: 1000,
+                discovery_rate: 5000,
             },
             sink: recorder.clone(),
             known: KnownState::default(),

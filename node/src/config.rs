@@ -225,6 +225,10 @@ pub struct GraphSection {
     pub stats_interval: Duration,
     /// Most dependencies in one traffic event.
     pub max_edges_per_event: usize,
+    /// Most new dependencies announced per second (discovery events committed). A burst of
+    /// more (a cold start on a large network) waits in the map and goes out at this pace, so
+    /// that the projection does not write them all at once; fewer a second go out at once.
+    pub discovery_rate: u32,
 }
 
 /// Behavioural classification: the role of each asset guessed from its traffic.
@@ -474,6 +478,7 @@ impl Default for GraphSection {
             idle_expiry: Duration::from_secs(3600),
             stats_interval: Duration::from_secs(60),
             max_edges_per_event: 1000,
+            discovery_rate: 10_000,
         }
     }
 }
@@ -765,6 +770,9 @@ impl Config {
         if self.graph.max_edges_per_event == 0 {
             return Err(invalid("graph.max_edges_per_event", "must be 1 or more"));
         }
+        if self.graph.discovery_rate == 0 {
+            return Err(invalid("graph.discovery_rate", "must be 1 or more"));
+        }
         if self.retention.raw < Duration::from_secs(60) {
             return Err(invalid(
                 "retention.raw",
@@ -882,6 +890,8 @@ mod tests {
         )
         .expect_err("small");
         assert!(e.to_string().contains("retention.raw_max_bytes"), "{e}");
+        let e = load_str(".toml", "[graph]\ndiscovery_rate = 0\n", &[]).expect_err("zero");
+        assert!(e.to_string().contains("graph.discovery_rate"), "{e}");
         let e = load_str(".ini", "", &[]).expect_err("format");
         assert!(e.to_string().contains(".toml"), "{e}");
     }

@@ -258,6 +258,7 @@ impl Node {
                     idle_expiry: config.graph.idle_expiry,
                     stats_interval: config.graph.stats_interval,
                     max_edges_per_event: config.graph.max_edges_per_event,
+                    discovery_rate: config.graph.discovery_rate,
                 },
                 sink: Arc::new(LogSink(log.clone())),
                 known,

@@ -85,6 +85,10 @@ impl GraphState {
         let service = self.services.entry(key.service).or_insert(Seen::NEVER);
         service.last_ms = service.last_ms.max(at);
         service.active = true;
-        self.activate(key, at);
+        // Whoever committed this announced it.
+        let (position, _) = self.activate(key, at);
+        if let Some((_, dep)) = self.dependencies.get_index_mut(position) {
+            dep.announced = true;
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The graph: the live dependency map as a petgraph of assets (nodes) and dependencies (edges
 //! from client to server), with the services each asset answers on. It turns the aggregator's
-//! per-period traffic into change events — discovered, traffic (one compact batch per stats
-//! period), expired after the idle time — and commits them to the event log; committed traffic
+//! per-period traffic into change events — discovered (new dependencies at a pace, see
+//! `announce`), traffic (one compact batch per stats period), expired after the idle time — and
+//! commits them to the event log; committed traffic
 //! then goes on to the rollups. At start it is seeded from the projection, so a restart does not
 //! rediscover what is already known.
 
@@ -51,6 +52,9 @@ pub struct GraphConfig {
     pub stats_interval: Duration,
     /// Most dependencies in one traffic event (bigger periods are split).
     pub max_edges_per_event: usize,
+    /// Most new dependencies announced to the event log per second; more wait in the map and
+    /// go out at this pace (see [`GraphState::announce`]).
+    pub discovery_rate: u32,
 }
 
 /// What the projection already knows, to seed the graph at start.
@@ -77,6 +81,9 @@ pub struct GraphCounts {
     pub events_committed: u64,
     /// Batches waiting for the event log.
     pub pending_batches: usize,
+    /// New dependencies found but not announced yet: the discovery pace's backlog (at most; one
+    /// that expired meanwhile counts until its turn).
+    pub unannounced: usize,
 }
 
 /// Messages the graph handles.
@@ -116,6 +123,7 @@ impl DepState {
             edge: None,
             last_ms: 0,
             active: false,
+            announced: false,
             in_window: false,
             traffic: TrafficDelta::default(),
             window: EdgeTotals::default(),
@@ -160,6 +168,9 @@ struct DepState {
     edge: Option<EdgeIndex>,
     last_ms: u64,
     active: bool,
+    /// Whether its discovery (this time it became active) is in the event log: until then its
+    /// traffic is not committed and it does not expire.
+    announced: bool,
     /// Whether it was observed in the advisor's current window.
     in_window: bool,
     traffic: TrafficDelta,
@@ -179,6 +190,10 @@ pub struct GraphState {
     dependencies: IndexMap<DependencyKey, DepState, foldhash::fast::RandomState>,
     pending: VecDeque<EventBatch>,
     sweep: Option<sweep::Sweep>,
+    /// Dependencies found and not announced yet, in the order found: map position and when.
+    to_announce: VecDeque<(u32, u64)>,
+    /// The discovery pace.
+    pace: announce::Pace,
 }
 
 /// The graph actor.
@@ -208,6 +223,7 @@ pub fn is_internal(ip: IpAddr, extra: &[IpNet]) -> bool {
 impl GraphState {
     /// An empty map that commits through `committer`.
     fn new(config: GraphConfig, committer: Committer) -> GraphState {
+        let pace = announce::Pace::new(config.discovery_rate);
         GraphState {
             config,
             committer,
@@ -217,6 +233,8 @@ impl GraphState {
             dependencies: IndexMap::default(),
             pending: VecDeque::new(),
             sweep: None,
+            to_announce: VecDeque::new(),
+            pace,
         }
     }
 
@@ -281,34 +299,33 @@ impl GraphState {
                     },
                 });
             }
-            if self.activate(key, at) {
-                events.push(Event {
-                    at_ms: at,
-                    kind: EventKind::DependencyDiscovered { dependency: key },
-                });
-            }
-            if let Some(dep) = self.dependencies.get_mut(&key) {
+            // New (or back): announced at the discovery pace, not here.
+            let (position, fresh) = self.activate(key, at);
+            if let Some((_, dep)) = self.dependencies.get_index_mut(position) {
                 dep.take(&edge.traffic);
+                if fresh {
+                    dep.announced = false;
+                    self.to_announce.push_back((position as u32, at));
+                }
             }
         }
         events
     }
 
-    /// Marks a dependency seen at `at` and active, with its edge in the graph; whether it was
-    /// not active before.
-    fn activate(&mut self, key: DependencyKey, at: u64) -> bool {
+    /// Marks a dependency seen at `at` and active, with its edge in the graph; its position in
+    /// the map, and whether it was not active before.
+    fn activate(&mut self, key: DependencyKey, at: u64) -> (usize, bool) {
         let from = self.node(key.client);
         let to = self.node(key.service.ip);
-        let dep = self
-            .dependencies
-            .entry(key)
-            .or_insert_with(DepState::unseen);
+        let entry = self.dependencies.entry(key);
+        let position = entry.index();
+        let dep = entry.or_insert_with(DepState::unseen);
         dep.last_ms = dep.last_ms.max(at);
         let was_active = std::mem::replace(&mut dep.active, true);
         if dep.edge.is_none() {
             dep.edge = Some(self.graph.add_edge(from, to, ServicePort::of(&key)));
         }
-        !was_active
+        (position, !was_active)
     }
 
     fn expiry_events(&mut self, now: u64) -> Vec<Event> {
@@ -330,7 +347,7 @@ impl GraphState {
             }
         }
         for (key, dep) in &mut self.dependencies {
-            if dep.active && dep.last_ms < cutoff && dep.traffic.flows == 0 {
+            if dep.active && dep.announced && dep.last_ms < cutoff && dep.traffic.flows == 0 {
                 dep.active = false;
                 if let Some(e) = dep.edge.take() {
                     gone_edges.push(e);
@@ -405,6 +422,17 @@ impl GraphState {
 
     /// Commits everything observed so far and resolves once it is in the log.
     async fn flush(&mut self) {
+        // Everything found is announced first, whatever the pace, so that its traffic goes too.
+        loop {
+            while let Some(batch) = self.pending.pop_front() {
+                self.committer.queue(batch).await;
+            }
+            let events = self.announcements(MAX_BATCH_WEIGHT);
+            if events.is_empty() {
+                break;
+            }
+            self.commit(events);
+        }
         // The sweep under way passed dependencies that have seen traffic since: a second one.
         // Batch by batch, waiting for the committer, so that memory stays bounded here too.
         for fresh in [false, true] {
@@ -432,6 +460,7 @@ impl GraphState {
             dependencies: self.graph.edge_count(),
             events_committed: self.committer.committed(),
             pending_batches: self.pending.len(),
+            unannounced: self.to_announce.len(),
         }
     }
 
@@ -494,6 +523,7 @@ impl Actor for Graph {
                 DepState {
                     last_ms: now,
                     active,
+                    announced: true,
                     edge,
                     ..DepState::unseen()
                 },
@@ -516,10 +546,12 @@ impl Actor for Graph {
             GraphMsg::Observe(edges, at, _in_flight) => {
                 let events = state.observe(edges, at);
                 state.commit(events);
+                state.announce();
             }
             GraphMsg::Tick => {
                 let now = now_ms();
                 state.drain();
+                state.announce();
                 // While the log is behind, traffic keeps merging per dependency instead of
                 // piling up as batches: a sweep starts with the first tick that finds the queue
                 // clear, and goes on batch by batch as the committer makes room.
@@ -532,6 +564,7 @@ impl Actor for Graph {
             }
             GraphMsg::Drain => {
                 state.drain();
+                state.announce();
                 state.sweep();
             }
             GraphMsg::Follow(batch) => state.follow(&batch),
@@ -550,6 +583,7 @@ impl Actor for Graph {
     }
 }
 
+mod announce;
 mod follow;
 mod sweep;
 #[cfg(test)]

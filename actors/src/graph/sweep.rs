@@ -94,7 +94,8 @@ impl GraphState {
             let Some((key, dep)) = self.dependencies.get_index_mut(position as usize) else {
                 continue;
             };
-            if dep.traffic.flows == 0 {
+            // Traffic of a dependency not announced yet waits for the next sweep.
+            if dep.traffic.flows == 0 || !dep.announced {
                 continue;
             }
             edges.push(EdgeStats {

@@ -53,8 +53,17 @@ fn state(max_edges_per_event: usize) -> GraphState {
         idle_expiry: Duration::from_secs(60),
         stats_interval: Duration::from_secs(10),
         max_edges_per_event,
+        discovery_rate: 5000,
     };
     GraphState::new(config, Committer::start(Arc::new(Nowhere), None, || {}))
+}
+
+/// What observing `edges` at `at` commits when the discovery pace lets everything through: the
+/// events `observe` makes, then the announcements.
+fn found(g: &mut GraphState, edges: Vec<EdgeStats>, at: u64) -> Vec<Event> {
+    let mut events = g.observe(edges, at);
+    events.extend(g.announcements(usize::MAX));
+    events
 }
 
 /// Edges and bytes of the traffic events among `events`.
@@ -79,7 +88,7 @@ async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
             edge([10, 1, a, b], [10, 2, 0, 1], 443)
         })
         .collect();
-    g.observe(many.clone(), 1_000);
+    found(&mut g, many.clone(), 1_000);
     g.start_sweep(2_000);
     let first = g.sweep_events(2000, usize::MAX);
     assert_eq!(first.len(), 2);
@@ -99,8 +108,8 @@ async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
     );
     assert!(g.sweep.is_some());
     // Mid-sweep: everything seen again, plus a new dependency.
-    g.observe(many, 3_000);
-    g.observe(vec![edge([10, 9, 9, 9], [10, 2, 0, 1], 443)], 3_000);
+    found(&mut g, many, 3_000);
+    found(&mut g, vec![edge([10, 9, 9, 9], [10, 2, 0, 1], 443)], 3_000);
     // A second start does not restart the sweep under way.
     g.start_sweep(4_000);
     let rest: Vec<Event> = [
@@ -136,7 +145,7 @@ async fn a_sweep_hands_on_traffic_as_it_comes_due_over_half_the_stats_interval()
             edge([10, 1, a, b], [10, 2, 0, 1], 443)
         })
         .collect();
-    g.observe(many, 1_000);
+    found(&mut g, many, 1_000);
     g.start_sweep(2_000);
     // At once: one batch's worth, then nothing more until more is due.
     g.sweep();
@@ -161,7 +170,7 @@ async fn a_sweep_hands_on_traffic_as_it_comes_due_over_half_the_stats_interval()
 async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_expire_together() {
     let mut g = state(1000);
     let t0 = 1_000_000;
-    let first = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0);
+    let first = found(&mut g, vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0);
     assert_eq!(
         kinds(&first),
         [
@@ -172,9 +181,12 @@ async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_exp
         ]
     );
     // Seen again (the one-lookup path) 50 s later: nothing new, traffic merged.
-    assert!(g
-        .observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 50_000)
-        .is_empty());
+    assert!(found(
+        &mut g,
+        vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)],
+        t0 + 50_000
+    )
+    .is_empty());
     g.start_sweep(t0 + 50_000);
     let traffic = g.sweep_events(usize::MAX, usize::MAX);
     assert!(g.sweep.is_none());
@@ -201,7 +213,11 @@ async fn seen_dependencies_keep_their_assets_and_service_alive_and_idle_ones_exp
     );
     assert_eq!(g.graph.edge_count(), 0);
     // Seen again: rediscovered.
-    let again = g.observe(vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)], t0 + 200_000);
+    let again = found(
+        &mut g,
+        vec![edge([10, 0, 0, 1], [10, 0, 0, 2], 443)],
+        t0 + 200_000,
+    );
     assert_eq!(kinds(&again), kinds(&first));
     assert_eq!(g.graph.edge_count(), 1);
 }
@@ -229,7 +245,7 @@ async fn traffic_another_node_committed_keeps_a_dependency_alive_here_and_its_ex
     assert!(g.expiry_events(t0 + 150_000 + 30_000).is_empty());
     assert_eq!(g.graph.edge_count(), 1);
     // Its own sightings add to what it followed without a second discovery.
-    assert!(g.observe(vec![x], t0 + 190_000).is_empty());
+    assert!(found(&mut g, vec![x], t0 + 190_000).is_empty());
     // The other node expired it: so does this one, silently; seen here again, it is new.
     g.follow(&from_elsewhere(
         t0 + 400_000,
@@ -238,7 +254,7 @@ async fn traffic_another_node_committed_keeps_a_dependency_alive_here_and_its_ex
         },
     ));
     assert_eq!(g.graph.edge_count(), 0);
-    let again = g.observe(vec![x], t0 + 410_000);
+    let again = found(&mut g, vec![x], t0 + 410_000);
     assert_eq!(kinds(&again), ["DependencyDiscovered"]);
 }
 
@@ -255,9 +271,9 @@ async fn the_advisor_window_sums_each_dependency_once_and_starts_over_when_taken
     v6.traffic.packets_to_server = 3;
     v6.traffic.bytes_to_client = 40;
     // New dependencies, then one of them again (now active: the one-lookup path) with others.
-    g.observe(vec![a, b], 1_000);
-    g.observe(vec![a, c, v6], 2_000);
-    g.observe(vec![v6], 3_000);
+    found(&mut g, vec![a, b], 1_000);
+    found(&mut g, vec![a, c, v6], 2_000);
+    found(&mut g, vec![v6], 3_000);
     let mut got: Vec<(DependencyKey, u64, u64)> = g
         .take_window()
         .edges()
@@ -280,7 +296,7 @@ async fn the_advisor_window_sums_each_dependency_once_and_starts_over_when_taken
     assert_eq!(got, want);
     // Taken: the next window starts empty, and holds only what is observed after.
     assert_eq!(g.take_window().len(), 0);
-    g.observe(vec![b], 4_000);
+    found(&mut g, vec![b], 4_000);
     let next: Vec<u64> = g.take_window().edges().map(|(_, t)| t.bytes).collect();
     assert_eq!(next, vec![100]);
     // Another node's traffic keeps the map alive here but is not this node's to advise on.
@@ -290,4 +306,114 @@ async fn the_advisor_window_sums_each_dependency_once_and_starts_over_when_taken
     }]);
     g.follow(&batch);
     assert!(g.take_window().is_empty());
+}
+
+/// `n` dependencies of distinct clients to one service.
+fn many(n: u32) -> Vec<EdgeStats> {
+    (0..n)
+        .map(|i| {
+            let [_, _, a, b] = i.to_be_bytes();
+            edge([10, 1, a, b], [10, 2, 0, 1], 443)
+        })
+        .collect()
+}
+
+fn discovered(events: &[Event]) -> Vec<(DependencyKey, u64)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::DependencyDiscovered { dependency } => Some((*dependency, e.at_ms)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn new_dependencies_wait_to_be_announced_and_their_traffic_waits_with_them() {
+    let mut g = state(1000);
+    let edges = many(3000);
+    // Their assets and service are announced at once; the dependencies wait.
+    let first = g.observe(edges.clone(), 1_000);
+    assert!(discovered(&first).is_empty());
+    assert_eq!(first.len(), 3000 + 1 + 1);
+    assert_eq!(g.counts().unannounced, 3000);
+    assert_eq!(g.graph.edge_count(), 3000);
+    // Seen again before they are announced: still one announcement each, stamped when found.
+    assert!(g.observe(edges[..10].to_vec(), 1_500).is_empty());
+    // Not announced: their traffic is not swept.
+    g.start_sweep(2_000);
+    assert!(g.sweep_events(usize::MAX, usize::MAX).is_empty());
+    // Announced in the order found (the projection's key order), as many as asked.
+    let some = discovered(&g.announcements(1000));
+    assert_eq!(some.len(), 1000);
+    assert!(some.iter().all(|(_, at)| *at == 1_000));
+    let keys: Vec<DependencyKey> = some.iter().map(|(k, _)| *k).collect();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(g.counts().unannounced, 2000);
+    // Now the announced ones' traffic goes, both sightings of those seen twice.
+    g.start_sweep(3_000);
+    let swept = g.sweep_events(usize::MAX, usize::MAX);
+    assert_eq!(traffic_of(&swept), (1000, 100_000 + 10 * 100));
+    // One expired meanwhile (another node said so): passed over; the rest go.
+    g.follow(&EventBatch::new(vec![Event {
+        at_ms: 3_500,
+        kind: EventKind::DependencyExpired {
+            dependency: edges[2999].dependency,
+        },
+    }]));
+    let rest = discovered(&g.announcements(usize::MAX));
+    assert_eq!(rest.len(), 1999);
+    assert_eq!(g.counts().unannounced, 0);
+    assert!(discovered(&g.announcements(usize::MAX)).is_empty());
+}
+
+#[tokio::test]
+async fn the_graph_announces_at_its_discovery_rate_and_a_flush_announces_everything() {
+    let mut g = state(1000);
+    g.pace = announce::Pace::new(1000);
+    let events = g.observe(many(5000), 1_000);
+    g.commit(events);
+    let start = std::time::Instant::now();
+    // A second's worth at once.
+    g.announce();
+    assert_eq!(g.counts().unannounced, 4000);
+    g.announce();
+    assert_eq!(g.counts().unannounced, 4000);
+    // Then the rate: about 300 after 300 ms (the committer makes room meanwhile).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    g.drain();
+    g.announce();
+    let elapsed = start.elapsed().as_secs_f64();
+    let announced = 4000 - g.counts().unannounced;
+    assert!(
+        (299..=(elapsed * 1000.0) as usize + 1).contains(&announced),
+        "{announced} announced in {elapsed} s"
+    );
+    // A flush does not wait for the pace.
+    g.flush().await;
+    assert_eq!(g.counts().unannounced, 0);
+    assert!(g.dependencies.values().all(|d| d.announced));
+    // Assets, service, dependencies, and their traffic in events of 1000 edges.
+    assert_eq!(g.committer.committed(), 5000 + 1 + 1 + 5000 + 5);
+}
+
+#[tokio::test]
+async fn a_dependency_another_node_announced_is_not_announced_again_here() {
+    let mut g = state(1000);
+    let x = edge([10, 0, 0, 1], [10, 0, 0, 2], 443);
+    // Found here, and before this node announces it, another node's discovery arrives.
+    g.observe(vec![x], 1_000);
+    g.follow(&EventBatch::new(vec![Event {
+        at_ms: 1_000,
+        kind: EventKind::DependencyDiscovered {
+            dependency: x.dependency,
+        },
+    }]));
+    assert!(discovered(&g.announcements(usize::MAX)).is_empty());
+    // And its traffic goes with the next sweep.
+    g.start_sweep(2_000);
+    assert_eq!(
+        traffic_of(&g.sweep_events(usize::MAX, usize::MAX)),
+        (1, 100)
+    );
 }

@@ -457,6 +457,12 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, Failure> {
         graph.pending_batches as u64,
     );
     gauge(
+        "flowlens_graph_unannounced_dependencies",
+        "New dependencies waiting for the discovery pace (graph.discovery_rate).",
+        "gauge",
+        graph.unannounced as u64,
+    );
+    gauge(
         "flowlens_raft_applied_index",
         "Last log index applied.",
         "gauge",

@@ -1,0 +1,111 @@
+//! Announcing new dependencies at a pace: a cold start on a large network finds hundreds of
+//! thousands in seconds, and announcing them all at once made the projection write them in a
+//! burst that raised the node's memory by tens of megabytes. They wait in the dependency map
+//! (a flag and a queued position each) and go to the log at the configured rate.
+
+use std::time::Instant;
+
+use proto::event::{Event, EventKind};
+
+use super::{GraphState, MAX_BATCH_WEIGHT};
+
+/// A token bucket: `rate` announcements a second, up to a second's worth at once (so a
+/// network that finds fewer than `rate` a second sees no delay at all).
+pub(super) struct Pace {
+    rate: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Pace {
+    /// A full bucket for `rate` a second (at least one).
+    pub(super) fn new(rate: u32) -> Pace {
+        let rate = f64::from(rate.max(1));
+        Pace {
+            rate,
+            tokens: rate,
+            at: Instant::now(),
+        }
+    }
+
+    /// Announcements allowed now.
+    fn allowed(&mut self, now: Instant) -> usize {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        self.tokens as usize
+    }
+
+    /// Counts `n` announcements made.
+    fn spend(&mut self, n: usize) {
+        self.tokens = (self.tokens - n as f64).max(0.0);
+    }
+}
+
+impl GraphState {
+    /// Discovery events for at most `limit` of the dependencies waiting to be announced, in the
+    /// order they were found, each stamped when it was found; those expired or announced
+    /// meanwhile (another node committed them) are passed over.
+    pub(super) fn announcements(&mut self, limit: usize) -> Vec<Event> {
+        let mut events = Vec::new();
+        while events.len() < limit {
+            let Some((position, at)) = self.to_announce.pop_front() else {
+                break;
+            };
+            let Some((key, dep)) = self.dependencies.get_index_mut(position as usize) else {
+                continue;
+            };
+            if dep.active && !dep.announced {
+                dep.announced = true;
+                events.push(Event {
+                    at_ms: at,
+                    kind: EventKind::DependencyDiscovered { dependency: *key },
+                });
+            }
+        }
+        if self.to_announce.is_empty() {
+            // A burst's queue is not kept once it is announced.
+            self.to_announce.shrink_to(MAX_BATCH_WEIGHT);
+        }
+        events
+    }
+
+    /// Hands the committer the announcements the pace allows now, batch by batch while it has
+    /// room and nothing else waits for it.
+    pub(super) fn announce(&mut self) {
+        while !self.to_announce.is_empty() && self.pending.is_empty() && self.committer.has_room() {
+            let allowed = self.pace.allowed(Instant::now()).min(MAX_BATCH_WEIGHT);
+            if allowed == 0 {
+                return;
+            }
+            let events = self.announcements(allowed);
+            self.pace.spend(events.len());
+            self.commit(events);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_pace_allows_its_rate_a_second_and_at_most_a_second_of_it_at_once() {
+        let start = Instant::now();
+        let mut pace = Pace::new(1000);
+        pace.at = start;
+        assert_eq!(pace.allowed(start), 1000);
+        pace.spend(1000);
+        assert_eq!(pace.allowed(start), 0);
+        assert_eq!(pace.allowed(start + Duration::from_millis(250)), 250);
+        pace.spend(100);
+        assert_eq!(pace.allowed(start + Duration::from_millis(250)), 150);
+        // Idle for long: a second's worth, no more.
+        assert_eq!(pace.allowed(start + Duration::from_secs(60)), 1000);
+        // A zero rate still lets one a second through.
+        let mut slow = Pace::new(0);
+        slow.at = start;
+        assert_eq!(slow.allowed(start), 1);
+    }
+}

@@ -2,9 +2,8 @@
 //! from client to server), with the services each asset answers on. It turns the aggregator's
 //! per-period traffic into change events — discovered (new dependencies at a pace, see
 //! `announce`), traffic (one compact batch per stats period), expired after the idle time — and
-//! commits them to the event log; committed traffic
-//! then goes on to the rollups. At start it is seeded from the projection, so a restart does not
-//! rediscover what is already known.
+//! commits them to the event log; committed traffic then goes on to the rollups. At start it is
+//! seeded from the projection, so a restart does not rediscover what is already known.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

@@ -40,6 +40,11 @@ impl Pace {
     fn spend(&mut self, n: usize) {
         self.tokens = (self.tokens - n as f64).max(0.0);
     }
+
+    /// The most allowed at once: a second's worth.
+    fn burst(&self) -> usize {
+        self.rate as usize
+    }
 }
 
 impl GraphState {
@@ -70,17 +75,34 @@ impl GraphState {
         events
     }
 
-    /// Hands the committer the announcements the pace allows now, batch by batch while it has
-    /// room and nothing else waits for it.
+    /// Adds to `events` the announcements the pace allows now, if the committer has room and
+    /// nothing else waits for it; whether it added any. It waits for a whole batch's worth (or
+    /// for all there is, or a second's worth if that is less): each batch is a log entry, and
+    /// announcing whatever the pace allowed at every turn made many small ones.
+    pub(super) fn announce_into(&mut self, events: &mut Vec<Event>) -> bool {
+        if self.to_announce.is_empty() || !self.pending.is_empty() || !self.committer.has_room() {
+            return false;
+        }
+        let allowed = self.pace.allowed(Instant::now()).min(MAX_BATCH_WEIGHT);
+        let worth = self
+            .to_announce
+            .len()
+            .min(MAX_BATCH_WEIGHT)
+            .min(self.pace.burst());
+        if allowed < worth {
+            return false;
+        }
+        let found = self.announcements(allowed);
+        self.pace.spend(found.len());
+        events.extend(found);
+        true
+    }
+
+    /// Hands the committer the announcements the pace allows now, batch by batch.
     pub(super) fn announce(&mut self) {
-        while !self.to_announce.is_empty() && self.pending.is_empty() && self.committer.has_room() {
-            let allowed = self.pace.allowed(Instant::now()).min(MAX_BATCH_WEIGHT);
-            if allowed == 0 {
-                return;
-            }
-            let events = self.announcements(allowed);
-            self.pace.spend(events.len());
-            self.commit(events);
+        let mut events = Vec::new();
+        while self.announce_into(&mut events) {
+            self.commit(std::mem::take(&mut events));
         }
     }
 }

@@ -543,9 +543,10 @@ impl Actor for Graph {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             GraphMsg::Observe(edges, at, _in_flight) => {
-                let events = state.observe(edges, at);
+                // What is new goes in one batch with its announcements when the pace allows.
+                let mut events = state.observe(edges, at);
+                state.announce_into(&mut events);
                 state.commit(events);
-                state.announce();
             }
             GraphMsg::Tick => {
                 let now = now_ms();

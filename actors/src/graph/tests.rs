@@ -379,16 +379,15 @@ async fn the_graph_announces_at_its_discovery_rate_and_a_flush_announces_everyth
     assert_eq!(g.counts().unannounced, 4000);
     g.announce();
     assert_eq!(g.counts().unannounced, 4000);
-    // Then the rate: about 300 after 300 ms (the committer makes room meanwhile).
+    // Then the rate, a whole batch at a time (here a second's worth): none after 300 ms (the
+    // committer makes room meanwhile), the next thousand once a second has passed.
     tokio::time::sleep(Duration::from_millis(300)).await;
     g.drain();
     g.announce();
-    let elapsed = start.elapsed().as_secs_f64();
-    let announced = 4000 - g.counts().unannounced;
-    assert!(
-        (299..=(elapsed * 1000.0) as usize + 1).contains(&announced),
-        "{announced} announced in {elapsed} s"
-    );
+    assert_eq!(g.counts().unannounced, 4000);
+    tokio::time::sleep(Duration::from_millis(750)).await;
+    g.announce();
+    assert_eq!(g.counts().unannounced, 3000, "after {:?}", start.elapsed());
     // A flush does not wait for the pace.
     g.flush().await;
     assert_eq!(g.counts().unannounced, 0);
@@ -416,4 +415,38 @@ async fn a_dependency_another_node_announced_is_not_announced_again_here() {
         traffic_of(&g.sweep_events(usize::MAX, usize::MAX)),
         (1, 100)
     );
+}
+
+#[tokio::test]
+async fn a_few_new_dependencies_go_at_once_with_their_assets_and_a_backlog_in_whole_batches() {
+    let mut g = state(1000);
+    // A few: in the batch that announces their assets and service.
+    let mut events = g.observe(many(3), 1_000);
+    assert!(g.announce_into(&mut events));
+    assert_eq!(
+        kinds(&events),
+        [
+            vec!["AssetDiscovered"; 4],
+            vec!["DependencyDiscovered"; 3],
+            vec!["ServiceDiscovered"]
+        ]
+        .concat()
+    );
+    assert_eq!(g.counts().unannounced, 0);
+    // A backlog: a whole batch at a time, never the pace's leftovers as a small one (here
+    // 2,500 allowed: one batch of 2,000, and the other 500 wait).
+    g.pace = announce::Pace::new(2500);
+    let _ = g.observe(many(10_000), 2_000);
+    let mut sizes = Vec::new();
+    loop {
+        let mut events = Vec::new();
+        if !g.announce_into(&mut events) {
+            break;
+        }
+        sizes.push(discovered(&events).len());
+        g.drain();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(sizes, [MAX_BATCH_WEIGHT]);
+    assert_eq!(g.counts().unannounced, 10_000 - 3 - MAX_BATCH_WEIGHT);
 }

@@ -374,26 +374,36 @@ async fn the_graph_announces_at_its_discovery_rate_and_a_flush_announces_everyth
     let events = g.observe(many(5000), 1_000);
     g.commit(events);
     let start = std::time::Instant::now();
-    // A second's worth at once.
-    g.announce();
+    // A second's worth at once (batch by batch, as the committer takes them).
+    announce_now(&mut g).await;
     assert_eq!(g.counts().unannounced, 4000);
-    g.announce();
+    announce_now(&mut g).await;
     assert_eq!(g.counts().unannounced, 4000);
-    // Then the rate, a whole batch at a time (here a second's worth): none after 300 ms (the
-    // committer makes room meanwhile), the next thousand once a second has passed.
+    // Then the rate, in whole batches: about 300 after 300 ms.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    g.drain();
-    g.announce();
-    assert_eq!(g.counts().unannounced, 4000);
-    tokio::time::sleep(Duration::from_millis(750)).await;
-    g.announce();
-    assert_eq!(g.counts().unannounced, 3000, "after {:?}", start.elapsed());
+    announce_now(&mut g).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    let announced = 4000 - g.counts().unannounced;
+    assert_eq!(announced % announce::ANNOUNCE_BATCH, 0);
+    assert!(
+        (300..=(elapsed * 1000.0) as usize).contains(&announced),
+        "{announced} announced in {elapsed} s"
+    );
     // A flush does not wait for the pace.
     g.flush().await;
     assert_eq!(g.counts().unannounced, 0);
     assert!(g.dependencies.values().all(|d| d.announced));
     // Assets, service, dependencies, and their traffic in events of 1000 edges.
     assert_eq!(g.committer.committed(), 5000 + 1 + 1 + 5000 + 5);
+}
+
+/// Lets the graph announce all the pace allows now, the committer taking each batch.
+async fn announce_now(g: &mut GraphState) {
+    for _ in 0..100 {
+        g.drain();
+        g.announce();
+        tokio::task::yield_now().await;
+    }
 }
 
 #[tokio::test]
@@ -434,8 +444,8 @@ async fn a_few_new_dependencies_go_at_once_with_their_assets_and_a_backlog_in_wh
     );
     assert_eq!(g.counts().unannounced, 0);
     // A backlog: a whole batch at a time, never the pace's leftovers as a small one (here
-    // 2,500 allowed: one batch of 2,000, and the other 500 wait).
-    g.pace = announce::Pace::new(2500);
+    // 120 allowed: two batches, and the other 20 wait).
+    g.pace = announce::Pace::new(120);
     let _ = g.observe(many(10_000), 2_000);
     let mut sizes = Vec::new();
     loop {
@@ -447,6 +457,7 @@ async fn a_few_new_dependencies_go_at_once_with_their_assets_and_a_backlog_in_wh
         g.drain();
         tokio::task::yield_now().await;
     }
-    assert_eq!(sizes, [MAX_BATCH_WEIGHT]);
-    assert_eq!(g.counts().unannounced, 10_000 - 3 - MAX_BATCH_WEIGHT);
+    let batch = announce::ANNOUNCE_BATCH;
+    assert_eq!(sizes, [batch, batch]);
+    assert_eq!(g.counts().unannounced, 10_000 - 3 - 2 * batch);
 }

@@ -82,13 +82,8 @@ fn traffic_of(events: &[Event]) -> (usize, u64) {
 #[tokio::test]
 async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
     let mut g = state(1000);
-    let many: Vec<EdgeStats> = (0..5000u32)
-        .map(|i| {
-            let [_, _, a, b] = i.to_be_bytes();
-            edge([10, 1, a, b], [10, 2, 0, 1], 443)
-        })
-        .collect();
-    found(&mut g, many.clone(), 1_000);
+    let edges = many(5000);
+    found(&mut g, edges.clone(), 1_000);
     g.start_sweep(2_000);
     let first = g.sweep_events(2000, usize::MAX);
     assert_eq!(first.len(), 2);
@@ -108,7 +103,7 @@ async fn a_sweep_goes_batch_by_batch_and_counts_every_observation_once() {
     );
     assert!(g.sweep.is_some());
     // Mid-sweep: everything seen again, plus a new dependency.
-    found(&mut g, many, 3_000);
+    found(&mut g, edges, 3_000);
     found(&mut g, vec![edge([10, 9, 9, 9], [10, 2, 0, 1], 443)], 3_000);
     // A second start does not restart the sweep under way.
     g.start_sweep(4_000);
@@ -139,13 +134,8 @@ async fn a_sweep_hands_on_traffic_as_it_comes_due_over_half_the_stats_interval()
     g.start_sweep(500);
     g.sweep();
     assert!(g.sweep.is_none());
-    let many: Vec<EdgeStats> = (0..5000u32)
-        .map(|i| {
-            let [_, _, a, b] = i.to_be_bytes();
-            edge([10, 1, a, b], [10, 2, 0, 1], 443)
-        })
-        .collect();
-    found(&mut g, many, 1_000);
+    let edges = many(5000);
+    found(&mut g, edges, 1_000);
     g.start_sweep(2_000);
     // At once: one batch's worth, then nothing more until more is due.
     g.sweep();
